@@ -1,0 +1,24 @@
+package redistest
+
+import (
+	"context"
+	"testing"
+)
+
+func TestKillRestartKeepsAOFData(t *testing.T) {
+	s := Start(t, WithAppendOnly("always"))
+	ctx := context.Background()
+	c := s.Client(t)
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s.Kill()
+	if err := c.Ping(ctx).Err(); err == nil {
+		t.Fatal("ping succeeded against a killed server")
+	}
+	s.Restart()
+	got, err := c.Get(ctx, "k").Result()
+	if err != nil || got != "v" {
+		t.Fatalf("after restart from AOF: got %q, %v; want v", got, err)
+	}
+}
