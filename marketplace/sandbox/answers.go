@@ -1,0 +1,360 @@
+package sandbox
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bidder/bidder/marketplace"
+)
+
+// Decoding of the server's answers into domain values or classified errors.
+// These functions see only (status, header, body), so the fuzz tests can
+// drive them with anything a broken or hostile server might send.
+
+// Reasons the adapter sets when the marketplace gave none of its own.
+const (
+	ReasonMalformed    = "malformed_response" // not JSON, truncated, empty
+	ReasonInvalid      = "invalid_response"   // JSON that breaks the contract
+	ReasonTooLarge     = "response_too_large"
+	ReasonUnexpected   = "unexpected_status"
+	ReasonNotSent      = "not_sent"  // failed before the request was written
+	ReasonNoAnswer     = "no_answer" // sent, then no (complete) answer
+	ReasonInvalidInput = "invalid_request"
+)
+
+const (
+	maxRetryAfter       = 24 * time.Hour
+	maxDetailInErrorLen = 200
+)
+
+// errorBody is a lenient view of any error answer: fields of the wrong type
+// must not hide the status code's meaning.
+func errorBody(body []byte) wireError {
+	var raw map[string]json.RawMessage
+	if json.Unmarshal(body, &raw) != nil {
+		return wireError{}
+	}
+	var e wireError
+	_ = json.Unmarshal(raw["error"], &e.Error)
+	_ = json.Unmarshal(raw["detail"], &e.Detail)
+	if len(e.Detail) > maxDetailInErrorLen {
+		e.Detail = e.Detail[:maxDetailInErrorLen] + "..."
+	}
+	return e
+}
+
+func reasonOr(code, fallback string) string {
+	if code != "" && validID(code) && len(code) <= 64 {
+		return code
+	}
+	return fallback
+}
+
+// statusError classifies a non-success answer to a request that cannot have
+// changed anything (a GET), or the parts of a bid's table that mean "nothing
+// was done" (4xx).
+func statusError(op string, status int, header http.Header, body []byte) *marketplace.Error {
+	e := errorBody(body)
+	cause := fmt.Errorf("HTTP %d", status)
+	if e.Detail != "" {
+		cause = fmt.Errorf("HTTP %d: %s", status, e.Detail)
+	}
+	switch {
+	case status == http.StatusUnauthorized:
+		return marketplace.NewError(marketplace.ErrPermanent, op, codeUnauthorized, cause)
+	case status == http.StatusNotFound:
+		return marketplace.NewError(marketplace.ErrPermanent, op, codeNotFound, cause)
+	case status == http.StatusGone:
+		return marketplace.NewError(marketplace.ErrPostingClosed, op, codeClosed, cause)
+	case status == http.StatusUnprocessableEntity:
+		return marketplace.NewError(marketplace.ErrPermanent, op, codeInvalidBid, cause)
+	case status == http.StatusTooManyRequests:
+		err := marketplace.NewError(marketplace.ErrRateLimited, op, codeRateLimited, cause)
+		err.RetryAfter = parseRetryAfter(header.Get("Retry-After"), time.Now())
+		return err
+	case status == http.StatusBadRequest:
+		return marketplace.NewError(marketplace.ErrPermanent, op, reasonOr(e.Error, codeBadRequest), cause)
+	case status >= 500 && status <= 599:
+		return marketplace.NewError(marketplace.ErrTransient, op, reasonOr(e.Error, "http_"+strconv.Itoa(status)), cause)
+	}
+	return marketplace.NewError(marketplace.ErrPermanent, op, ReasonUnexpected, cause)
+}
+
+// parseRetryAfter reads delay-seconds or an HTTP date; anything else is 0
+// (the caller's own backoff applies).
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return min(time.Duration(min(n, int64(maxRetryAfter/time.Second)))*time.Second, maxRetryAfter)
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return min(t.Sub(now), maxRetryAfter)
+	}
+	return 0
+}
+
+// decodeError classifies a body that did not decode: broken JSON (possibly a
+// truncated transfer) may go away on retry, JSON of the wrong shape will not.
+func decodeError(op string, err error) *marketplace.Error {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, err)
+	}
+	return marketplace.NewError(marketplace.ErrTransient, op, ReasonMalformed, err)
+}
+
+// decodeBidAnswer turns a complete answer to a bid POST into a PlacedBid or a
+// classified error. Anything it cannot make sense of is ErrAmbiguous: the
+// server got the bid and may have stored it.
+func decodeBidAnswer(postingID string, status int, header http.Header, body []byte) (marketplace.PlacedBid, error) {
+	const op = "place_bid"
+	switch {
+	case status == http.StatusCreated || status == http.StatusOK:
+		var a wireBidAnswer
+		if err := json.Unmarshal(body, &a); err != nil {
+			return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrAmbiguous, op, ReasonMalformed, err)
+		}
+		if a.Bid == nil {
+			return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrAmbiguous, op, ReasonInvalid, errors.New(`answer has no "bid"`))
+		}
+		pb, err := placedBid(postingID, *a.Bid)
+		if err != nil {
+			return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrAmbiguous, op, ReasonInvalid, err)
+		}
+		return pb, nil
+
+	case status == http.StatusConflict:
+		// The status alone says the account already bid; the bid in the body
+		// is a bonus, dropped if it is not a valid bid on this posting.
+		err := marketplace.NewError(marketplace.ErrAlreadyBid, op, codeAlreadyBid, nil)
+		var a wireBidAnswer
+		if json.Unmarshal(body, &a) == nil && a.Bid != nil {
+			if pb, perr := placedBid(postingID, *a.Bid); perr == nil {
+				err.Existing = &pb
+			}
+		}
+		return marketplace.PlacedBid{}, err
+
+	case status == http.StatusServiceUnavailable:
+		// The contract's 503 {"error":...} is error_rate: answered "before
+		// doing anything". A 503 without that body (a proxy's, say) promises
+		// nothing.
+		if e := errorBody(body); e.Error != "" {
+			return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrTransient, op, reasonOr(e.Error, "http_503"), fmt.Errorf("HTTP 503"))
+		}
+		return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrAmbiguous, op, "http_503", errors.New("HTTP 503 without the contract's error body"))
+
+	case status >= 500 && status <= 599:
+		e := errorBody(body)
+		return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrAmbiguous, op, reasonOr(e.Error, "http_"+strconv.Itoa(status)), fmt.Errorf("HTTP %d", status))
+
+	case status >= 400 && status <= 499:
+		// Every 4xx in the table means the bid was refused.
+		return marketplace.PlacedBid{}, statusError(op, status, header, body)
+	}
+	// 1xx, 3xx and other 2xx are not in the table: the server saw the bid
+	// and said something unexpected, so it may exist.
+	return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrAmbiguous, op, ReasonUnexpected, fmt.Errorf("HTTP %d", status))
+}
+
+// placedBid validates a wire bid against the posting it is supposed to be on.
+func placedBid(postingID string, b wireBid) (marketplace.PlacedBid, error) {
+	switch {
+	case !validID(b.ID):
+		return marketplace.PlacedBid{}, fmt.Errorf("bid id %q is not 1..128 printable bytes", b.ID)
+	case b.PostingID != postingID:
+		return marketplace.PlacedBid{}, fmt.Errorf("bid %s is on posting %q, not %q", b.ID, b.PostingID, postingID)
+	case b.CreatedAt.IsZero():
+		return marketplace.PlacedBid{}, fmt.Errorf("bid %s has no created_at", b.ID)
+	}
+	return marketplace.PlacedBid{
+		ID:             b.ID,
+		PostingID:      b.PostingID,
+		Amount:         b.Amount,
+		Currency:       b.Currency,
+		FencingToken:   b.FencingToken,
+		IdempotencyKey: b.IdempotencyKey,
+		CreatedAt:      b.CreatedAt,
+	}, nil
+}
+
+// decodeFindBid turns an answer to GET /v1/bids into this account's oldest
+// bid on the posting, if any.
+func decodeFindBid(postingID string, status int, header http.Header, body []byte) (marketplace.PlacedBid, bool, error) {
+	const op = "find_bid"
+	if status != http.StatusOK {
+		return marketplace.PlacedBid{}, false, statusError(op, status, header, body)
+	}
+	var a struct {
+		Bids *[]wireBid `json:"bids"`
+	}
+	if err := json.Unmarshal(body, &a); err != nil {
+		return marketplace.PlacedBid{}, false, decodeError(op, err)
+	}
+	if a.Bids == nil {
+		return marketplace.PlacedBid{}, false, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, errors.New(`answer has no "bids" list`))
+	}
+	var first marketplace.PlacedBid
+	for i, b := range *a.Bids {
+		pb, err := placedBid(postingID, b)
+		if err != nil {
+			return marketplace.PlacedBid{}, false, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, fmt.Errorf("bids[%d]: %w", i, err))
+		}
+		if i == 0 {
+			first = pb
+		}
+	}
+	return first, len(*a.Bids) > 0, nil
+}
+
+// decodePage turns an answer to GET /v1/postings into a Page. A posting that
+// breaks the contract fails the whole page: skipping it would lose a posting
+// silently, and fabricating one would bid on something that does not exist.
+func decodePage(marketplaceID, cursor string, limit int, status int, header http.Header, body []byte) (marketplace.Page, error) {
+	const op = "scan"
+	if status != http.StatusOK {
+		return marketplace.Page{}, statusError(op, status, header, body)
+	}
+	var a struct {
+		Postings   *[]wirePosting `json:"postings"`
+		NextCursor *string        `json:"next_cursor"`
+	}
+	if err := json.Unmarshal(body, &a); err != nil {
+		return marketplace.Page{}, decodeError(op, err)
+	}
+	invalid := func(format string, args ...any) (marketplace.Page, error) {
+		return marketplace.Page{}, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, fmt.Errorf(format, args...))
+	}
+	if a.Postings == nil || a.NextCursor == nil {
+		return invalid(`answer lacks "postings" or "next_cursor"`)
+	}
+	if len(*a.Postings) > limit {
+		return invalid("%d postings for limit %d", len(*a.Postings), limit)
+	}
+	// Only "nothing new from the start" may come back without a cursor: any
+	// other empty cursor would restart the scan from the beginning.
+	if *a.NextCursor == "" && (len(*a.Postings) > 0 || cursor != "") {
+		return invalid("empty next_cursor")
+	}
+	page := marketplace.Page{NextCursor: *a.NextCursor, Postings: make([]marketplace.Posting, 0, len(*a.Postings))}
+	seen := make(map[string]bool, len(*a.Postings))
+	for i, wp := range *a.Postings {
+		p, err := posting(marketplaceID, wp)
+		if err != nil {
+			return invalid("postings[%d]: %w", i, err)
+		}
+		if seen[p.ID] {
+			return invalid("postings[%d]: id %q repeated in one page", i, p.ID)
+		}
+		seen[p.ID] = true
+		page.Postings = append(page.Postings, p)
+	}
+	return page, nil
+}
+
+// decodePosting turns an answer to GET /v1/postings/{id} into a Posting.
+func decodePosting(marketplaceID, id string, status int, header http.Header, body []byte) (marketplace.Posting, error) {
+	const op = "get_posting"
+	if status != http.StatusOK {
+		return marketplace.Posting{}, statusError(op, status, header, body)
+	}
+	var wp wirePosting
+	if err := json.Unmarshal(body, &wp); err != nil {
+		return marketplace.Posting{}, decodeError(op, err)
+	}
+	p, err := posting(marketplaceID, wp)
+	if err == nil && p.ID != id {
+		err = fmt.Errorf("asked for %q, got %q", id, p.ID)
+	}
+	if err != nil {
+		return marketplace.Posting{}, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, err)
+	}
+	return p, nil
+}
+
+func posting(marketplaceID string, wp wirePosting) (marketplace.Posting, error) {
+	b := wp.Budget
+	switch {
+	case !validID(wp.ID):
+		return marketplace.Posting{}, fmt.Errorf("id %q is not 1..128 printable bytes", wp.ID)
+	case wp.Status != string(marketplace.StatusOpen) && wp.Status != string(marketplace.StatusClosed):
+		return marketplace.Posting{}, fmt.Errorf("posting %s: status %q is neither open nor closed", wp.ID, wp.Status)
+	case b.Type != string(marketplace.BudgetFixed) && b.Type != string(marketplace.BudgetHourly):
+		return marketplace.Posting{}, fmt.Errorf("posting %s: budget type %q is neither fixed nor hourly", wp.ID, b.Type)
+	case !isCurrency(b.Currency):
+		return marketplace.Posting{}, fmt.Errorf("posting %s: currency %q is not a 3-letter code", wp.ID, b.Currency)
+	case !(b.Min >= 0 && b.Max >= b.Min) || math.IsInf(b.Max, 0):
+		return marketplace.Posting{}, fmt.Errorf("posting %s: budget %v..%v is not 0 <= min <= max", wp.ID, b.Min, b.Max)
+	case wp.PostedAt.IsZero():
+		return marketplace.Posting{}, fmt.Errorf("posting %s: no posted_at", wp.ID)
+	case !(wp.Client.Rating >= 0 && wp.Client.Rating <= 5):
+		return marketplace.Posting{}, fmt.Errorf("posting %s: client rating %v is outside 0..5", wp.ID, wp.Client.Rating)
+	case !(wp.Client.TotalSpend >= 0):
+		return marketplace.Posting{}, fmt.Errorf("posting %s: client total_spend %v is negative", wp.ID, wp.Client.TotalSpend)
+	}
+	var skills []string
+	if len(wp.Skills) > 0 {
+		skills = append([]string(nil), wp.Skills...)
+	}
+	return marketplace.Posting{
+		MarketplaceID: marketplaceID,
+		ID:            wp.ID,
+		Title:         wp.Title,
+		Description:   wp.Description,
+		Budget: marketplace.Budget{
+			Type:     marketplace.BudgetType(b.Type),
+			Min:      b.Min,
+			Max:      b.Max,
+			Currency: b.Currency,
+		},
+		Skills:   skills,
+		URL:      wp.URL,
+		PostedAt: wp.PostedAt.UTC(),
+		Client: marketplace.Client{
+			Rating:     wp.Client.Rating,
+			TotalSpend: wp.Client.TotalSpend,
+			Country:    wp.Client.Country,
+		},
+		Status: marketplace.Status(wp.Status),
+	}, nil
+}
+
+func isCurrency(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for i := 0; i < 3; i++ {
+		if s[i] < 'A' || s[i] > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// readCapped reads at most limit bytes; a longer body is an error rather than
+// a truncated one that happens to decode.
+func readCapped(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, errTooLarge
+	}
+	return b, nil
+}
+
+var errTooLarge = errors.New("answer body over the size cap")
