@@ -237,6 +237,17 @@ func (s *Server) Restart() {
 	s.t.Fatalf("redistest: restart redis-server on %s: %v", s.Addr(), err)
 }
 
+// Pid is the redis-server process ID (0 when stopped), for tests and
+// benchmarks that read its CPU time from /proc.
+func (s *Server) Pid() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Running reports whether the process is up.
 func (s *Server) Running() bool {
 	s.mu.Lock()

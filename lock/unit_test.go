@@ -1,0 +1,210 @@
+package lock
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	"github.com/redis/go-redis/v9"
+)
+
+// Fast unit tests on miniredis: validation, options, key layout, metrics.
+// Anything about concurrency or Redis failure is in redis_test.go against a
+// real redis-server.
+
+func newMini(t *testing.T, opts ...Option) (*Manager, *miniredis.Miniredis) {
+	t.Helper()
+	mr := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return NewManager(rdb, opts...), mr
+}
+
+func TestValidateIDs(t *testing.T) {
+	long := strings.Repeat("x", MaxPostingIDLen)
+	cases := []struct {
+		mp, posting string
+		ok          bool
+	}{
+		{"upwork", "job_123", true},
+		{"a", "b", true},
+		{"up-work_2", long, true},
+		{"", "p", false},
+		{strings.Repeat("a", MaxMarketplaceIDLen+1), "p", false},
+		{"up:work", "x", false}, // colon would alias keys
+		{"Upwork", "x", false},
+		{"upwork", "", false},
+		{"upwork", long + "y", false},
+		{"upwork", "has space", false},
+		{"upwork", "tab\tid", false},
+		{"upwork", "nul\x00", false},
+		{"upwork", "é", false},
+		{"upwork", "a:b{c}", true}, // printable is fine: the marketplace part has no colon
+	}
+	for _, c := range cases {
+		err := ValidateIDs(c.mp, c.posting)
+		if (err == nil) != c.ok {
+			t.Errorf("ValidateIDs(%q, %q) = %v, want ok=%v", c.mp, c.posting, err, c.ok)
+		}
+		if err != nil && !errors.Is(err, ErrInvalidID) {
+			t.Errorf("ValidateIDs(%q, %q) error %v is not ErrInvalidID", c.mp, c.posting, err)
+		}
+	}
+}
+
+func TestInvalidIDNeverReachesRedis(t *testing.T) {
+	m, mr := newMini(t)
+	_, err := m.TryAcquire(context.Background(), "bad:mp", "p1")
+	if !errors.Is(err, ErrInvalidID) || !strings.Contains(err.Error(), `"bad:mp"`) {
+		t.Fatalf("err = %v, want ErrInvalidID quoting the value", err)
+	}
+	if n := len(mr.Keys()); n != 0 {
+		t.Fatalf("redis has %d keys after an invalid acquire", n)
+	}
+	if got := m.Metrics().Attempts; got != 0 {
+		t.Fatalf("invalid ids counted as %d attempts", got)
+	}
+}
+
+func TestKeyLayout(t *testing.T) {
+	k := Keys{Prefix: "bid_lock"}
+	if got := k.Lock("upwork", "job_123"); got != "bid_lock:upwork:job_123" {
+		t.Errorf("lock key %q is not the seed's layout", got)
+	}
+	if got := k.Fence("upwork", "job_123"); got != "bid_lock_fence:upwork:job_123" {
+		t.Errorf("fence key %q", got)
+	}
+	k.HashTags = true
+	if got := k.Lock("upwork", "job_123"); got != "bid_lock:{upwork:job_123}" {
+		t.Errorf("hash-tagged lock key %q", got)
+	}
+	// Every key of a posting must hash to one Cluster slot, even when the
+	// posting ID carries braces of its own.
+	for _, p := range []string{"job", "a}b", "{x}", "}{"} {
+		l, f := k.Lock("mp", p), k.Fence("mp", p)
+		if redisHashTag(l) != redisHashTag(f) {
+			t.Errorf("posting %q: lock %q and fence %q hash on different tags", p, l, f)
+		}
+	}
+}
+
+// redisHashTag is Redis Cluster's rule: the part between the first { and the
+// next }, if non-empty, else the whole key.
+func redisHashTag(key string) string {
+	if i := strings.IndexByte(key, '{'); i >= 0 {
+		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
+			return key[i+1 : i+1+j]
+		}
+	}
+	return key
+}
+
+func TestOptionsClamped(t *testing.T) {
+	cases := []struct {
+		in, want time.Duration
+	}{
+		{0, DefaultTTL},
+		{time.Millisecond, MinTTL},
+		{MinTTL, MinTTL},
+		{48 * time.Hour, MaxTTL},
+		{5 * time.Second, 5 * time.Second},
+	}
+	for _, c := range cases {
+		m, _ := newMini(t, WithTTL(c.in))
+		if m.TTL() != c.want {
+			t.Errorf("WithTTL(%s) -> %s, want %s", c.in, m.TTL(), c.want)
+		}
+	}
+	m, _ := newMini(t, WithRetry(2*time.Second, time.Second))
+	if m.opts.retryMax < m.opts.retryMin {
+		t.Errorf("retry max %s below min %s", m.opts.retryMax, m.opts.retryMin)
+	}
+	m, _ = newMini(t, WithFenceRetention(time.Second), WithTTL(10*time.Second))
+	if m.opts.fenceRetention < 2*m.TTL() {
+		t.Errorf("fence retention %s shorter than two TTLs", m.opts.fenceRetention)
+	}
+}
+
+func TestAcquireReleaseOnMiniredis(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, mr := newMini(t, WithRegisterer(reg))
+	ctx := context.Background()
+	l, err := m.TryAcquire(ctx, "upwork", "job_1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := mr.Get("bid_lock:upwork:job_1"); v != l.Holder() {
+		t.Fatalf("stored holder %q, lock says %q", v, l.Holder())
+	}
+	if ttl := mr.TTL("bid_lock_fence:upwork:job_1"); ttl <= 0 {
+		t.Fatalf("fence counter has no TTL (%s)", ttl)
+	}
+	if _, err := m.TryAcquire(ctx, "upwork", "job_1"); !errors.Is(err, ErrNotAcquired) {
+		t.Fatalf("second TryAcquire: %v, want ErrNotAcquired", err)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Release(ctx); err != nil {
+		t.Fatalf("second Release: %v, want no-op", err)
+	}
+	if mr.Exists("bid_lock:upwork:job_1") {
+		t.Fatal("lock key left after Release")
+	}
+	if l.Context().Err() == nil {
+		t.Fatal("Context not cancelled by Release")
+	}
+	got := m.Metrics()
+	want := Metrics{Attempts: 2, Successes: 1, Conflicts: 1}
+	if got != want {
+		t.Fatalf("metrics %+v, want %+v", got, want)
+	}
+	if v := testutil.ToFloat64(m.prom.conflict); v != 1 {
+		t.Fatalf("bidder_lock_acquire_total{result=conflict} = %v", v)
+	}
+	if n, err := testutil.GatherAndCount(reg, "bidder_lock_acquire_total", "bidder_lock_wait_seconds", "bidder_lock_held_seconds"); err != nil || n != 6 {
+		t.Fatalf("gathered %d series (%v), want 6: four results, wait, held", n, err)
+	}
+}
+
+func TestTwoManagersShareRegistry(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	a, mr := newMini(t, WithRegisterer(reg))
+	b := NewManager(redis.NewClient(&redis.Options{Addr: mr.Addr()}), WithRegisterer(reg))
+	ctx := context.Background()
+	la, err := a.TryAcquire(ctx, "m", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer la.Release(ctx)
+	if _, err := b.TryAcquire(ctx, "m", "1"); !errors.Is(err, ErrNotAcquired) {
+		t.Fatal(err)
+	}
+	if v := testutil.ToFloat64(a.prom.acquire.WithLabelValues("acquired")) + testutil.ToFloat64(b.prom.acquire.WithLabelValues("conflict")); v != 2 {
+		t.Fatalf("shared series sum %v, want 2 (second Manager must reuse the registered collector)", v)
+	}
+}
+
+func TestWaitZeroIsOneTry(t *testing.T) {
+	m, mr := newMini(t)
+	ctx := context.Background()
+	if err := mr.Set("bid_lock:m:p", "someone"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err := m.Acquire(ctx, "m", "p", 0)
+	if !errors.Is(err, ErrNotAcquired) || errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("wait 0: %v, want a plain conflict", err)
+	}
+	if el := time.Since(start); el > 500*time.Millisecond {
+		t.Fatalf("wait 0 took %s", el)
+	}
+	if got := m.Metrics(); got.Conflicts != 1 || got.Timeouts != 0 {
+		t.Fatalf("metrics %+v, want one conflict", got)
+	}
+}
