@@ -107,10 +107,10 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 }
 
 // decodeError classifies a body that did not decode: broken JSON (possibly a
-// truncated transfer) may go away on retry, JSON of the wrong shape will not.
-func decodeError(op string, err error) *marketplace.Error {
-	var typeErr *json.UnmarshalTypeError
-	if errors.As(err, &typeErr) {
+// truncated transfer) may go away on retry, valid JSON of the wrong shape
+// (wrong types, bad timestamps) will not.
+func decodeError(op string, body []byte, err error) *marketplace.Error {
+	if json.Valid(body) {
 		return marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, err)
 	}
 	return marketplace.NewError(marketplace.ErrTransient, op, ReasonMalformed, err)
@@ -125,7 +125,8 @@ func decodeBidAnswer(postingID string, status int, header http.Header, body []by
 	case status == http.StatusCreated || status == http.StatusOK:
 		var a wireBidAnswer
 		if err := json.Unmarshal(body, &a); err != nil {
-			return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrAmbiguous, op, ReasonMalformed, err)
+			// Ambiguous either way; the reason still tells broken from wrong.
+			return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrAmbiguous, op, decodeError(op, body, err).Reason, err)
 		}
 		if a.Bid == nil {
 			return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrAmbiguous, op, ReasonInvalid, errors.New(`answer has no "bid"`))
@@ -202,7 +203,7 @@ func decodeFindBid(postingID string, status int, header http.Header, body []byte
 		Bids *[]wireBid `json:"bids"`
 	}
 	if err := json.Unmarshal(body, &a); err != nil {
-		return marketplace.PlacedBid{}, false, decodeError(op, err)
+		return marketplace.PlacedBid{}, false, decodeError(op, body, err)
 	}
 	if a.Bids == nil {
 		return marketplace.PlacedBid{}, false, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, errors.New(`answer has no "bids" list`))
@@ -233,7 +234,7 @@ func decodePage(marketplaceID, cursor string, limit int, status int, header http
 		NextCursor *string        `json:"next_cursor"`
 	}
 	if err := json.Unmarshal(body, &a); err != nil {
-		return marketplace.Page{}, decodeError(op, err)
+		return marketplace.Page{}, decodeError(op, body, err)
 	}
 	invalid := func(format string, args ...any) (marketplace.Page, error) {
 		return marketplace.Page{}, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, fmt.Errorf(format, args...))
@@ -273,7 +274,7 @@ func decodePosting(marketplaceID, id string, status int, header http.Header, bod
 	}
 	var wp wirePosting
 	if err := json.Unmarshal(body, &wp); err != nil {
-		return marketplace.Posting{}, decodeError(op, err)
+		return marketplace.Posting{}, decodeError(op, body, err)
 	}
 	p, err := posting(marketplaceID, wp)
 	if err == nil && p.ID != id {
