@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/pflag"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 )
 
 // IdempotencyMode says whether the server honours Idempotency-Key.
@@ -169,6 +170,28 @@ func (c ServerConfig) withDefaults() ServerConfig {
 		c.Logger = zap.NewNop()
 	}
 	return c
+}
+
+// MarshalLogObject lets a run be logged as zap.Object("config", cfg). It
+// names accounts, never tokens, so logging a config cannot leak a secret.
+func (c ServerConfig) MarshalLogObject(enc zapcore.ObjectEncoder) error {
+	enc.AddString("idempotency", string(c.Idempotency))
+	enc.AddString("duplicates", string(c.Duplicates))
+	enc.AddString("latency", c.Latency.String())
+	enc.AddFloat64("error_rate", c.ErrorRate)
+	enc.AddFloat64("ambiguous_rate", c.AmbiguousRate)
+	enc.AddFloat64("rate_limit_rate", c.RateLimitRate)
+	enc.AddDuration("retry_after", c.RetryAfter)
+	enc.AddDuration("close_after", c.CloseAfter)
+	enc.AddInt("postings", c.Postings)
+	enc.AddFloat64("rate", c.Rate)
+	enc.AddUint64("seed", c.Seed)
+	return enc.AddArray("accounts", zapcore.ArrayMarshalerFunc(func(arr zapcore.ArrayEncoder) error {
+		for _, t := range c.Tokens {
+			arr.AppendString(AccountFromToken(t))
+		}
+		return nil
+	}))
 }
 
 // String, Set and Type make the modes pflag values.
