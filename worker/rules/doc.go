@@ -7,21 +7,21 @@
 // and its name is Decision.Rule. Cheap field checks come first so most
 // postings are decided without touching their text.
 //
-//  1. status          the posting's status must be exactly "open"
-//  2. max_age         now - posted_at <= max_age (a missing posted_at fails)
-//  3. currency        budget currency in budget.currencies, if set
-//  4. budget_range    the budget must be well-formed (finite, >= 0, min <= max)
+//  1. status: the posting's status must be exactly "open"
+//  2. max_age: now - posted_at <= max_age (a missing posted_at fails)
+//  3. currency: budget currency in budget.currencies, if set
+//  4. budget_range: the budget must be well-formed (finite, >= 0, min <= max)
 //     and of a known type; its [min, max] must overlap the configured range
 //     for that type (a posting with no max is read as [min, min])
-//  5. client_rating   client rating >= client.min_rating
-//  6. client_spend    client total spend >= client.min_total_spend
-//  7. country         in client.allow_countries (if set), not in deny_countries
-//  8. skills          every skills.required, and one of skills.any_of (if set)
-//  9. exclude_keyword no keywords.exclude in the title or the description
-//  10. include_keyword one of keywords.include (if set) in title or description
-//  11. amount          the amount rule for the budget type gives an amount > 0
-//  12. proposal        the template renders, non-empty, within max_bytes
-//  13. ok              bid
+//  5. client_rating: client rating >= client.min_rating
+//  6. client_spend: client total spend >= client.min_total_spend
+//  7. country: in client.allow_countries (if set), not in deny_countries
+//  8. skills: every skills.required, and one of skills.any_of (if set)
+//  9. exclude_keyword: no keywords.exclude in the title or the description
+//  10. include_keyword: one of keywords.include (if set) in title or description
+//  11. amount: the amount rule for the budget type gives an amount > 0
+//  12. proposal: the template renders, non-empty, within max_bytes
+//  13. ok: bid
 //
 // Zero limits mean "no limit". Comparisons are inclusive: a value equal to a
 // min or max passes.

@@ -12,12 +12,32 @@ import (
 	"github.com/bidder/bidder/marketplace"
 )
 
-// ProposalData is what the proposal template sees: every Posting field
-// ({{.Title}}, {{.Budget.Max}}, {{.Client.Country}}, {{.Skills}}, ...) plus the
-// bid amount Decide settled on.
+// ProposalData is what the proposal template sees: the Posting's fields under
+// their own names ({{.Title}}, {{.Budget.Max}}, {{.Client.Country}},
+// {{.Skills}}, ...) plus the bid amount Decide settled on. It copies the
+// fields rather than embedding Posting because text/template resolves a
+// promoted field with a reflective search that allocates on every access,
+// on the hot path.
 type ProposalData struct {
-	marketplace.Posting
-	Amount float64
+	MarketplaceID string
+	ID            string
+	Title         string
+	Description   string
+	Budget        marketplace.Budget
+	Skills        []string
+	URL           string
+	PostedAt      time.Time
+	Client        marketplace.Client
+	Status        marketplace.Status
+	Amount        float64
+}
+
+func newProposalData(p marketplace.Posting, amount float64) *ProposalData {
+	return &ProposalData{
+		MarketplaceID: p.MarketplaceID, ID: p.ID, Title: p.Title, Description: p.Description,
+		Budget: p.Budget, Skills: p.Skills, URL: p.URL, PostedAt: p.PostedAt, Client: p.Client,
+		Status: p.Status, Amount: amount,
+	}
 }
 
 // ErrProposalTooLong is the cause when a rendered proposal exceeds the cap.
@@ -75,7 +95,7 @@ func compileProposal(c ProposalConfig) (*proposal, error) {
 		p.maxBytes = DefaultProposalMaxBytes
 	}
 	var s scratch
-	if _, err := p.render(&s, ProposalData{Posting: samplePosting, Amount: 450}); err != nil {
+	if _, err := p.render(&s, newProposalData(samplePosting, 450)); err != nil {
 		return nil, fmt.Errorf("fails on a sample posting: %w", err)
 	}
 	return p, nil
@@ -95,7 +115,7 @@ func (w *capWriter) Write(p []byte) (int, error) {
 	return w.buf.Write(p)
 }
 
-func (p *proposal) render(s *scratch, data ProposalData) (out string, err error) {
+func (p *proposal) render(s *scratch, data *ProposalData) (out string, err error) {
 	defer func() {
 		// text/template re-panics runtime errors; a posting must never take
 		// the worker down, so they become a skip like any other failure.
