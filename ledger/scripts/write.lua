@@ -1,0 +1,32 @@
+-- Every ledger write, fenced: refused when a newer lock holder exists (the
+-- posting's fence counter, or the record itself, carries a newer token), and
+-- a final record is never changed.
+-- KEYS[1] ledger record (hash), KEYS[2] the posting's fence counter
+-- ARGV[1] token
+-- ARGV[2] new state: intent | placed | skipped | failed | dry_run,
+--         or "" to clear our own intent (nothing happened on the marketplace)
+-- ARGV[3] retention (ms); ARGV[4..] field, value pairs to store
+-- Returns {"ok"}, {"stale", newest token} or {"decided", state}.
+local token = tonumber(ARGV[1])
+local fence = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
+local rec = redis.call('HMGET', KEYS[1], 's', 't')
+local state, recToken = rec[1], tonumber(rec[2] or '0') or 0
+if token < fence or token < recToken then
+  return {'stale', tostring(math.max(fence, recToken))}
+end
+if state == 'placed' or state == 'skipped' or state == 'failed' or state == 'dry_run' then
+  return {'decided', state}
+end
+if ARGV[2] == '' then
+  if state == 'intent' and recToken == token then
+    redis.call('DEL', KEYS[1])
+  end
+  return {'ok'}
+end
+-- Redis' clock, not the worker's: every instance compares against one clock.
+local t = redis.call('TIME')
+local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 's', ARGV[2], 't', ARGV[1], 'at', now, unpack(ARGV, 4))
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return {'ok'}
