@@ -10,6 +10,8 @@ import (
 // Posting content is a pure function of (seed, sequence number): each posting
 // gets its own PCG stream, so the same seed gives the same postings however
 // requests and the generator interleave, and fault rolls never shift them.
+//
+// The package-level tables below are read-only vocabulary; nothing writes them.
 
 type category struct {
 	titles []string
