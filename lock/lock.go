@@ -125,6 +125,25 @@ func (l *Lock) stopTimers() {
 	l.expiry.Stop()
 }
 
+// Check returns nil only while the lock is held and its lease, as last
+// confirmed by Redis, has not run out by the local monotonic clock (which
+// keeps counting while a process is stopped). Call it immediately before an
+// irreversible step: it cannot close the window (a stall may still come
+// right after it), it narrows it to the step itself; fencing does the rest.
+func (l *Lock) Check() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case l.lostErr != nil:
+		return l.lostErr
+	case l.released:
+		return fmt.Errorf("%w: %s: released", ErrLockLost, l.key)
+	case !time.Now().Before(l.validUntil):
+		return fmt.Errorf("%w: %s: lease ran out unconfirmed", ErrLockLost, l.key)
+	}
+	return nil
+}
+
 // Refresh extends the lease now (the watchdog does this on its own; Refresh
 // is for callers that want a fresh full TTL before a long step). It returns
 // ErrLockLost, and cancels Context, if the lock is no longer ours.

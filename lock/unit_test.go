@@ -208,3 +208,28 @@ func TestWaitZeroIsOneTry(t *testing.T) {
 		t.Fatalf("metrics %+v, want one conflict", got)
 	}
 }
+
+func TestCheck(t *testing.T) {
+	m, mr := newMini(t, WithTTL(time.Second))
+	ctx := context.Background()
+	l, err := m.TryAcquire(ctx, "m", "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Check(); err != nil {
+		t.Fatalf("fresh lock: %v", err)
+	}
+	// A process that was stopped wakes with its lease in the past.
+	l.mu.Lock()
+	l.validUntil = time.Now().Add(-time.Millisecond)
+	l.mu.Unlock()
+	if err := l.Check(); !errors.Is(err, ErrLockLost) {
+		t.Fatalf("expired lease: %v, want ErrLockLost", err)
+	}
+	_ = mr
+	l2, _ := m.TryAcquire(ctx, "m", "q")
+	_ = l2.Release(ctx)
+	if err := l2.Check(); !errors.Is(err, ErrLockLost) {
+		t.Fatalf("released lock: %v, want ErrLockLost", err)
+	}
+}

@@ -1,0 +1,34 @@
+// Package worker is the bid pipeline: the asynq handler that turns a
+// discovered posting into exactly one bid (or one recorded reason not to),
+// its middleware, retry policy and metrics, and the asynq server that runs
+// it.
+//
+// One bid task per posting, ID "bid:<marketplace>:<posting>". The handler:
+//
+//  1. decodes and validates the payload; anything undecodable is archived at
+//     once (asynq.SkipRetry) with the reason, and counted;
+//  2. takes the posting's lock (short wait). If another worker holds it, the
+//     task is retried later without counting a failure: the holder finishes
+//     and the retry finds the ledger final. Ending the task instead would
+//     lose the posting if that holder then crashed;
+//  3. reads the ledger: final -> done ("duplicate prevented: ledger"); an
+//     intent left by an earlier attempt -> reconcile: once that attempt must
+//     have settled (intent time + settle delay, by Redis' clock), ask the
+//     marketplace whether the bid exists; found -> placed; not found -> go on
+//     with the same idempotency key;
+//  4. runs the should-bid rules (worker/rules); no -> skipped, with the rule;
+//  5. takes one bid from the distributed budget, writes the intent under the
+//     fence, checks the lock once more, and places the bid with the
+//     deterministic idempotency key and the fencing token, on the lock's
+//     Context;
+//  6. maps the outcome: placed / already bid -> placed; ambiguous -> intent
+//     kept, retried after the settle delay (reconciles first); rate limited
+//     -> intent cleared, retried after Retry-After without counting a
+//     failure; transient -> intent cleared, retried with backoff; closed,
+//     not found -> failed (final); other permanent -> failed and archived;
+//  7. releases the lock.
+//
+// A lost lock stops the pipeline before the bid; a stale writer is refused
+// by the ledger's fence. The marketplace's idempotency key and fencing token
+// are the last layers, for marketplaces that honour them.
+package worker

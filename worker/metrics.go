@@ -1,0 +1,108 @@
+package worker
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Duplicate-prevention layers, the label values of
+// bidder_duplicates_prevented_total.
+const (
+	LayerEnqueue     = "enqueue"     // asynq refused a second task for the posting
+	LayerLock        = "lock"        // another worker held the posting's lock
+	LayerLedger      = "ledger"      // the ledger already had a final decision
+	LayerFence       = "fence"       // a stale holder's write was refused
+	LayerMarketplace = "marketplace" // the marketplace said "already bid": should stay 0
+)
+
+// Bid outcomes, the label values of bidder_bids_total.
+const (
+	OutcomePlaced  = "placed"
+	OutcomeSkipped = "skipped"
+	OutcomeFailed  = "failed"
+	OutcomeDryRun  = "dry_run"
+)
+
+// Metrics are the pipeline's Prometheus metrics. One value is shared by the
+// handler, the middleware and the scanner (which counts the enqueue layer).
+type Metrics struct {
+	bids           *prometheus.CounterVec
+	duplicates     *prometheus.CounterVec
+	bidDuration    *prometheus.HistogramVec
+	reconciliation *prometheus.CounterVec
+	attempts       *prometheus.CounterVec
+	invalid        *prometheus.CounterVec
+	tasks          *prometheus.CounterVec
+	taskDuration   *prometheus.HistogramVec
+}
+
+// NewMetrics creates the metrics and registers them on r (nil: unregistered).
+// Registering twice on one registry reuses the first set.
+func NewMetrics(r prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		bids: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_bids_total",
+			Help: "Final bid decisions by marketplace and outcome (placed, skipped, failed, dry_run).",
+		}, []string{"marketplace", "outcome"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_duplicates_prevented_total",
+			Help: "Second attempts on a posting stopped, by the layer that stopped them (enqueue, lock, ledger, fence, marketplace).",
+		}, []string{"layer"}),
+		bidDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "bidder_bid_duration_seconds",
+			Help:    "Time one bid task attempt took in the handler, by marketplace.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"marketplace"}),
+		reconciliation: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_reconciliations_total",
+			Help: "Lookups of an earlier attempt's bid by result (found, not_found, too_early, error).",
+		}, []string{"result"}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_bid_errors_total",
+			Help: "Bid attempts that did not end in a decision, by marketplace and error class.",
+		}, []string{"marketplace", "class"}),
+		invalid: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_bid_tasks_invalid_total",
+			Help: "Bid tasks archived without processing because their payload was unusable.",
+		}, []string{"reason"}),
+		tasks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_tasks_total",
+			Help: "Tasks handled by type and result (ok, retry, wait, archived).",
+		}, []string{"type", "result"}),
+		taskDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "bidder_task_duration_seconds",
+			Help:    "Task handler time by type.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
+		}, []string{"type"}),
+	}
+	if r != nil {
+		m.bids = register(r, m.bids)
+		m.duplicates = register(r, m.duplicates)
+		m.bidDuration = register(r, m.bidDuration)
+		m.reconciliation = register(r, m.reconciliation)
+		m.attempts = register(r, m.attempts)
+		m.invalid = register(r, m.invalid)
+		m.tasks = register(r, m.tasks)
+		m.taskDuration = register(r, m.taskDuration)
+	}
+	for _, l := range []string{LayerEnqueue, LayerLock, LayerLedger, LayerFence, LayerMarketplace} {
+		m.duplicates.WithLabelValues(l)
+	}
+	return m
+}
+
+// DuplicatePrevented counts a second attempt stopped at layer.
+func (m *Metrics) DuplicatePrevented(layer string) { m.duplicates.WithLabelValues(layer).Inc() }
+
+func register[C prometheus.Collector](r prometheus.Registerer, c C) C {
+	if err := r.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}

@@ -1,0 +1,64 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+)
+
+// Logging logs every task's end: type, ID, retry count, duration and how it
+// ended. Per-posting detail (marketplace, posting, token, outcome) is logged
+// by the handler itself.
+func Logging(log *zap.Logger) asynq.MiddlewareFunc {
+	return func(next asynq.Handler) asynq.Handler {
+		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+			start := time.Now()
+			err := next.ProcessTask(ctx, t)
+			id, _ := asynq.GetTaskID(ctx)
+			retry, _ := asynq.GetRetryCount(ctx)
+			fields := []zap.Field{
+				zap.String("type", t.Type()), zap.String("task_id", id), zap.Int("retry", retry),
+				zap.Duration("took", time.Since(start)), zap.String("result", taskResult(err)),
+			}
+			switch taskResult(err) {
+			case "ok", "wait":
+				log.Debug("task done", append(fields, zap.Error(err))...)
+			case "archived":
+				log.Warn("task archived", append(fields, zap.Error(err))...)
+			default:
+				log.Info("task failed; will retry", append(fields, zap.Error(err))...)
+			}
+			return err
+		})
+	}
+}
+
+// Instrument counts tasks by type and result and times them.
+func Instrument(m *Metrics) asynq.MiddlewareFunc {
+	return func(next asynq.Handler) asynq.Handler {
+		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+			start := time.Now()
+			err := next.ProcessTask(ctx, t)
+			m.taskDuration.WithLabelValues(t.Type()).Observe(time.Since(start).Seconds())
+			m.tasks.WithLabelValues(t.Type(), taskResult(err)).Inc()
+			return err
+		})
+	}
+}
+
+// taskResult: ok, wait (retry that is not a failure), archived, retry.
+func taskResult(err error) string {
+	var w *waitError
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, asynq.SkipRetry):
+		return "archived"
+	case errors.As(err, &w) && !w.counted:
+		return "wait"
+	}
+	return "retry"
+}

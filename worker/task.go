@@ -1,0 +1,91 @@
+package worker
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/bidder/bidder/lock"
+	"github.com/bidder/bidder/marketplace"
+)
+
+// Task types and queues.
+const (
+	TypeBid    = "bid:place"
+	QueueBids  = "bids"
+	QueueScans = "scans" // the scanner's task queue; the worker server serves both
+	// MaxPayloadBytes bounds what the handler will decode.
+	MaxPayloadBytes = 256 << 10
+	// DefaultMaxRetry is how many counted failures a bid task survives.
+	// Waiting (lock busy, rate limits, settling) does not count.
+	DefaultMaxRetry = 10
+)
+
+// ErrBadPayload: the task cannot be processed as sent; it is archived.
+var ErrBadPayload = errors.New("worker: bad bid task payload")
+
+// BidPayload is the bid task's body: the posting as the scanner saw it, so
+// the worker needs no extra marketplace call.
+type BidPayload struct {
+	Version int                 `json:"v"`
+	Posting marketplace.Posting `json:"posting"`
+}
+
+const payloadVersion = 1
+
+// BidTaskID is the asynq task ID of a posting's bid task: one task per
+// posting, so enqueueing it again is refused by asynq (ErrTaskIDConflict).
+// Braces, which asynq forbids (Redis Cluster hash tags), and '%' are
+// percent-encoded; marketplace IDs cannot contain ':'.
+func BidTaskID(marketplaceID, postingID string) string {
+	if strings.ContainsAny(postingID, "{}%") {
+		postingID = strings.NewReplacer("%", "%25", "{", "%7B", "}", "%7D").Replace(postingID)
+	}
+	return "bid:" + marketplaceID + ":" + postingID
+}
+
+// NewBidTask builds the bid task of a posting with its task ID, queue and
+// retry limit. Callers add asynq.Retention to keep the ID taken after the
+// task completes.
+func NewBidTask(p marketplace.Posting, opts ...asynq.Option) (*asynq.Task, error) {
+	if err := lock.ValidateIDs(p.MarketplaceID, p.ID); err != nil {
+		return nil, err
+	}
+	b, err := json.Marshal(BidPayload{Version: payloadVersion, Posting: p})
+	if err != nil {
+		return nil, fmt.Errorf("worker: encode bid task for %s:%s: %w", p.MarketplaceID, p.ID, err)
+	}
+	if len(b) > MaxPayloadBytes {
+		return nil, fmt.Errorf("%w: %s:%s encodes to %d bytes (max %d)", ErrBadPayload, p.MarketplaceID, p.ID, len(b), MaxPayloadBytes)
+	}
+	base := []asynq.Option{
+		asynq.TaskID(BidTaskID(p.MarketplaceID, p.ID)),
+		asynq.Queue(QueueBids),
+		asynq.MaxRetry(DefaultMaxRetry),
+	}
+	return asynq.NewTask(TypeBid, b, append(base, opts...)...), nil
+}
+
+// DecodeBidPayload decodes and validates a bid task's payload.
+func DecodeBidPayload(b []byte) (marketplace.Posting, error) {
+	if len(b) == 0 {
+		return marketplace.Posting{}, fmt.Errorf("%w: empty", ErrBadPayload)
+	}
+	if len(b) > MaxPayloadBytes {
+		return marketplace.Posting{}, fmt.Errorf("%w: %d bytes (max %d)", ErrBadPayload, len(b), MaxPayloadBytes)
+	}
+	var p BidPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return marketplace.Posting{}, fmt.Errorf("%w: %w", ErrBadPayload, err)
+	}
+	if p.Version != payloadVersion {
+		return marketplace.Posting{}, fmt.Errorf("%w: version %d, this worker reads %d", ErrBadPayload, p.Version, payloadVersion)
+	}
+	if err := lock.ValidateIDs(p.Posting.MarketplaceID, p.Posting.ID); err != nil {
+		return marketplace.Posting{}, fmt.Errorf("%w: %w", ErrBadPayload, err)
+	}
+	return p.Posting, nil
+}
