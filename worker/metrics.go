@@ -106,3 +106,14 @@ func register[C prometheus.Collector](r prometheus.Registerer, c C) C {
 	}
 	return c
 }
+
+// DuplicatesPrevented returns the counter of one layer (for tests and
+// status pages).
+func (m *Metrics) DuplicatesPrevented(layer string) prometheus.Counter {
+	return m.duplicates.WithLabelValues(layer)
+}
+
+// Reconciliations returns the counter of one reconciliation result.
+func (m *Metrics) Reconciliations(result string) prometheus.Counter {
+	return m.reconciliation.WithLabelValues(result)
+}
