@@ -19,7 +19,10 @@ import (
 )
 
 func TestSameTaskToEightWorkersAtOnce(t *testing.T) {
-	e := newEnv(t, func(c *sandbox.ServerConfig) { c.Postings = 1; c.Latency = sandbox.Latency{Min: 20 * time.Millisecond, Max: 20 * time.Millisecond} })
+	e := newEnv(t, func(c *sandbox.ServerConfig) {
+		c.Postings = 1
+		c.Latency = sandbox.Latency{Min: 20 * time.Millisecond, Max: 20 * time.Millisecond}
+	})
 	p := e.postings(t)[0]
 	reg := prometheus.NewRegistry()
 	m := worker.NewMetrics(reg)
