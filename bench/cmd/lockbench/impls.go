@@ -34,13 +34,32 @@ type cycleFunc func(ctx context.Context, posting string) error
 type impl struct {
 	name  string
 	setup func(rdb *redis.Client) cycleFunc
+	// sent are the commands the client itself sends. INFO commandstats
+	// also counts the redis.call()s inside a script (whose time is part of
+	// the EVALSHA's), so only these add up to the server's execution time.
+	sent []string
 }
 
 var allImpls = []impl{
-	{"bidder", setupBidder},
-	{"raw", setupRaw},
-	{"redislock", setupRedislock},
-	{"redsync", setupRedsync},
+	{"bidder", setupBidder, []string{"evalsha", "eval"}},
+	{"raw", setupRaw, []string{"set", "evalsha", "eval"}},
+	{"redislock", setupRedislock, []string{"evalsha", "eval"}},
+	{"redsync", setupRedsync, []string{"set", "evalsha", "eval"}},
+	// Diagnostic, not run by default: bidder's acquire script from plain
+	// go-redis, without the lock package around it.
+	{"raw+fence", setupRawFence, []string{"evalsha", "eval"}},
+}
+
+// defaultImpls are the ones the issue compares.
+const defaultImpls = "bidder,raw,redislock,redsync"
+
+func implByName(name string) impl {
+	for _, im := range allImpls {
+		if im.name == name {
+			return im
+		}
+	}
+	panic("unknown implementation " + name)
 }
 
 // bidder: lock.Manager with default options (30s TTL, watchdog armed on every
@@ -82,6 +101,45 @@ func setupRaw(rdb *redis.Client) cycleFunc {
 		}
 		if n != 1 {
 			return fmt.Errorf("raw: %s not ours at release", key)
+		}
+		return nil
+	}
+}
+
+// fencedAcquire is a copy of lock/scripts/acquire.lua (unexported there):
+// SET NX PX, then INCR of the fence counter and PEXPIRE of its retention.
+var fencedAcquire = redis.NewScript(`if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  local token = redis.call('INCR', KEYS[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[3])
+  return token
+end
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 1 then ttl = 1 end
+return -ttl`)
+
+// raw+fence: bidder's Redis work (acquire script with fencing token, then
+// compare-and-delete) with none of the lock package's Go code (no ID
+// checks, watchdog timers, context, metrics or holder tracking). bidder vs
+// raw+fence is the cost of the package's client side; raw+fence vs
+// redislock is the server-side cost of fencing.
+func setupRawFence(rdb *redis.Client) cycleFunc {
+	ttlMs := strconv.FormatInt(leaseTTL.Milliseconds(), 10)
+	retentionMs := strconv.FormatInt(lock.DefaultFenceRetention.Milliseconds(), 10)
+	return func(ctx context.Context, posting string) error {
+		key, fence := keys.Lock(marketplace, posting), keys.Fence(marketplace, posting)
+		token := strconv.FormatUint(rand.Uint64(), 16)
+		n, err := fencedAcquire.Run(ctx, rdb, []string{key, fence}, token, ttlMs, retentionMs).Int64()
+		if err != nil {
+			return err
+		}
+		if n <= 0 {
+			return fmt.Errorf("%w: %s", errNotAcquired, key)
+		}
+		if n, err = rawRelease.Run(ctx, rdb, []string{key}, token).Int64(); err != nil {
+			return err
+		}
+		if n != 1 {
+			return fmt.Errorf("raw+fence: %s not ours at release", key)
 		}
 		return nil
 	}

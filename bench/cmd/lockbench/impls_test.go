@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Every implementation completes cycles on fresh postings against a private
@@ -42,5 +46,22 @@ func TestImplsAgainstRealRedis(t *testing.T) {
 	lat, errs, _, elapsed := b.load(ctx, func(context.Context, string) error { time.Sleep(time.Millisecond); return nil }, 3, "x", 50*time.Millisecond)
 	if errs != 0 || len(lat) < 3 || elapsed < 50*time.Millisecond {
 		t.Errorf("load: %d cycles, %d errors, %v", len(lat), errs, elapsed)
+	}
+}
+
+// raw+fence must keep running bidder's own acquire script.
+func TestFencedAcquireMatchesLock(t *testing.T) {
+	b, err := os.ReadFile("../../../lock/scripts/acquire.lua")
+	if err != nil {
+		t.Skip("lock/scripts/acquire.lua not found:", err)
+	}
+	var code []string
+	for line := range strings.SplitSeq(strings.TrimSpace(string(b)), "\n") {
+		if !strings.HasPrefix(line, "--") {
+			code = append(code, line)
+		}
+	}
+	if got := redis.NewScript(strings.Join(code, "\n")).Hash(); got != fencedAcquire.Hash() {
+		t.Errorf("fencedAcquire differs from lock/scripts/acquire.lua; copy it again")
 	}
 }

@@ -71,7 +71,7 @@ func parseFlags(args []string) (config, error) {
 	fs.StringVar(&gs, "goroutines", "1,64", "comma-separated concurrency levels")
 	fs.IntVar(&c.rounds, "rounds", 2, "interleaved rounds; every case runs once per round")
 	fs.StringVar(&c.pick, "pick", "best", "round reported per case: best (highest cycles/s) or median")
-	fs.StringVar(&impls, "impls", "bidder,raw,redislock,redsync", "implementations to run")
+	fs.StringVar(&impls, "impls", defaultImpls, "implementations to run: bidder, raw, redislock, redsync, and the diagnostic raw+fence (bidder's acquire script without the lock package)")
 	fs.IntVar(&c.poolSize, "pool-size", 0, "go-redis PoolSize of every client (0: max(64, largest goroutines))")
 	fs.StringVar(&c.jsonPath, "json", "", "also write every round's results as JSON to this file")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured cases to this file (use with --impls to profile one)")
@@ -157,11 +157,7 @@ func run(cfg config) error {
 	for _, name := range cfg.impls {
 		rdb := newClient(addr, cfg.poolSize)
 		b.clients = append(b.clients, rdb)
-		for _, im := range allImpls {
-			if im.name == name {
-				b.cycles[name] = im.setup(rdb)
-			}
-		}
+		b.cycles[name] = implByName(name).setup(rdb)
 	}
 	defer func() {
 		for _, c := range b.clients {
@@ -198,6 +194,9 @@ func run(cfg config) error {
 				}
 				fmt.Printf("  round %d  %-10s g=%-3d %9.0f cycles/s  p50 %-9s p99 %-9s redis %.1fµs/cyc  client %.1fµs/cyc  errors %d\n",
 					round, name, g, r.perSec(), fmtDur(r.P50), fmtDur(r.P99), r.serverUsPerCycle(), r.clientUsPerCycle(), r.Errors)
+				if r.Commands != nil {
+					fmt.Printf("    redis exec per cycle: %s\n", r.commandBreakdown(implByName(name).sent))
+				}
 				if r.FirstError != "" {
 					fmt.Printf("    first error: %s\n", r.FirstError)
 				}
@@ -278,6 +277,11 @@ func (b *bench) runCase(ctx context.Context, name string, g, round int) (result,
 	b.load(ctx, cycle, g, prefix+"w", b.cfg.warmup)
 	runtime.GC() // the warmup's garbage is not this case's to collect
 
+	if b.srv != nil {
+		if err := b.admin.ConfigResetStat(ctx).Err(); err != nil {
+			return result{}, err
+		}
+	}
 	srv0, err := b.serverCPU(ctx)
 	if err != nil {
 		return result{}, fmt.Errorf("server cpu: %w", err)
@@ -296,6 +300,16 @@ func (b *bench) runCase(ctx context.Context, name string, g, round int) (result,
 	}
 	if firstErr != nil {
 		r.FirstError = firstErr.Error()
+	}
+	if b.srv != nil {
+		info, err := b.admin.Info(ctx, "commandstats").Result()
+		if err != nil {
+			return result{}, err
+		}
+		r.Commands = parseCommandStats(info)
+		for _, name := range implByName(name).sent {
+			r.ExecUsec += r.Commands[name].Usec
+		}
 	}
 	r.P50, r.P99 = percentiles(lat)
 	return r, nil

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -25,6 +26,10 @@ type result struct {
 	// process (all of it: the lock, go-redis, the benchmark loop).
 	ServerCPU time.Duration `json:"server_cpu_ns"`
 	ClientCPU time.Duration `json:"client_cpu_ns"`
+	// Per-command execution time inside Redis (own server only), and its
+	// top-level sum: EVALSHA's time includes the redis.call()s it made.
+	Commands map[string]cmdStat `json:"commands,omitempty"`
+	ExecUsec int64              `json:"exec_usec"`
 }
 
 func (r result) perSec() float64 {
@@ -36,6 +41,31 @@ func (r result) perSec() float64 {
 
 func (r result) serverUsPerCycle() float64 { return usPerCycle(r.ServerCPU, r.Cycles) }
 func (r result) clientUsPerCycle() float64 { return usPerCycle(r.ClientCPU, r.Cycles) }
+func (r result) execUsPerCycle() float64 {
+	if r.Cycles == 0 {
+		return 0
+	}
+	return float64(r.ExecUsec) / float64(r.Cycles)
+}
+
+// commandBreakdown is "evalsha 2.0×3.10µs, set 1.0×1.00µs": per cycle, how
+// many calls of each command ran in Redis and the mean execution time of
+// one (commands run by scripts included, and marked "(in script)").
+func (r result) commandBreakdown(sent []string) string {
+	var parts []string
+	for _, name := range slices.Sorted(maps.Keys(r.Commands)) {
+		st := r.Commands[name]
+		if st.Calls == 0 || r.Cycles == 0 || strings.HasPrefix(name, "config") || name == "info" || name == "flushdb" {
+			continue
+		}
+		where := ""
+		if !slices.Contains(sent, name) {
+			where = " (in script)"
+		}
+		parts = append(parts, fmt.Sprintf("%s %.2f×%.2fµs%s", name, float64(st.Calls)/float64(r.Cycles), float64(st.Usec)/float64(st.Calls), where))
+	}
+	return strings.Join(parts, ", ")
+}
 
 func usPerCycle(d time.Duration, cycles int64) float64 {
 	if cycles == 0 {
@@ -114,7 +144,7 @@ func fmtDur(d time.Duration) string {
 // faster) and the reverse (bidder/impl), which is what the targets are about.
 func writeTable(w io.Writer, rs []result, goroutines []int, impls []string) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "impl\tgoroutines\tcycles/s\tp50\tp99\tx/bidder cyc/s\tbidder/x cyc/s\tbidder/x p50\tredis µs/cyc\tclient µs/cyc\terrors\t")
+	fmt.Fprintln(tw, "impl\tgoroutines\tcycles/s\tp50\tp99\tx/bidder cyc/s\tbidder/x cyc/s\tbidder/x p50\tredis µs/cyc\tredis exec µs/cyc\tclient µs/cyc\terrors\t")
 	for _, g := range goroutines {
 		base, hasBase := find(rs, "bidder", g)
 		for _, name := range impls {
@@ -128,9 +158,9 @@ func writeTable(w io.Writer, rs []result, goroutines []int, impls []string) {
 				rev = fmt.Sprintf("%.2f", ratio(base.perSec(), r.perSec()))
 				revP50 = fmt.Sprintf("%.2f", ratio(float64(base.P50), float64(r.P50)))
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%d\t\n",
+			fmt.Fprintf(tw, "%s\t%d\t%.0f\t%s\t%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%d\t\n",
 				r.Impl, r.Goroutines, r.perSec(), fmtDur(r.P50), fmtDur(r.P99),
-				rel, rev, revP50, r.serverUsPerCycle(), r.clientUsPerCycle(), r.Errors)
+				rel, rev, revP50, r.serverUsPerCycle(), r.execUsPerCycle(), r.clientUsPerCycle(), r.Errors)
 		}
 	}
 	tw.Flush()

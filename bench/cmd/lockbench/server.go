@@ -170,3 +170,34 @@ func parseInfoCPU(info string) (time.Duration, error) {
 	}
 	return time.Duration(total * float64(time.Second)), nil
 }
+
+// parseCommandStats returns, per command, the calls and the microseconds
+// Redis spent executing them (INFO commandstats: only the command itself,
+// not reading, parsing or replying). Lua's redis.call()s are counted both
+// in their own command and inside the EVALSHA that ran them.
+func parseCommandStats(info string) map[string]cmdStat {
+	out := map[string]cmdStat{}
+	for line := range strings.SplitSeq(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") {
+			continue
+		}
+		var st cmdStat
+		for kv := range strings.SplitSeq(rest, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "calls":
+				st.Calls, _ = strconv.ParseInt(v, 10, 64)
+			case "usec":
+				st.Usec, _ = strconv.ParseInt(v, 10, 64)
+			}
+		}
+		out[strings.TrimPrefix(name, "cmdstat_")] = st
+	}
+	return out
+}
+
+type cmdStat struct {
+	Calls int64 `json:"calls"`
+	Usec  int64 `json:"usec"`
+}
