@@ -1,0 +1,230 @@
+// Package config loads bidder's configuration: a YAML file decoded strictly,
+// then environment variables, then command-line flags (flag > env > file >
+// default). Every problem is reported as one *Error naming the key path, so a
+// bad config stops start-up with a message the operator can act on.
+//
+// Secrets never live in the file itself: the file names the environment
+// variable (password_env, token_env) or file (token_file) that holds them, and
+// the resolved values sit in fields YAML never prints. Redacted returns a copy
+// that is safe to print or log.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/bidder/bidder/worker/rules"
+)
+
+// ErrInvalid is what every config problem matches with errors.Is.
+var ErrInvalid = errors.New("invalid config")
+
+// Error is one config problem: the key path (or environment variable, or
+// flag) and what is wrong with it.
+type Error struct {
+	Key     string // e.g. "marketplaces[0].scan.schedule", "REDIS_PORT (env)"
+	Problem string
+	Err     error // underlying cause, if any; its text is already in Problem
+}
+
+func (e *Error) Error() string {
+	if e.Key == "" {
+		return "config: " + e.Problem
+	}
+	return "config: " + e.Key + ": " + e.Problem
+}
+
+// Is makes every Error match ErrInvalid.
+func (e *Error) Is(target error) bool { return target == ErrInvalid }
+
+// Unwrap returns the underlying cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+func errorf(key, format string, args ...any) *Error {
+	return &Error{Key: key, Problem: fmt.Sprintf(format, args...)}
+}
+
+// Duration is a Go duration string in YAML ("30s", "168h").
+type Duration = rules.Duration
+
+// Config is the whole configuration of one bidder process.
+type Config struct {
+	Redis        Redis         `yaml:"redis"`
+	Lock         Lock          `yaml:"lock"`
+	Ledger       Ledger        `yaml:"ledger"`
+	Worker       Worker        `yaml:"worker"`
+	HTTP         HTTP          `yaml:"http"`
+	Log          Log           `yaml:"log"`
+	Marketplaces []Marketplace `yaml:"marketplaces"`
+
+	// Source says where the config came from: a file path, or EmbeddedSource.
+	Source string `yaml:"-"`
+}
+
+// EmbeddedSource is Config.Source when no config file was found.
+const EmbeddedSource = "embedded defaults"
+
+// Redis says how to reach Redis. With none of url, host, sentinel and
+// cluster set, bidder runs an in-process Redis (embedded mode, data in memory).
+type Redis struct {
+	URL         string   `yaml:"url"` // redis:// or rediss://; may hold a password
+	Host        string   `yaml:"host"`
+	Port        int      `yaml:"port"`
+	DB          int      `yaml:"db"`
+	PasswordEnv string   `yaml:"password_env"` // env var with the password; "" = REDIS_PASSWORD
+	Sentinel    Sentinel `yaml:"sentinel"`
+	Cluster     Cluster  `yaml:"cluster"`
+	// HashTags puts every key of one posting in one Cluster slot. Required
+	// with cluster; every instance sharing a Redis must agree on it.
+	HashTags bool `yaml:"hash_tags"`
+
+	// Password is the resolved Redis password (never printed).
+	Password string `yaml:"-"`
+}
+
+// Sentinel is Redis Sentinel addressing (go-redis failover client).
+type Sentinel struct {
+	MasterName  string   `yaml:"master_name"`
+	Addrs       []string `yaml:"addrs"`
+	PasswordEnv string   `yaml:"password_env"` // the sentinels' own password, if any
+
+	Password string `yaml:"-"`
+}
+
+// Cluster is Redis Cluster addressing.
+type Cluster struct {
+	Addrs []string `yaml:"addrs"`
+}
+
+// Redis modes, as reported by Redis.Mode.
+const (
+	ModeEmbedded   = "embedded"
+	ModeStandalone = "standalone"
+	ModeSentinel   = "sentinel"
+	ModeCluster    = "cluster"
+)
+
+// Mode says which kind of Redis the config points at.
+func (r Redis) Mode() string {
+	switch {
+	case r.Sentinel.MasterName != "" || len(r.Sentinel.Addrs) > 0:
+		return ModeSentinel
+	case len(r.Cluster.Addrs) > 0:
+		return ModeCluster
+	case r.URL != "" || r.Host != "":
+		return ModeStandalone
+	}
+	return ModeEmbedded
+}
+
+// Lock configures the per-posting lock.
+type Lock struct {
+	TTL            Duration `yaml:"ttl"`
+	Wait           Duration `yaml:"wait"`
+	FenceRetention Duration `yaml:"fence_retention"`
+}
+
+// Ledger configures the decision record.
+type Ledger struct {
+	Retention Duration `yaml:"retention"`
+}
+
+// Worker configures the asynq server that runs scans and bids.
+type Worker struct {
+	Concurrency     int            `yaml:"concurrency"`
+	Queues          map[string]int `yaml:"queues"`
+	ShutdownTimeout Duration       `yaml:"shutdown_timeout"`
+	SettleDelay     Duration       `yaml:"settle_delay"`
+	PollInterval    Duration       `yaml:"poll_interval"`
+}
+
+// HTTP configures the one listener: /metrics, /healthz, /readyz, /monitoring/, /.
+type HTTP struct {
+	Addr       string     `yaml:"addr"`
+	Monitoring Monitoring `yaml:"monitoring"`
+}
+
+// Monitoring configures the asynqmon UI under /monitoring/.
+type Monitoring struct {
+	Enabled   bool      `yaml:"enabled"`
+	ReadOnly  bool      `yaml:"read_only"`
+	BasicAuth BasicAuth `yaml:"basic_auth"`
+	// AllowUnauthenticatedRemote lets the UI run without basic_auth on a
+	// non-loopback address. asynqmon has no authentication of its own.
+	AllowUnauthenticatedRemote bool `yaml:"allow_unauthenticated_remote"`
+}
+
+// BasicAuth protects the monitoring UI.
+type BasicAuth struct {
+	Username    string `yaml:"username"`
+	PasswordEnv string `yaml:"password_env"`
+
+	Password string `yaml:"-"`
+}
+
+// Enabled reports whether basic auth is configured.
+func (b BasicAuth) Enabled() bool { return b.Username != "" }
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // json, console
+}
+
+// Marketplace is one marketplace bidder scans and bids on.
+type Marketplace struct {
+	ID             string   `yaml:"id"`
+	Adapter        string   `yaml:"adapter"`
+	BaseURL        string   `yaml:"base_url"`
+	TokenEnv       string   `yaml:"token_env"`
+	TokenFile      string   `yaml:"token_file"`
+	RequestTimeout Duration `yaml:"request_timeout"`
+	// Embedded (adapter sandbox only) starts an in-process sandbox marketplace
+	// publishing generated postings, instead of calling base_url.
+	Embedded bool         `yaml:"embedded"`
+	Scan     Scan         `yaml:"scan"`
+	Rules    rules.Config `yaml:"rules"`
+
+	// Token is the resolved API token (never printed).
+	Token string `yaml:"-"`
+}
+
+// Scan configures how a marketplace is scanned.
+type Scan struct {
+	Schedule          string  `yaml:"schedule"` // cron, @hourly, or "@every 10s"
+	PageSize          int     `yaml:"page_size"`
+	RequestsPerSecond float64 `yaml:"requests_per_second"`
+}
+
+// Defaults returns the built-in values a config file is decoded onto.
+func Defaults() Config {
+	return Config{
+		Redis: Redis{Port: 6379},
+		Lock: Lock{
+			TTL:            Duration(30 * time.Second),
+			Wait:           Duration(2 * time.Second),
+			FenceRetention: Duration(168 * time.Hour),
+		},
+		Ledger: Ledger{Retention: Duration(720 * time.Hour)},
+		Worker: Worker{
+			Concurrency:     20,
+			Queues:          map[string]int{"bids": 6, "scans": 3},
+			ShutdownTimeout: Duration(30 * time.Second),
+			SettleDelay:     Duration(15 * time.Second),
+			PollInterval:    Duration(time.Second),
+		},
+		HTTP: HTTP{
+			Addr:       "127.0.0.1:8080",
+			Monitoring: Monitoring{Enabled: true, ReadOnly: true},
+		},
+		Log: Log{Level: "info", Format: "json"},
+	}
+}
+
+// Scan defaults, applied per marketplace when a key is left out.
+const (
+	DefaultSchedule          = "@every 10s"
+	DefaultPageSize          = 100
+	DefaultRequestsPerSecond = 5
+)

@@ -1,0 +1,264 @@
+package config
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// embeddedYAML is the config used when no file is found: in-process Redis
+// and an in-process sandbox marketplace, so a fresh checkout runs as is.
+// configs/embedded.yaml is a copy kept equal by a test.
+//
+//go:embed embedded.yaml
+var embeddedYAML []byte
+
+// EmbeddedYAML returns the built-in config document.
+func EmbeddedYAML() []byte { return append([]byte(nil), embeddedYAML...) }
+
+// DefaultSearchPaths are tried in order when no --config is given.
+var DefaultSearchPaths = []string{"bidder.yaml", "configs/bidder.yaml"}
+
+// Options says where Load looks and what overrides the file.
+type Options struct {
+	// Path is --config; when set, the file must exist.
+	Path string
+	// SearchPaths replaces DefaultSearchPaths (tests).
+	SearchPaths []string
+	// LookupEnv reads the environment; nil means os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+	// ReadFile reads config and token files; nil means os.ReadFile.
+	ReadFile func(string) ([]byte, error)
+	// Adapters are the adapter names the binary knows; a marketplace naming
+	// another is refused.
+	Adapters []string
+	// Flags override env and file: the highest precedence.
+	Flags Flags
+}
+
+// Flags are the command-line overrides; empty means not given.
+type Flags struct {
+	HTTPAddr  string
+	LogLevel  string
+	LogFormat string
+}
+
+// Env variables read by Load.
+const (
+	EnvRedisURL          = "REDIS_URL"
+	EnvRedisHost         = "REDIS_HOST"
+	EnvRedisPort         = "REDIS_PORT"
+	EnvRedisDB           = "REDIS_DB"
+	EnvRedisPassword     = "REDIS_PASSWORD"
+	EnvRedisHashTags     = "BIDDER_REDIS_HASH_TAGS"
+	EnvHTTPAddr          = "BIDDER_HTTP_ADDR"
+	EnvLogLevel          = "BIDDER_LOG_LEVEL"
+	EnvLogFormat         = "BIDDER_LOG_FORMAT"
+	EnvWorkerConcurrency = "BIDDER_WORKER_CONCURRENCY"
+)
+
+// Load reads, overrides, validates and resolves the config. Every error is an
+// *Error (errors.Is(err, ErrInvalid)).
+func Load(o Options) (Config, error) {
+	if o.LookupEnv == nil {
+		o.LookupEnv = os.LookupEnv
+	}
+	if o.ReadFile == nil {
+		o.ReadFile = os.ReadFile
+	}
+	cfg := Defaults()
+	doc, source, err := find(o)
+	if err != nil {
+		return Config{}, err
+	}
+	cfg.Source = source
+	if err := decode(doc, &cfg); err != nil {
+		var ce *Error
+		if errors.As(err, &ce) && source != EmbeddedSource && ce.Key == "" {
+			ce.Problem = source + ": " + ce.Problem
+		}
+		return Config{}, err
+	}
+	if err := applyEnv(&cfg, o.LookupEnv); err != nil {
+		return Config{}, err
+	}
+	applyFlags(&cfg, o.Flags)
+	applyScanDefaults(&cfg)
+	if err := validate(&cfg, o.Adapters); err != nil {
+		return Config{}, err
+	}
+	if err := resolveSecrets(&cfg, o); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+func find(o Options) ([]byte, string, error) {
+	if o.Path != "" {
+		b, err := o.ReadFile(o.Path)
+		if err != nil {
+			return nil, "", &Error{Key: "--config", Problem: fmt.Sprintf("cannot read %q: %v", o.Path, unwrapPath(err)), Err: err}
+		}
+		return b, o.Path, nil
+	}
+	paths := o.SearchPaths
+	if paths == nil {
+		paths = DefaultSearchPaths
+	}
+	for _, p := range paths {
+		b, err := o.ReadFile(p)
+		if err == nil {
+			return b, p, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, "", &Error{Key: p, Problem: fmt.Sprintf("cannot read: %v", unwrapPath(err)), Err: err}
+		}
+	}
+	return embeddedYAML, EmbeddedSource, nil
+}
+
+// unwrapPath drops the path from an *fs.PathError, which the message names already.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func applyEnv(cfg *Config, lookup func(string) (string, bool)) error {
+	get := func(k string) (string, bool) {
+		v, ok := lookup(k)
+		return strings.TrimSpace(v), ok && strings.TrimSpace(v) != ""
+	}
+	// An address from the environment replaces the file's standalone
+	// address as a whole: mixing a file URL with an env host is never meant.
+	if v, ok := get(EnvRedisURL); ok {
+		cfg.Redis.URL, cfg.Redis.Host = v, ""
+	}
+	if v, ok := get(EnvRedisHost); ok {
+		cfg.Redis.Host, cfg.Redis.URL = v, ""
+	}
+	if v, ok := get(EnvRedisPort); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return errorf(EnvRedisPort+" (env)", "want a port number, got %q", v)
+		}
+		cfg.Redis.Port = n
+	}
+	if v, ok := get(EnvRedisDB); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return errorf(EnvRedisDB+" (env)", "want a database number, got %q", v)
+		}
+		cfg.Redis.DB = n
+	}
+	if v, ok := get(EnvRedisHashTags); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errorf(EnvRedisHashTags+" (env)", "want true or false, got %q", v)
+		}
+		cfg.Redis.HashTags = b
+	}
+	if v, ok := get(EnvHTTPAddr); ok {
+		cfg.HTTP.Addr = v
+	}
+	if v, ok := get(EnvLogLevel); ok {
+		cfg.Log.Level = v
+	}
+	if v, ok := get(EnvLogFormat); ok {
+		cfg.Log.Format = v
+	}
+	if v, ok := get(EnvWorkerConcurrency); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return errorf(EnvWorkerConcurrency+" (env)", "want an integer, got %q", v)
+		}
+		cfg.Worker.Concurrency = n
+	}
+	return nil
+}
+
+func applyFlags(cfg *Config, f Flags) {
+	if f.HTTPAddr != "" {
+		cfg.HTTP.Addr = f.HTTPAddr
+	}
+	if f.LogLevel != "" {
+		cfg.Log.Level = f.LogLevel
+	}
+	if f.LogFormat != "" {
+		cfg.Log.Format = f.LogFormat
+	}
+}
+
+func applyScanDefaults(cfg *Config) {
+	for i := range cfg.Marketplaces {
+		s := &cfg.Marketplaces[i].Scan
+		if strings.TrimSpace(s.Schedule) == "" {
+			s.Schedule = DefaultSchedule
+		}
+		if s.PageSize == 0 {
+			s.PageSize = DefaultPageSize
+		}
+		if s.RequestsPerSecond == 0 {
+			s.RequestsPerSecond = DefaultRequestsPerSecond
+		}
+	}
+}
+
+// resolveSecrets reads passwords and tokens from where the config says they
+// are. Messages name the variable or file, never the value.
+func resolveSecrets(cfg *Config, o Options) error {
+	env := func(key, name string) (string, error) {
+		v, ok := o.LookupEnv(name)
+		if !ok || v == "" {
+			return "", errorf(key, "environment variable %s is not set", name)
+		}
+		return v, nil
+	}
+	var err error
+	r := &cfg.Redis
+	if r.Mode() != ModeEmbedded {
+		if r.PasswordEnv != "" {
+			if r.Password, err = env("redis.password_env", r.PasswordEnv); err != nil {
+				return err
+			}
+		} else if v, ok := o.LookupEnv(EnvRedisPassword); ok {
+			r.Password = v
+		}
+		if r.Sentinel.PasswordEnv != "" {
+			if r.Sentinel.Password, err = env("redis.sentinel.password_env", r.Sentinel.PasswordEnv); err != nil {
+				return err
+			}
+		}
+	}
+	if ba := &cfg.HTTP.Monitoring.BasicAuth; ba.Enabled() {
+		if ba.Password, err = env("http.monitoring.basic_auth.password_env", ba.PasswordEnv); err != nil {
+			return err
+		}
+	}
+	for i := range cfg.Marketplaces {
+		m := &cfg.Marketplaces[i]
+		key := fmt.Sprintf("marketplaces[%d]", i)
+		switch {
+		case m.TokenEnv != "":
+			if m.Token, err = env(key+".token_env", m.TokenEnv); err != nil {
+				return err
+			}
+		case m.TokenFile != "":
+			b, rerr := o.ReadFile(m.TokenFile)
+			if rerr != nil {
+				return &Error{Key: key + ".token_file", Problem: fmt.Sprintf("cannot read %q: %v", m.TokenFile, unwrapPath(rerr)), Err: rerr}
+			}
+			m.Token = strings.TrimSpace(string(b))
+			if m.Token == "" {
+				return errorf(key+".token_file", "%q is empty", m.TokenFile)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,305 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/bidder/bidder/lock"
+	"github.com/bidder/bidder/worker/rules"
+)
+
+func validate(cfg *Config, adapters []string) error {
+	for _, check := range []func(*Config) error{
+		validateRedis, validateLock, validateWorker, validateHTTP, validateLog,
+	} {
+		if err := check(cfg); err != nil {
+			return err
+		}
+	}
+	return validateMarketplaces(cfg, adapters)
+}
+
+func validateRedis(cfg *Config) error {
+	r := cfg.Redis
+	sentinel := r.Sentinel.MasterName != "" || len(r.Sentinel.Addrs) > 0
+	cluster := len(r.Cluster.Addrs) > 0
+	standalone := r.URL != "" || r.Host != ""
+	n := 0
+	for _, b := range []bool{sentinel, cluster, standalone} {
+		if b {
+			n++
+		}
+	}
+	if n > 1 {
+		return errorf("redis", "set only one of url/host, sentinel and cluster")
+	}
+	if r.URL != "" && r.Host != "" {
+		return errorf("redis", "set url or host, not both")
+	}
+	if r.URL != "" {
+		if err := checkRedisURL(r.URL); err != nil {
+			return err
+		}
+	}
+	if r.Port < 1 || r.Port > 65535 {
+		return errorf("redis.port", "want 1-65535, got %d", r.Port)
+	}
+	if r.DB < 0 {
+		return errorf("redis.db", "want >= 0, got %d", r.DB)
+	}
+	if sentinel {
+		if r.Sentinel.MasterName == "" {
+			return errorf("redis.sentinel.master_name", "required with sentinel.addrs")
+		}
+		if len(r.Sentinel.Addrs) == 0 {
+			return errorf("redis.sentinel.addrs", "required with sentinel.master_name")
+		}
+		for i, a := range r.Sentinel.Addrs {
+			if err := checkHostPort(a); err != nil {
+				return errorf(fmt.Sprintf("redis.sentinel.addrs[%d]", i), "%v", err)
+			}
+		}
+	}
+	if cluster {
+		for i, a := range r.Cluster.Addrs {
+			if err := checkHostPort(a); err != nil {
+				return errorf(fmt.Sprintf("redis.cluster.addrs[%d]", i), "%v", err)
+			}
+		}
+		if r.DB != 0 {
+			return errorf("redis.db", "Redis Cluster has only database 0")
+		}
+		if !r.HashTags {
+			// Without them a posting's lock, fence and ledger keys land in
+			// different slots and the fenced Lua scripts fail with CROSSSLOT.
+			return errorf("redis.hash_tags", "must be true with cluster")
+		}
+	}
+	return nil
+}
+
+// checkRedisURL parses a Redis URL without ever echoing it: url.Parse's errors
+// quote the whole URL, password included.
+func checkRedisURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return errorf("redis.url", "not a valid URL")
+	}
+	if u.Scheme != "redis" && u.Scheme != "rediss" {
+		return errorf("redis.url", "want a redis:// or rediss:// URL, got scheme %q", u.Scheme)
+	}
+	if u.Host == "" {
+		return errorf("redis.url", "no host")
+	}
+	return nil
+}
+
+func checkHostPort(a string) error {
+	h, p, err := net.SplitHostPort(a)
+	if err != nil || h == "" || p == "" {
+		return fmt.Errorf("want host:port, got %q", a)
+	}
+	return nil
+}
+
+func validateLock(cfg *Config) error {
+	l := cfg.Lock
+	if d := time.Duration(l.TTL); d < lock.MinTTL || d > lock.MaxTTL {
+		return errorf("lock.ttl", "want %s-%s, got %s", lock.MinTTL, lock.MaxTTL, d)
+	}
+	if l.Wait < 0 {
+		return errorf("lock.wait", "must not be negative")
+	}
+	if l.FenceRetention < l.TTL {
+		return errorf("lock.fence_retention", "must be at least lock.ttl (%s)", time.Duration(l.TTL))
+	}
+	if cfg.Ledger.Retention <= 0 {
+		return errorf("ledger.retention", "must be positive")
+	}
+	return nil
+}
+
+func validateWorker(cfg *Config) error {
+	w := cfg.Worker
+	if w.Concurrency < 1 {
+		return errorf("worker.concurrency", "want >= 1, got %d", w.Concurrency)
+	}
+	for name, weight := range w.Queues {
+		if name != "bids" && name != "scans" {
+			return errorf("worker.queues."+name, "unknown queue (bids, scans)")
+		}
+		if weight < 1 {
+			return errorf("worker.queues."+name, "want a weight >= 1, got %d", weight)
+		}
+	}
+	if w.ShutdownTimeout <= 0 {
+		return errorf("worker.shutdown_timeout", "must be positive")
+	}
+	if w.SettleDelay <= 0 {
+		return errorf("worker.settle_delay", "must be positive")
+	}
+	if w.PollInterval <= 0 {
+		return errorf("worker.poll_interval", "must be positive")
+	}
+	return nil
+}
+
+func validateHTTP(cfg *Config) error {
+	h := cfg.HTTP
+	host, _, err := net.SplitHostPort(h.Addr)
+	if err != nil {
+		return errorf("http.addr", "want host:port, got %q", h.Addr)
+	}
+	m := h.Monitoring
+	ba := m.BasicAuth
+	if ba.Username != "" && ba.PasswordEnv == "" {
+		return errorf("http.monitoring.basic_auth.password_env", "required with basic_auth.username")
+	}
+	if ba.Username == "" && ba.PasswordEnv != "" {
+		return errorf("http.monitoring.basic_auth.username", "required with basic_auth.password_env")
+	}
+	if m.Enabled && !ba.Enabled() && !m.AllowUnauthenticatedRemote && !IsLoopback(host) {
+		return errorf("http.monitoring", "refusing to serve the monitoring UI without basic_auth on non-loopback address %q "+
+			"(set http.monitoring.basic_auth, or allow_unauthenticated_remote: true)", h.Addr)
+	}
+	return nil
+}
+
+// IsLoopback reports whether a listen host only accepts local connections.
+// An empty host listens on every interface.
+func IsLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func validateLog(cfg *Config) error {
+	switch cfg.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return errorf("log.level", "want debug, info, warn or error, got %q", cfg.Log.Level)
+	}
+	switch cfg.Log.Format {
+	case "json", "console":
+	default:
+		return errorf("log.format", "want json or console, got %q", cfg.Log.Format)
+	}
+	return nil
+}
+
+func validateMarketplaces(cfg *Config, adapters []string) error {
+	seen := map[string]int{}
+	for i, m := range cfg.Marketplaces {
+		key := fmt.Sprintf("marketplaces[%d]", i)
+		if err := lock.ValidateMarketplaceID(m.ID); err != nil {
+			return &Error{Key: key + ".id", Problem: strings.TrimPrefix(err.Error(), "lock: "), Err: err}
+		}
+		if j, dup := seen[m.ID]; dup {
+			return errorf(key+".id", "%q already used by marketplaces[%d]", m.ID, j)
+		}
+		seen[m.ID] = i
+		if m.Adapter == "" {
+			return errorf(key+".adapter", "required (one of %s)", strings.Join(adapters, ", "))
+		}
+		if !slices.Contains(adapters, m.Adapter) {
+			return errorf(key+".adapter", "unknown adapter %q (known: %s)", m.Adapter, strings.Join(adapters, ", "))
+		}
+		if m.Embedded {
+			if m.Adapter != "sandbox" {
+				return errorf(key+".embedded", "only the sandbox adapter can run embedded")
+			}
+			if m.BaseURL != "" || m.TokenEnv != "" || m.TokenFile != "" {
+				return errorf(key+".embedded", "an embedded sandbox takes no base_url, token_env or token_file")
+			}
+		} else {
+			u, err := url.Parse(m.BaseURL)
+			if m.BaseURL == "" {
+				return errorf(key+".base_url", "required (or embedded: true for the sandbox adapter)")
+			}
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return errorf(key+".base_url", "want an http:// or https:// URL")
+			}
+			if u.User != nil {
+				return errorf(key+".base_url", "must not hold credentials; use token_env or token_file")
+			}
+			if (m.TokenEnv == "") == (m.TokenFile == "") {
+				return errorf(key, "set exactly one of token_env and token_file")
+			}
+		}
+		if m.RequestTimeout < 0 {
+			return errorf(key+".request_timeout", "must not be negative")
+		}
+		if err := checkSchedule(m.Scan.Schedule); err != nil {
+			return &Error{Key: key + ".scan.schedule", Problem: err.Error(), Err: err}
+		}
+		if m.Scan.PageSize < 1 || m.Scan.PageSize > 1000 {
+			return errorf(key+".scan.page_size", "want 1-1000, got %d", m.Scan.PageSize)
+		}
+		if m.Scan.RequestsPerSecond < 0 {
+			return errorf(key+".scan.requests_per_second", "must not be negative")
+		}
+		if err := m.Rules.Validate(); err != nil {
+			return rulesError(key, err)
+		}
+	}
+	return nil
+}
+
+// rulesError reports the first rules problem under the marketplace's key.
+func rulesError(key string, err error) error {
+	var fe *rules.FieldError
+	if errors.As(err, &fe) {
+		n := countJoined(err)
+		p := fe.Problem
+		if n > 1 {
+			p += fmt.Sprintf(" (and %d more problem(s))", n-1)
+		}
+		return &Error{Key: key + "." + fe.Key, Problem: p, Err: err}
+	}
+	return &Error{Key: key + ".rules", Problem: err.Error(), Err: err}
+}
+
+func countJoined(err error) int {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		return len(j.Unwrap())
+	}
+	return 1
+}
+
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// checkSchedule accepts what the scanner accepts: "@every <whole seconds>",
+// a descriptor, or a 5-field cron spec (CRON_TZ= allowed) that fires.
+func checkSchedule(spec string) error {
+	s := strings.TrimSpace(spec)
+	if rest, ok := strings.CutPrefix(s, "@every"); ok {
+		d, err := time.ParseDuration(strings.TrimSpace(rest))
+		if err != nil {
+			return fmt.Errorf("bad @every duration %q: %w", spec, err)
+		}
+		if d < time.Second || d%time.Second != 0 {
+			return fmt.Errorf("@every needs a whole number of seconds >= 1s, got %q", spec)
+		}
+		return nil
+	}
+	c, err := cronParser.Parse(s)
+	if err != nil {
+		return fmt.Errorf("bad cron spec %q: %w", spec, err)
+	}
+	if _, relative := c.(cron.ConstantDelaySchedule); relative {
+		return fmt.Errorf("bad cron spec %q: write @every without a time zone", spec)
+	}
+	if c.Next(time.Now()).IsZero() {
+		return fmt.Errorf("bad cron spec %q: never fires", spec)
+	}
+	return nil
+}
