@@ -1,0 +1,109 @@
+package scanner
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Scan results, the label values of bidder_scan_runs_total.
+const (
+	ResultCaughtUp    = "caught_up"    // paged until the marketplace had nothing new
+	ResultPageLimit   = "page_limit"   // stopped at the pages-per-task bound; the next slot continues
+	ResultRateBudget  = "rate_budget"  // the shared request rate would have made it wait too long
+	ResultRateLimited = "rate_limited" // the marketplace said 429 for longer than the scan may wait
+	ResultBusy        = "busy"         // another scan of the marketplace held the lock
+	ResultError       = "error"        // ended with an error (asynq retries it)
+	ResultBadTask     = "bad_task"     // undecodable payload or unknown marketplace; archived
+)
+
+// Slot enqueue results, the label values of bidder_scan_slots_total.
+const (
+	SlotEnqueued  = "enqueued"  // this instance enqueued the slot's scan
+	SlotDuplicate = "duplicate" // another instance had already (ErrTaskIDConflict)
+	SlotError     = "error"     // Redis refused; retried shortly
+)
+
+// Metrics are the scanner's Prometheus metrics, shared by the Scheduler and
+// the scan handler.
+type Metrics struct {
+	runs       *prometheus.CounterVec
+	seen       *prometheus.CounterVec
+	enqueued   *prometheus.CounterVec
+	duplicates *prometheus.CounterVec
+	invalid    *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+	lag        *prometheus.GaugeVec
+	slots      *prometheus.CounterVec
+	reloads    *prometheus.CounterVec
+}
+
+// NewMetrics creates the metrics and registers them on r (nil: unregistered).
+// Registering twice on one registry reuses the first set, so several
+// handlers and schedulers in one process share series.
+func NewMetrics(r prometheus.Registerer) *Metrics {
+	mp := []string{"marketplace"}
+	m := &Metrics{
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_scan_runs_total",
+			Help: "Scan task runs by marketplace and result (caught_up, page_limit, rate_budget, rate_limited, busy, error, bad_task).",
+		}, []string{"marketplace", "result"}),
+		seen: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_postings_seen_total",
+			Help: "Postings returned by marketplace scans (a re-scanned page counts again).",
+		}, mp),
+		enqueued: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_postings_enqueued_total",
+			Help: "Bid tasks the scanner enqueued.",
+		}, mp),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_enqueue_duplicates_total",
+			Help: "Bid task enqueues refused because the posting's task ID existed (ErrTaskIDConflict).",
+		}, mp),
+		invalid: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_postings_invalid_total",
+			Help: "Postings not enqueued because their ID or payload failed validation.",
+		}, mp),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "bidder_scan_duration_seconds",
+			Help:    "Time one scan task took, by marketplace.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12),
+		}, mp),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bidder_scan_cursor_lag_seconds",
+			Help: "Now minus posted_at of the newest posting the last scan page showed.",
+		}, mp),
+		slots: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_scan_slots_total",
+			Help: "Scheduler enqueue attempts of a slot's scan task by result (enqueued, duplicate, error); summed over instances, enqueued is one per slot.",
+		}, []string{"marketplace", "result"}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_scan_schedule_reloads_total",
+			Help: "Schedule config reads by result (ok, error, invalid_spec).",
+		}, []string{"result"}),
+	}
+	if r != nil {
+		m.runs = register(r, m.runs)
+		m.seen = register(r, m.seen)
+		m.enqueued = register(r, m.enqueued)
+		m.duplicates = register(r, m.duplicates)
+		m.invalid = register(r, m.invalid)
+		m.duration = register(r, m.duration)
+		m.lag = register(r, m.lag)
+		m.slots = register(r, m.slots)
+		m.reloads = register(r, m.reloads)
+	}
+	return m
+}
+
+func register[C prometheus.Collector](r prometheus.Registerer, c C) C {
+	if err := r.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}
