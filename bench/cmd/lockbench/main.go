@@ -46,6 +46,7 @@ type config struct {
 	jsonPath    string
 	cpuProfile  string
 	allowShared bool
+	prefill     int
 }
 
 func main() {
@@ -75,6 +76,7 @@ func parseFlags(args []string) (config, error) {
 	fs.IntVar(&c.poolSize, "pool-size", 0, "go-redis PoolSize of every client (0: max(64, largest goroutines))")
 	fs.StringVar(&c.jsonPath, "json", "", "also write every round's results as JSON to this file")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the measured cases to this file (use with --impls to profile one)")
+	fs.IntVar(&c.prefill, "prefill", 0, "own server only: before each case, create this many keys with a 7-day expiry (like the fence counters a production keyspace holds), so every implementation runs against a large keyspace, not only bidder")
 	fs.BoolVar(&c.allowShared, "allow-6379", false, "allow --redis-addr on port 6379 (the machine's shared Redis is never a benchmark target)")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -165,9 +167,9 @@ func run(cfg config) error {
 		}
 	}()
 
-	fmt.Printf("lockbench: redis %s at %s (%s), GOMAXPROCS=%d, NumCPU=%d, %s per case, warmup %s, rounds %d (report: %s round), pool size %d\n",
+	fmt.Printf("lockbench: redis %s at %s (%s), GOMAXPROCS=%d, NumCPU=%d, %s per case, warmup %s, rounds %d (report: %s round), pool size %d, prefill %d keys\n",
 		version, addr, map[bool]string{true: "own server, CPU from /proc", false: "external, CPU from INFO"}[b.srv != nil],
-		runtime.GOMAXPROCS(0), runtime.NumCPU(), cfg.duration, cfg.warmup, cfg.rounds, cfg.pick, cfg.poolSize)
+		runtime.GOMAXPROCS(0), runtime.NumCPU(), cfg.duration, cfg.warmup, cfg.rounds, cfg.pick, cfg.poolSize, cfg.prefill)
 
 	if cfg.cpuProfile != "" {
 		f, err := os.Create(cfg.cpuProfile)
@@ -272,6 +274,9 @@ func (b *bench) runCase(ctx context.Context, name string, g, round int) (result,
 		if err := b.admin.FlushDB(ctx).Err(); err != nil {
 			return result{}, err
 		}
+		if err := b.prefill(ctx); err != nil {
+			return result{}, err
+		}
 	}
 	prefix := fmt.Sprintf("%s-r%d-g%d-%s-", b.runID, round, g, name)
 	b.load(ctx, cycle, g, prefix+"w", b.cfg.warmup)
@@ -313,6 +318,21 @@ func (b *bench) runCase(ctx context.Context, name string, g, round int) (result,
 	}
 	r.P50, r.P99 = percentiles(lat)
 	return r, nil
+}
+
+// prefill writes cfg.prefill filler keys in pipelined batches.
+func (b *bench) prefill(ctx context.Context) error {
+	const batch = 1000
+	for i := 0; i < b.cfg.prefill; i += batch {
+		p := b.admin.Pipeline()
+		for j := i; j < min(i+batch, b.cfg.prefill); j++ {
+			p.Set(ctx, "prefill:"+strconv.Itoa(j), j, 7*24*time.Hour)
+		}
+		if _, err := p.Exec(ctx); err != nil {
+			return fmt.Errorf("prefill: %w", err)
+		}
+	}
+	return nil
 }
 
 // load runs cycle from g goroutines for d, each cycle on a fresh posting
