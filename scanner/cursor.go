@@ -50,7 +50,10 @@ func newCursorStore(rdb redis.UniversalClient, hashTags bool) *cursorStore {
 // or with hash tags "bid_scan_cursor:{<marketplace>:scan}", the slot of the
 // marketplace's scan lock.
 func (c *cursorStore) Key(marketplaceID string) string {
-	return c.prefix + ":" + lock.Keys{HashTags: c.hashTags}.Tag(marketplaceID, scanLockName)
+	if !c.hashTags {
+		return c.prefix + ":" + marketplaceID
+	}
+	return c.prefix + ":" + lock.Keys{HashTags: true}.Tag(marketplaceID, scanLockName)
 }
 
 func (c *cursorStore) get(ctx context.Context, marketplaceID string) (string, error) {

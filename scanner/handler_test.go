@@ -282,3 +282,26 @@ func TestBadScanTasksAreArchived(t *testing.T) {
 	}
 }
 
+
+func TestKeyLayout(t *testing.T) {
+	e := newEnv(t)
+	_, ad, _ := startSandbox(t, sandbox.ServerConfig{})
+	if k := e.handler(ad).CursorKey(testMP); k != "bid_scan_cursor:sbx" {
+		t.Errorf("cursor key %q", k)
+	}
+	// With hash tags the cursor shares the scan lock's slot, which the
+	// cursor-commit script needs on Redis Cluster.
+	h := e.handler(ad, WithHashTags(true))
+	lockKey := lock.Keys{Prefix: DefaultLockKeyPrefix, HashTags: true}.Lock(testMP, scanLockName)
+	if k := h.CursorKey(testMP); k != "bid_scan_cursor:{sbx:scan}" || lockKey != "bid_scan_lock:{sbx:scan}" {
+		t.Errorf("hash-tagged keys %q, %q", k, lockKey)
+	}
+	srv, ad2, _ := startSandbox(t, sandbox.ServerConfig{})
+	srv.Publish(5)
+	if sum, err := ScanOnce(context.Background(), e.handler(ad2, WithHashTags(true)), testMP); err != nil || sum.Enqueued != 5 {
+		t.Fatalf("hash-tagged scan: %s, %v", sum, err)
+	}
+	if e.storedCursor(t, h) == "" {
+		t.Error("hash-tagged cursor not stored")
+	}
+}
