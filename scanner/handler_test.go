@@ -282,7 +282,6 @@ func TestBadScanTasksAreArchived(t *testing.T) {
 	}
 }
 
-
 func TestKeyLayout(t *testing.T) {
 	e := newEnv(t)
 	_, ad, _ := startSandbox(t, sandbox.ServerConfig{})
