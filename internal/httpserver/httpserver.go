@@ -1,0 +1,151 @@
+// Package httpserver is bidder's one HTTP listener: /metrics, /healthz,
+// /readyz, the asynqmon UI under /monitoring/ and a small status page at /.
+package httpserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.uber.org/zap"
+)
+
+// MonitoringRoot is where the asynqmon UI is mounted.
+const MonitoringRoot = "/monitoring"
+
+// Options configures the server.
+type Options struct {
+	Addr     string
+	Gatherer prometheus.Gatherer // /metrics and the status page
+	// Ready reports why the process cannot do its work; nil error = ready.
+	Ready func(ctx context.Context) error
+	// Monitoring is the asynqmon handler (rooted at MonitoringRoot); nil
+	// means the UI is off.
+	Monitoring http.Handler
+	// Username/Password protect the UI with HTTP basic auth when Username
+	// is set.
+	Username, Password string
+	// Info is shown on the status page (role, version, Redis mode).
+	Info   map[string]string
+	Logger *zap.Logger
+}
+
+// Server serves Options until its context ends.
+type Server struct {
+	opts Options
+	srv  *http.Server
+	ln   net.Listener
+}
+
+// Listen binds the address, so that the caller can log the real one (":0")
+// and fail start-up on a taken port before anything else runs.
+func Listen(o Options) (*Server, error) {
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	if o.Gatherer == nil {
+		o.Gatherer = prometheus.NewRegistry()
+	}
+	ln, err := net.Listen("tcp", o.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("http: listen on %s: %w", o.Addr, err)
+	}
+	s := &Server{opts: o, ln: ln}
+	s.srv = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+		ErrorLog:          zap.NewStdLog(o.Logger.Named("http")),
+	}
+	return s, nil
+}
+
+// Addr is the bound address.
+func (s *Server) Addr() string { return s.ln.Addr().String() }
+
+// Serve runs until ctx ends, then shuts down gracefully within 5s.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(s.ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("http: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(sctx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
+	}
+	if err != nil {
+		return fmt.Errorf("http: shutdown: %w", err)
+	}
+	return nil
+}
+
+// Handler returns the routes (exported for in-process tests).
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(s.opts.Logger)}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", s.readyz)
+	if s.opts.Monitoring != nil {
+		ui := s.opts.Monitoring
+		if s.opts.Username != "" {
+			ui = basicAuth(s.opts.Username, s.opts.Password, ui)
+		}
+		mux.Handle(MonitoringRoot+"/", ui)
+		mux.Handle(MonitoringRoot, http.RedirectHandler(MonitoringRoot+"/", http.StatusMovedPermanently))
+	}
+	mux.HandleFunc("GET /{$}", s.status)
+	return mux
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.opts.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.opts.Ready(ctx); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintf(w, "not ready: %s\n", oneLine(err.Error()))
+			return
+		}
+	}
+	_, _ = w.Write([]byte("ready\n"))
+}
+
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
+
+// basicAuth compares digests in constant time, so neither the credentials
+// nor their lengths leak through timing.
+func basicAuth(user, pass string, next http.Handler) http.Handler {
+	wantU, wantP := sha256.Sum256([]byte(user)), sha256.Sum256([]byte(pass))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, p, ok := r.BasicAuth()
+		gotU, gotP := sha256.Sum256([]byte(u)), sha256.Sum256([]byte(p))
+		match := subtle.ConstantTimeCompare(gotU[:], wantU[:]) & subtle.ConstantTimeCompare(gotP[:], wantP[:])
+		if !ok || match != 1 {
+			w.Header().Set("WWW-Authenticate", `Basic realm="bidder monitoring", charset="UTF-8"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func zapErr(err error) zap.Field { return zap.Error(err) }
