@@ -209,10 +209,10 @@ func writeTargets(w io.Writer, ts []target) {
 			if !t.Met {
 				status = "NOT MET"
 			}
-			fmt.Fprintf(w, "  %-28s %.2f  (target %s)  %s\n", t.What, t.Value, t.Goal, status)
+			fmt.Fprintf(w, "  %-30s %.3f  (target %s)  %s\n", t.What, t.Value, t.Goal, status)
 			continue
 		}
-		fmt.Fprintf(w, "  %-28s -     (target %s)  %s\n", t.What, t.Goal, status)
+		fmt.Fprintf(w, "  %-30s -      (target %s)  %s\n", t.What, t.Goal, status)
 	}
 }
 
