@@ -15,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/bidder/bidder/internal/config"
 )
 
 // version is set at build time: go build -ldflags "-X main.version=v1.2.3".
@@ -44,6 +46,14 @@ func (e env) logger() *zap.Logger {
 var addCommands = []func(env) *cobra.Command{
 	newVersionCommand,
 	newSandboxCommand,
+	newRunCommand,
+	newWorkerCommand,
+	newScannerCommand,
+	newMonitorCommand,
+	newScanOnceCommand,
+	newLocksCommand,
+	newLedgerCommand,
+	newConfigCommand,
 }
 
 func main() {
@@ -91,6 +101,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return exitOK
 	}
 	fmt.Fprintf(stderr, "bidder: %v\n", err)
+	// A bad config is the operator's to fix, like bad usage, but the message
+	// already names the key: no help hint after it, so it stays one line.
+	if errors.Is(err, config.ErrInvalid) {
+		return exitUsage
+	}
 	var ue usageError
 	if errors.As(err, &ue) {
 		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())

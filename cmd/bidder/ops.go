@@ -1,0 +1,30 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/bidder/bidder/internal/config"
+	"github.com/bidder/bidder/internal/redisconn"
+)
+
+// opsConn opens Redis for an operator command: it must be a real Redis
+// (an embedded one would be a fresh, empty one) and it must answer now.
+func opsConn(ctx context.Context, f *configFlags) (config.Config, *redisconn.Conn, error) {
+	cfg, err := f.load()
+	if err != nil {
+		return cfg, nil, err
+	}
+	if cfg.Redis.Mode() == config.ModeEmbedded {
+		return cfg, nil, &config.Error{Key: "redis", Problem: "not configured: set REDIS_URL or redis.* (an embedded Redis lives only inside its 'run' process)"}
+	}
+	conn, err := redisconn.Open(cfg)
+	if err != nil {
+		return cfg, nil, err
+	}
+	if err := conn.Ping(ctx, 3*time.Second); err != nil {
+		_ = conn.Close()
+		return cfg, nil, err
+	}
+	return cfg, conn, nil
+}

@@ -1,0 +1,379 @@
+// Package app assembles a bidder process from its config: the shared Redis
+// client, lock manager, ledger, adapters, handlers, asynq server, scheduler
+// and HTTP listener, and runs the roles a subcommand asks for. cmd/bidder is
+// only flags and exit codes on top of it.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/hibiken/asynqmon"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+
+	asynqmetrics "github.com/hibiken/asynq/x/metrics"
+
+	"github.com/bidder/bidder/internal/config"
+	"github.com/bidder/bidder/internal/httpserver"
+	"github.com/bidder/bidder/internal/redisconn"
+	"github.com/bidder/bidder/ledger"
+	"github.com/bidder/bidder/lock"
+	"github.com/bidder/bidder/marketplace"
+	"github.com/bidder/bidder/marketplace/sandbox"
+	"github.com/bidder/bidder/scanner"
+	"github.com/bidder/bidder/worker"
+	"github.com/bidder/bidder/worker/rules"
+)
+
+// Roles says what a process does.
+type Roles struct {
+	Name      string // subcommand, for logs and the status page
+	Scheduler bool   // enqueue scan tasks on schedule
+	Worker    bool   // run scan and bid tasks
+	// Monitor serves the asynqmon UI (if enabled in config) and exports
+	// asynq's cluster-wide queue metrics. Only run and monitor do: every
+	// instance exporting the same cluster-wide series would only duplicate
+	// them.
+	Monitor bool
+}
+
+// Adapters returns the registry of adapters this binary knows.
+func Adapters() (*marketplace.Registry, error) {
+	reg := marketplace.NewRegistry()
+	if err := sandbox.Register(reg); err != nil {
+		return nil, fmt.Errorf("app: register sandbox adapter: %w", err)
+	}
+	return reg, nil
+}
+
+// NewLogger builds the process logger: JSON by default, console on request.
+func NewLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
+	lvl, err := zapcore.ParseLevel(c.Level)
+	if err != nil {
+		return nil, fmt.Errorf("log.level: %w", err)
+	}
+	enc := zap.NewProductionEncoderConfig()
+	enc.EncodeTime = zapcore.ISO8601TimeEncoder
+	var e zapcore.Encoder
+	if c.Format == "console" {
+		enc.EncodeLevel = zapcore.CapitalLevelEncoder
+		e = zapcore.NewConsoleEncoder(enc)
+	} else {
+		e = zapcore.NewJSONEncoder(enc)
+	}
+	return zap.New(zapcore.NewCore(e, zapcore.AddSync(w), lvl)), nil
+}
+
+// App is one assembled process. Build it with New, then Run or use its parts.
+type App struct {
+	Cfg      config.Config
+	Log      *zap.Logger
+	Registry *prometheus.Registry
+	Conn     *redisconn.Conn
+	Locks    *lock.Manager
+	Ledger   *ledger.Ledger
+	Client   *asynq.Client
+	Adapters map[string]marketplace.Adapter
+	Markets  map[string]worker.Marketplace
+	Metrics  *worker.Metrics
+	Scan     *scanner.ScanHandler
+	ScanMet  *scanner.Metrics
+
+	version   string
+	sandboxes []*embeddedSandbox
+	stop      context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// New assembles everything without contacting Redis, so a Redis that is
+// down at start delays readiness instead of failing start-up. Embedded
+// sandboxes start here (they are local and must be up for their adapters).
+func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string) (_ *App, err error) {
+	a := &App{Cfg: cfg, Log: log, Registry: prometheus.NewRegistry(), version: version}
+	bg, stop := context.WithCancel(context.WithoutCancel(ctx))
+	a.stop = stop
+	defer func() {
+		if err != nil {
+			a.Close()
+		}
+	}()
+	a.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if a.Conn, err = redisconn.Open(cfg); err != nil {
+		return nil, err
+	}
+	rdb := a.Conn.Client
+	a.Locks = lock.NewManager(rdb,
+		lock.WithTTL(time.Duration(cfg.Lock.TTL)),
+		lock.WithFenceRetention(time.Duration(cfg.Lock.FenceRetention)),
+		lock.WithHashTags(cfg.Redis.HashTags),
+		lock.WithLogger(log.Named("lock")),
+		lock.WithRegisterer(a.Registry))
+	a.Ledger = ledger.New(rdb,
+		ledger.WithRetention(time.Duration(cfg.Ledger.Retention)),
+		ledger.WithHashTags(cfg.Redis.HashTags),
+		ledger.WithRegisterer(a.Registry))
+	a.Client = asynq.NewClientFromRedisClient(rdb)
+	a.Metrics = worker.NewMetrics(a.Registry)
+	a.ScanMet = scanner.NewMetrics(a.Registry)
+
+	reg, err := Adapters()
+	if err != nil {
+		return nil, err
+	}
+	a.Adapters = map[string]marketplace.Adapter{}
+	a.Markets = map[string]worker.Marketplace{}
+	scanOpts := []scanner.HandlerOption{
+		scanner.WithHashTags(cfg.Redis.HashTags),
+		scanner.WithLogger(log.Named("scanner")),
+		scanner.WithMetrics(a.ScanMet),
+	}
+	pageSize := 0
+	for i, m := range cfg.Marketplaces {
+		key := fmt.Sprintf("marketplaces[%d]", i)
+		mc := marketplace.Config{
+			ID: m.ID, BaseURL: m.BaseURL, Token: m.Token,
+			RequestTimeout: time.Duration(m.RequestTimeout),
+			Logger:         log.Named("marketplace").With(zap.String("marketplace", m.ID)),
+		}
+		if m.Embedded {
+			sb, err := startSandbox(bg, log, &a.wg)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", key, err)
+			}
+			a.sandboxes = append(a.sandboxes, sb)
+			mc.BaseURL, mc.Token = sb.url, sb.token
+		}
+		ad, err := reg.New(m.Adapter, mc)
+		if err != nil {
+			return nil, &config.Error{Key: key, Problem: config.Scrub(err.Error(), cfg.Secrets()), Err: err}
+		}
+		eng, err := rules.New(m.Rules)
+		if err != nil {
+			return nil, &config.Error{Key: key + ".rules", Problem: err.Error(), Err: err}
+		}
+		wm := worker.Marketplace{Adapter: ad, Rules: eng}
+		if b := m.Rules.BidBudget; b.PerHour > 0 || b.PerDay > 0 {
+			wm.Budget = rules.NewBudget(rdb, rules.DefaultBudgetPrefix, b.PerHour, b.PerDay)
+		}
+		a.Adapters[m.ID] = ad
+		a.Markets[m.ID] = wm
+		scanOpts = append(scanOpts, scanner.WithRate(m.ID, scanner.Rate{PerSecond: m.Scan.RequestsPerSecond}))
+		// The scan handler takes one page size for all marketplaces; the
+		// largest configured one means the fewest requests.
+		pageSize = max(pageSize, m.Scan.PageSize)
+	}
+	if pageSize > 0 {
+		scanOpts = append(scanOpts, scanner.WithPageSize(pageSize))
+	}
+	a.Scan = scanner.NewScanHandler(rdb, a.Client, a.Ledger, a.Adapters, a.Metrics, scanOpts...)
+	return a, nil
+}
+
+// Close releases what New built. Safe to call more than once.
+func (a *App) Close() {
+	if a.stop != nil {
+		a.stop()
+	}
+	a.wg.Wait()
+	if a.Client != nil {
+		_ = a.Client.Close() // does not close the shared client
+	}
+	if a.Conn != nil {
+		_ = a.Conn.Close()
+		a.Conn = nil
+	}
+}
+
+// SandboxStats returns the stats of the embedded sandboxes (for logs).
+func (a *App) SandboxStats() []sandbox.Stats {
+	var out []sandbox.Stats
+	for _, s := range a.sandboxes {
+		out = append(out, s.srv.Stats())
+	}
+	return out
+}
+
+type embeddedSandbox struct {
+	srv        *sandbox.Server
+	url, token string
+}
+
+// startSandbox runs an in-process sandbox marketplace that keeps publishing
+// postings, with a random token so no other local process can bid with it.
+func startSandbox(ctx context.Context, log *zap.Logger, wg *sync.WaitGroup) (*embeddedSandbox, error) {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	cfg := sandbox.DefaultServerConfig()
+	cfg.Tokens = []string{"embedded-" + hex.EncodeToString(b[:])}
+	cfg.Postings, cfg.Rate = 20, 2
+	cfg.Seed = uint64(time.Now().UnixNano())
+	cfg.Logger = log.Named("sandbox")
+	srv, err := sandbox.NewServer(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("embedded sandbox: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("embedded sandbox: %w", err)
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); _ = srv.Serve(ctx, ln) }()
+	go func() { defer wg.Done(); _ = srv.Generate(ctx) }()
+	return &embeddedSandbox{srv: srv, url: "http://" + ln.Addr().String(), token: cfg.Tokens[0]}, nil
+}
+
+// Run runs roles until ctx ends, then drains: scheduling stops first, the
+// worker finishes running tasks within worker.shutdown_timeout and releases
+// its locks, then the HTTP listener closes. A clean stop returns nil.
+func (a *App) Run(ctx context.Context, roles Roles) error {
+	log := a.Log
+	var workerUp, schedulerUp atomic.Bool
+	ready := func(ctx context.Context) error {
+		if err := a.Conn.Ping(ctx, time.Second); err != nil {
+			return err
+		}
+		if roles.Worker && !workerUp.Load() {
+			return errors.New("worker not started")
+		}
+		if roles.Scheduler && !schedulerUp.Load() {
+			return errors.New("scheduler not started")
+		}
+		return nil
+	}
+
+	hopts := httpserver.Options{
+		Addr:     a.Cfg.HTTP.Addr,
+		Gatherer: a.Registry,
+		Ready:    ready,
+		Logger:   log,
+		Info: map[string]string{
+			"role": roles.Name, "version": a.version, "redis": a.Conn.Where, "config": a.Cfg.Source,
+		},
+	}
+	mon := a.Cfg.HTTP.Monitoring
+	if roles.Monitor {
+		insp := asynq.NewInspectorFromRedisClient(a.Conn.Client)
+		a.Registry.MustRegister(asynqmetrics.NewQueueMetricsCollector(insp))
+		if mon.Enabled {
+			// asynqmon is handed the shared client and never closed, so it
+			// cannot close the client everyone else uses.
+			hopts.Monitoring = asynqmon.New(asynqmon.Options{
+				RootPath: httpserver.MonitoringRoot, RedisConnOpt: a.Conn.ConnOpt(), ReadOnly: mon.ReadOnly,
+			})
+			hopts.Username, hopts.Password = mon.BasicAuth.Username, mon.BasicAuth.Password
+		}
+	}
+	hs, err := httpserver.Listen(hopts)
+	if err != nil {
+		return err
+	}
+	base := "http://" + hs.Addr()
+	fields := []zap.Field{
+		zap.String("version", a.version),
+		zap.String("status_page", base+"/"), zap.String("metrics", base+"/metrics"),
+		zap.String("redis", a.Conn.Where), zap.String("config", a.Cfg.Source),
+	}
+	if hopts.Monitoring != nil {
+		fields = append(fields, zap.String("monitoring_ui", base+httpserver.MonitoringRoot+"/"))
+	}
+	log.Info("bidder starting", fields...)
+	if a.Conn.Embedded() {
+		log.Warn("embedded mode: in-process Redis, data is in memory only and lost on exit; set REDIS_URL or redis.* for real use",
+			zap.Int("embedded_sandboxes", len(a.sandboxes)))
+	}
+
+	httpCtx, stopHTTP := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHTTP()
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- hs.Serve(httpCtx) }()
+
+	// Redis down at start: wait (not ready meanwhile), never exit.
+	if err := a.Conn.WaitReady(ctx, log); err != nil {
+		stopHTTP()
+		<-httpErr
+		return nil // ctx ended while waiting: a clean stop
+	}
+
+	var srv *worker.Server
+	if roles.Worker {
+		bids, err := worker.NewBidHandler(a.Locks, a.Ledger, a.Markets,
+			worker.WithLockWait(time.Duration(a.Cfg.Lock.Wait)),
+			worker.WithSettleDelay(time.Duration(a.Cfg.Worker.SettleDelay)),
+			worker.WithMetrics(a.Metrics),
+			worker.WithLogger(log.Named("bid")))
+		if err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+		mux := worker.NewMux(bids, a.Metrics, log.Named("task"))
+		mux.Handle(scanner.TypeScan, a.Scan)
+		srv = worker.NewServer(a.Conn.Client, worker.ServerConfig{
+			Concurrency:     a.Cfg.Worker.Concurrency,
+			Queues:          a.Cfg.Worker.Queues,
+			ShutdownTimeout: time.Duration(a.Cfg.Worker.ShutdownTimeout),
+			PollInterval:    time.Duration(a.Cfg.Worker.PollInterval),
+			Logger:          log,
+		}, a.Locks)
+		if err := srv.Start(mux); err != nil {
+			stopHTTP()
+			<-httpErr
+			return err
+		}
+		workerUp.Store(true)
+		log.Info("worker started", zap.Int("concurrency", a.Cfg.Worker.Concurrency), zap.Any("queues", a.Cfg.Worker.Queues))
+	}
+
+	schedDone := make(chan error, 1)
+	schedCtx, stopSched := context.WithCancel(ctx)
+	defer stopSched()
+	if roles.Scheduler {
+		go func() { schedDone <- a.runScheduler(schedCtx, &schedulerUp) }()
+	} else {
+		schedDone <- nil
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("stopping: signal received")
+	case err := <-httpErr:
+		runErr = err
+		httpErr <- nil
+	case err := <-schedDone:
+		if err != nil {
+			runErr = err
+		}
+		schedDone <- nil
+	}
+	stopSched()
+	if err := <-schedDone; err != nil && runErr == nil && !errors.Is(err, context.Canceled) {
+		runErr = err
+	}
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		srv.Shutdown(sctx)
+		cancel()
+		log.Info("worker drained")
+	}
+	stopHTTP()
+	if err := <-httpErr; err != nil && runErr == nil {
+		runErr = err
+	}
+	if runErr != nil {
+		return runErr
+	}
+	log.Info("bidder stopped")
+	return nil
+}
