@@ -67,16 +67,16 @@ func (l *Lock) Lost() error {
 	return l.lostErr
 }
 
-// start arms the watchdog. It uses two AfterFunc timers rather than a
-// goroutine per lock: a lock released before its first renewal (the common
-// case) never costs a goroutine, and a renewal hung on a dead connection
-// cannot delay the expiry timer that declares the loss.
+// start arms the watchdog: AfterFunc timers rather than a goroutine per
+// lock, so a lock released before its first renewal (the common case) costs
+// one timer and no goroutine. The expiry timer, which declares the loss even
+// when a renewal hangs on a dead connection, is armed by the first renewal:
+// the lease cannot run out before then.
 func (l *Lock) start(parent context.Context) {
 	l.ctx, l.cancel = context.WithCancelCause(parent)
 	l.m.track(l)
 	l.mu.Lock()
 	l.renew = time.AfterFunc(l.m.opts.ttl/3, l.onRenew)
-	l.expiry = time.AfterFunc(time.Until(l.validUntil), l.onExpiry)
 	l.mu.Unlock()
 }
 
@@ -85,6 +85,9 @@ func (l *Lock) onRenew() {
 	if l.ended || l.released {
 		l.mu.Unlock()
 		return
+	}
+	if l.expiry == nil {
+		l.expiry = time.AfterFunc(time.Until(l.validUntil), l.onExpiry)
 	}
 	deadline := l.validUntil
 	l.mu.Unlock()
@@ -122,7 +125,9 @@ func (l *Lock) onExpiry() {
 // stopTimers disarms the watchdog; callers hold l.mu.
 func (l *Lock) stopTimers() {
 	l.renew.Stop()
-	l.expiry.Stop()
+	if l.expiry != nil {
+		l.expiry.Stop()
+	}
 }
 
 // Check returns nil only while the lock is held and its lease, as last
@@ -162,7 +167,7 @@ func (l *Lock) refresh(ctx context.Context) error {
 		return fmt.Errorf("%w: %s: already released", ErrLockLost, l.key)
 	}
 	sent := time.Now()
-	ok, err := l.m.scripts.refresh.Run(ctx, l.m.rdb, []string{l.key}, l.holder, l.m.opts.ttl.Milliseconds()).Int64()
+	ok, err := l.m.scripts.refresh.Run(ctx, l.m.rdb, []string{l.key}, l.holder, l.m.ttlArg).Int64()
 	if err != nil {
 		l.m.prom.renewError.Inc()
 		l.m.log.Warn("lock renewal failed", zap.String("key", l.key), zap.Int64("token", l.token), zap.Error(err))
@@ -176,7 +181,9 @@ func (l *Lock) refresh(ctx context.Context) error {
 	l.mu.Lock()
 	if v := sent.Add(l.m.opts.ttl); v.After(l.validUntil) && !l.ended {
 		l.validUntil = v
-		l.expiry.Reset(time.Until(v))
+		if l.expiry != nil {
+			l.expiry.Reset(time.Until(v))
+		}
 	}
 	l.mu.Unlock()
 	return nil
@@ -195,14 +202,15 @@ func (l *Lock) lose(cause error) error {
 	first := !l.ended
 	l.ended = true
 	l.mu.Unlock()
-	l.cancel(cause)
-	if !first {
-		return cause
+	// Count before cancelling: whoever wakes on Context().Done() must see
+	// the loss in Metrics.
+	if first {
+		l.m.count.lost.Add(1)
+		l.m.prom.lost.Inc()
+		l.m.prom.held.Observe(time.Since(l.acquiredAt).Seconds())
+		l.m.log.Warn("lock lost", zap.String("key", l.key), zap.Int64("token", l.token), zap.Error(cause))
 	}
-	l.m.count.lost.Add(1)
-	l.m.prom.lost.Inc()
-	l.m.prom.held.Observe(time.Since(l.acquiredAt).Seconds())
-	l.m.log.Warn("lock lost", zap.String("key", l.key), zap.Int64("token", l.token), zap.Error(cause))
+	l.cancel(cause)
 	return cause
 }
 

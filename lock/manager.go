@@ -20,10 +20,13 @@ type Manager struct {
 	rdb     redis.UniversalClient
 	opts    options
 	scripts scripts
-	holder  string // "<hostname>:<pid>"; a random part is added per lock
-	log     *zap.Logger
-	count   counters
-	prom    *promMetrics
+	holder  string // "<hostname>:<pid>:"; a random part is added per lock
+	// The scripts' constant arguments, boxed once: converting them to
+	// interface values on every call would allocate on the hot path.
+	ttlArg, retentionArg any
+	log                  *zap.Logger
+	count                counters
+	prom                 *promMetrics
 
 	mu   sync.Mutex
 	held map[*Lock]struct{}
@@ -53,6 +56,8 @@ func NewManager(rdb redis.UniversalClient, opts ...Option) *Manager {
 		}
 		m.holder = host + ":" + strconv.Itoa(os.Getpid())
 	}
+	m.holder += ":"
+	m.ttlArg, m.retentionArg = o.ttl.Milliseconds(), o.fenceRetention.Milliseconds()
 	for _, f := range fixed {
 		m.log.Warn("lock option out of range", zap.String("fixed", f))
 	}
@@ -136,10 +141,10 @@ func (m *Manager) Acquire(ctx context.Context, marketplaceID, postingID string, 
 // try runs the acquire script once. It returns the lock, or how long the
 // current holder's lease still runs.
 func (m *Manager) try(ctx context.Context, key, fence string) (*Lock, time.Duration, error) {
-	holder := m.holder + ":" + strconv.FormatUint(rand.Uint64(), 16)
+	var buf [16]byte
+	holder := m.holder + string(strconv.AppendUint(buf[:0], rand.Uint64(), 16))
 	sent := time.Now()
-	res, err := m.scripts.acquire.Run(ctx, m.rdb, []string{key, fence},
-		holder, m.opts.ttl.Milliseconds(), m.opts.fenceRetention.Milliseconds()).Int64()
+	res, err := m.scripts.acquire.Run(ctx, m.rdb, []string{key, fence}, holder, m.ttlArg, m.retentionArg).Int64()
 	if err != nil {
 		// The SET may have happened before the reply was lost. Nobody will
 		// use this holder, so free the key now instead of after the TTL.
