@@ -335,31 +335,30 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 		log.Info("worker started", zap.Int("concurrency", a.Cfg.Worker.Concurrency), zap.Any("queues", a.Cfg.Worker.Queues))
 	}
 
-	schedDone := make(chan error, 1)
+	// A nil channel never fires: without a scheduler only ctx and HTTP end the run.
+	var schedDone chan error
 	schedCtx, stopSched := context.WithCancel(ctx)
 	defer stopSched()
 	if roles.Scheduler {
+		schedDone = make(chan error, 1)
 		go func() { schedDone <- a.runScheduler(schedCtx, &schedulerUp) }()
-	} else {
-		schedDone <- nil
 	}
 
 	var runErr error
+	schedFinished, httpFinished := false, false
 	select {
 	case <-ctx.Done():
 		log.Info("stopping: signal received")
 	case err := <-httpErr:
-		runErr = err
-		httpErr <- nil
+		runErr, httpFinished = err, true
 	case err := <-schedDone:
-		if err != nil {
-			runErr = err
-		}
-		schedDone <- nil
+		runErr, schedFinished = err, true
 	}
 	stopSched()
-	if err := <-schedDone; err != nil && runErr == nil && !errors.Is(err, context.Canceled) {
-		runErr = err
+	if schedDone != nil && !schedFinished {
+		if err := <-schedDone; err != nil && runErr == nil {
+			runErr = err
+		}
 	}
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -368,8 +367,10 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 		log.Info("worker drained")
 	}
 	stopHTTP()
-	if err := <-httpErr; err != nil && runErr == nil {
-		runErr = err
+	if !httpFinished {
+		if err := <-httpErr; err != nil && runErr == nil {
+			runErr = err
+		}
 	}
 	if runErr != nil {
 		return runErr
