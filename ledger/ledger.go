@@ -36,9 +36,26 @@ var (
 	ErrStale = errors.New("ledger: stale fencing token")
 	// ErrDecided: the record is already final; nothing was written.
 	ErrDecided = errors.New("ledger: posting already decided")
+	// ErrPending: an earlier holder's intent is unresolved: a bid may exist.
+	// Reconcile with the marketplace, then Placed, or ClearIntent and retry.
+	// The error is a *PendingError.
+	ErrPending = errors.New("ledger: earlier attempt unresolved")
 	// ErrCorrupt: a record or reply Redis returned could not be understood.
 	ErrCorrupt = errors.New("ledger: unreadable record")
 )
+
+// PendingError describes the unresolved intent behind ErrPending.
+type PendingError struct {
+	Key   string
+	Token int64     // the earlier holder's token
+	At    time.Time // when it wrote the intent, by Redis' clock
+}
+
+func (e *PendingError) Error() string {
+	return fmt.Sprintf("%s: %s: intent of token %d from %s", ErrPending, e.Key, e.Token, e.At.UTC().Format(time.RFC3339Nano))
+}
+
+func (e *PendingError) Is(target error) bool { return target == ErrPending }
 
 // DefaultRetention is how long a record is kept.
 const DefaultRetention = 30 * 24 * time.Hour
@@ -117,7 +134,7 @@ func New(rdb redis.UniversalClient, opts ...Option) *Ledger {
 		write:     redis.NewScript(writeLua),
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bidder_ledger_writes_total",
-			Help: "Ledger writes by result: ok, stale (refused: a newer lock holder exists), decided (refused: already final), error.",
+			Help: "Ledger writes by result: ok, stale (refused: a newer lock holder exists), decided (refused: already final), pending (refused: an earlier attempt is unresolved), error.",
 		}, []string{"result"}),
 	}
 	for _, o := range opts {
@@ -183,6 +200,8 @@ func (l *Ledger) Decided(ctx context.Context, marketplaceID string, postingIDs [
 
 // Intent records that a bid is about to be sent under f. From here until a
 // final write, the posting must be reconciled before anyone bids again.
+// Like every write but Placed, it fails with ErrPending over an earlier
+// holder's intent, so a worker needs no separate read first.
 func (l *Ledger) Intent(ctx context.Context, f Fence, marketplaceID, postingID, worker string) error {
 	return l.put(ctx, f, marketplaceID, postingID, StateIntent, "w", worker)
 }
@@ -209,9 +228,10 @@ func (l *Ledger) Failed(ctx context.Context, f Fence, marketplaceID, postingID, 
 	return l.put(ctx, f, marketplaceID, postingID, StateFailed, "rule", rule, "why", reason)
 }
 
-// ClearIntent removes f's own intent after an answer that proves no bid was
-// stored (rate limited, failed before anything happened), so the next
-// attempt need not reconcile.
+// ClearIntent removes an intent that is known to have placed nothing: f's
+// own after an answer that proves no bid was stored (rate limited, failed
+// before anything happened), or an earlier holder's after reconciliation
+// found no bid. Only the newest holder may clear (the fence).
 func (l *Ledger) ClearIntent(ctx context.Context, f Fence, marketplaceID, postingID string) error {
 	return l.put(ctx, f, marketplaceID, postingID, StateNone)
 }
@@ -243,6 +263,17 @@ func (l *Ledger) put(ctx context.Context, f Fence, marketplaceID, postingID stri
 			newest = res[1]
 		}
 		return fmt.Errorf("%w: %s: token %d, newest %s", ErrStale, key, f.Token(), newest)
+	case "pending":
+		if len(res) < 3 {
+			break
+		}
+		tok, err1 := strconv.ParseInt(res[1], 10, 64)
+		at, err2 := strconv.ParseInt(res[2], 10, 64)
+		if err1 != nil || err2 != nil {
+			break
+		}
+		l.writes.WithLabelValues("pending").Inc()
+		return &PendingError{Key: key, Token: tok, At: time.UnixMilli(at)}
 	case "decided":
 		l.writes.WithLabelValues("decided").Inc()
 		st := ""

@@ -110,7 +110,37 @@ func TestRecordTokenFencesEvenWithoutCounter(t *testing.T) {
 	}
 }
 
-func TestClearOnlyOwnIntent(t *testing.T) {
+func TestEarlierIntentMustBeResolved(t *testing.T) {
+	led, locks, _ := setup(t)
+	ctx := context.Background()
+	a, _ := locks.TryAcquire(ctx, "m", "p")
+	if err := led.Intent(ctx, a, "m", "p", "a"); err != nil {
+		t.Fatal(err)
+	}
+	a.Release(ctx)
+	b, _ := locks.TryAcquire(ctx, "m", "p")
+	defer b.Release(ctx)
+	// a's bid may be in flight: b may neither start its own nor record a
+	// decision that hides it, until it has reconciled.
+	for name, write := range map[string]func() error{
+		"intent":  func() error { return led.Intent(ctx, b, "m", "p", "b") },
+		"skipped": func() error { return led.Skipped(ctx, b, "m", "p", "x", "y") },
+		"failed":  func() error { return led.Failed(ctx, b, "m", "p", "x", "y") },
+		"dry_run": func() error { return led.DryRun(ctx, b, "m", "p", "b", 1, "USD") },
+	} {
+		err := write()
+		var pe *ledger.PendingError
+		if !errors.Is(err, ledger.ErrPending) || !errors.As(err, &pe) || pe.Token != a.Token() || pe.At.IsZero() {
+			t.Errorf("%s over an earlier intent: %v, want a PendingError naming token %d", name, err, a.Token())
+		}
+	}
+	// Reconciliation found a's bid: placed may replace the intent.
+	if err := led.Placed(ctx, b, "m", "p", "a", "b-1", 10, "USD"); err != nil {
+		t.Fatalf("placed over an earlier intent: %v", err)
+	}
+}
+
+func TestClearIntent(t *testing.T) {
 	led, locks, s := setup(t)
 	ctx := context.Background()
 	a, _ := locks.TryAcquire(ctx, "m", "p")
@@ -126,17 +156,20 @@ func TestClearOnlyOwnIntent(t *testing.T) {
 	if err := led.Intent(ctx, a, "m", "p", "a"); err != nil {
 		t.Fatal(err)
 	}
-	a.Release(ctx)
+	// a's lease runs out; b takes over; a may no longer clear anything.
+	s.Client(t).Del(ctx, a.Key())
 	b, _ := locks.TryAcquire(ctx, "m", "p")
 	defer b.Release(ctx)
-	// b may not clear a's intent: a's bid may be in flight.
+	if err := led.ClearIntent(ctx, a, "m", "p"); !errors.Is(err, ledger.ErrStale) {
+		t.Fatalf("stale clear: %v, want ErrStale", err)
+	}
+	// b, after reconciling (no bid found), clears a's intent and goes on.
 	if err := led.ClearIntent(ctx, b, "m", "p"); err != nil {
 		t.Fatal(err)
 	}
-	if rec, _ := led.Get(ctx, "m", "p"); rec.State != ledger.StateIntent || rec.Worker != "a" {
-		t.Fatalf("another holder's intent was cleared: %+v", rec)
+	if err := led.Intent(ctx, b, "m", "p", "b"); err != nil {
+		t.Fatalf("intent after clearing the earlier one: %v", err)
 	}
-	_ = s
 }
 
 func TestDecidedBatch(t *testing.T) {

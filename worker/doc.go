@@ -11,16 +11,19 @@
 //     task is retried later without counting a failure: the holder finishes
 //     and the retry finds the ledger final. Ending the task instead would
 //     lose the posting if that holder then crashed;
-//  3. reads the ledger: final -> done ("duplicate prevented: ledger"); an
-//     intent left by an earlier attempt -> reconcile: once that attempt must
-//     have settled (intent time + settle delay, by Redis' clock), ask the
-//     marketplace whether the bid exists; found -> placed; not found -> go on
-//     with the same idempotency key;
-//  4. runs the should-bid rules (worker/rules); no -> skipped, with the rule;
-//  5. takes one bid from the distributed budget, writes the intent under the
-//     fence, checks the lock once more, and places the bid with the
-//     deterministic idempotency key and the fencing token, on the lock's
-//     Context;
+//  3. runs the should-bid rules (worker/rules), then writes the decision to
+//     the ledger under the fence: skipped (with the rule), dry_run, or the
+//     intent to bid. There is no read first: every write refuses a final
+//     record ("duplicate prevented: ledger", done) and an earlier attempt's
+//     unresolved intent, which sends the worker to reconcile: once that
+//     attempt must have settled (intent time + settle delay, by Redis'
+//     clock), it asks the marketplace whether the bid exists; found ->
+//     placed; not found -> the old intent is cleared and the decision
+//     written again;
+//  4. takes one bid from the distributed budget (after the intent, so
+//     duplicates spend nothing; a spent budget clears the intent and waits);
+//  5. checks the lock once more and places the bid with the deterministic
+//     idempotency key and the fencing token, on the lock's Context;
 //  6. maps the outcome: placed / already bid -> placed; ambiguous -> intent
 //     kept, retried after the settle delay (reconciles first); rate limited
 //     -> intent cleared, retried after Retry-After without counting a

@@ -150,24 +150,31 @@ func (h *BidHandler) process(ctx context.Context, log *zap.Logger, mk Marketplac
 	}()
 	lctx := l.Context()
 
-	rec, err := h.ledger.Get(lctx, mp, id)
-	if err != nil {
-		return fmt.Errorf("worker: %w", err)
-	}
-	if rec.State.Final() {
-		h.metrics.DuplicatePrevented(LayerLedger)
-		log.Debug("already decided", zap.String("state", string(rec.State)))
-		return nil
-	}
-	if rec.State == ledger.StateIntent {
-		done, err := h.reconcile(lctx, log, mk, p, l, rec)
+	// No read first: every ledger write refuses a final record (ErrDecided)
+	// and an earlier attempt's unresolved intent (ErrPending), which saves a
+	// round trip on every posting.
+	now := h.now()
+	d := mk.Rules.Decide(p, now)
+	for round := 0; ; round++ {
+		err := h.decide(ctx, lctx, log, mk, p, l, d, now)
+		var pending *ledger.PendingError
+		if !errors.As(err, &pending) || round > 0 {
+			return err
+		}
+		done, err := h.reconcile(lctx, log, mk, p, l, pending)
 		if done || err != nil {
 			return err
 		}
+		// The earlier attempt placed nothing: clear its intent, decide again.
+		if err := h.ledger.ClearIntent(lctx, l, mp, id); err != nil {
+			return h.writeFailed(log, err)
+		}
 	}
+}
 
-	now := h.now()
-	d := mk.Rules.Decide(p, now)
+// decide records d, or places the bid it calls for.
+func (h *BidHandler) decide(ctx, lctx context.Context, log *zap.Logger, mk Marketplace, p marketplace.Posting, l *lock.Lock, d rules.Decision, now time.Time) error {
+	mp, id := p.MarketplaceID, p.ID
 	if !d.Bid {
 		if err := h.ledger.Skipped(lctx, l, mp, id, d.Rule, d.Reason); err != nil {
 			return h.writeFailed(log, err)
@@ -184,8 +191,18 @@ func (h *BidHandler) process(ctx context.Context, log *zap.Logger, mk Marketplac
 		log.Info("would bid (dry run)", zap.Float64("amount", d.Amount), zap.String("currency", d.Currency))
 		return nil
 	}
+	if h.hooks.BeforeIntent != nil {
+		h.hooks.BeforeIntent(lctx, l)
+	}
+	if err := h.ledger.Intent(lctx, l, mp, id, l.Holder()); err != nil {
+		return h.writeFailed(log, err)
+	}
 	if mk.Budget != nil {
+		// After the intent, so duplicates stopped by the ledger spend nothing.
 		ok, retryAt, err := mk.Budget.Take(lctx, mp, now)
+		if err != nil || !ok {
+			h.clearIntent(lctx, log, l, mp, id)
+		}
 		if err != nil {
 			return fmt.Errorf("worker: %w", err)
 		}
@@ -193,13 +210,6 @@ func (h *BidHandler) process(ctx context.Context, log *zap.Logger, mk Marketplac
 			log.Info("bid budget spent; waiting for the next window", zap.Time("retry_at", retryAt))
 			return retryIn(retryAt.Sub(now), false, fmt.Errorf("worker: bid budget of %s spent", mp))
 		}
-	}
-
-	if h.hooks.BeforeIntent != nil {
-		h.hooks.BeforeIntent(lctx, l)
-	}
-	if err := h.ledger.Intent(lctx, l, mp, id, l.Holder()); err != nil {
-		return h.writeFailed(log, err)
 	}
 	if h.hooks.BeforePlace != nil {
 		h.hooks.BeforePlace(lctx, l)
@@ -313,7 +323,7 @@ func errorClass(err error) string {
 
 // reconcile resolves an intent an earlier attempt left. done means the
 // posting is now decided.
-func (h *BidHandler) reconcile(ctx context.Context, log *zap.Logger, mk Marketplace, p marketplace.Posting, l *lock.Lock, rec ledger.Record) (done bool, err error) {
+func (h *BidHandler) reconcile(ctx context.Context, log *zap.Logger, mk Marketplace, p marketplace.Posting, l *lock.Lock, rec *ledger.PendingError) (done bool, err error) {
 	now, err := h.ledger.Now(ctx)
 	if err != nil {
 		return false, fmt.Errorf("worker: %w", err)
@@ -338,7 +348,7 @@ func (h *BidHandler) reconcile(ctx context.Context, log *zap.Logger, mk Marketpl
 		return false, nil
 	}
 	h.metrics.reconciliation.WithLabelValues("found").Inc()
-	if err := h.ledger.Placed(ctx, l, p.MarketplaceID, p.ID, rec.Worker, found.ID, found.Amount, found.Currency); err != nil {
+	if err := h.ledger.Placed(ctx, l, p.MarketplaceID, p.ID, l.Holder(), found.ID, found.Amount, found.Currency); err != nil {
 		return true, h.writeFailed(log, err)
 	}
 	h.metrics.bids.WithLabelValues(p.MarketplaceID, OutcomePlaced).Inc()
@@ -363,6 +373,8 @@ func (h *BidHandler) writeFailed(log *zap.Logger, err error) error {
 	case errors.Is(err, ledger.ErrDecided):
 		h.metrics.DuplicatePrevented(LayerLedger)
 		return nil
+	case errors.Is(err, ledger.ErrPending):
+		return err // the caller reconciles
 	}
 	return fmt.Errorf("worker: %w", err)
 }

@@ -4,9 +4,10 @@
 -- KEYS[1] ledger record (hash), KEYS[2] the posting's fence counter
 -- ARGV[1] token
 -- ARGV[2] new state: intent | placed | skipped | failed | dry_run,
---         or "" to clear our own intent (nothing happened on the marketplace)
+--         or "" to clear an intent that is known to have placed nothing
 -- ARGV[3] retention (ms); ARGV[4..] field, value pairs to store
--- Returns {"ok"}, {"stale", newest token} or {"decided", state}.
+-- Returns {"ok"}, {"stale", newest token}, {"decided", state}, or
+-- {"pending", token, at} for an older holder's unresolved intent.
 local token = tonumber(ARGV[1])
 local fence = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
 local rec = redis.call('HMGET', KEYS[1], 's', 't')
@@ -18,10 +19,16 @@ if state == 'placed' or state == 'skipped' or state == 'failed' or state == 'dry
   return {'decided', state}
 end
 if ARGV[2] == '' then
-  if state == 'intent' and recToken == token then
+  -- Ours, or an older holder's that reconciliation proved placed no bid.
+  if state == 'intent' then
     redis.call('DEL', KEYS[1])
   end
   return {'ok'}
+end
+-- An older holder's intent means a bid may exist: only "placed" (found by
+-- reconciliation) may replace it; anything else must reconcile first.
+if state == 'intent' and recToken < token and ARGV[2] ~= 'placed' then
+  return {'pending', tostring(recToken), redis.call('HGET', KEYS[1], 'at') or '0'}
 end
 -- Redis' clock, not the worker's: every instance compares against one clock.
 local t = redis.call('TIME')
