@@ -36,7 +36,14 @@ type Option func(*config)
 type config struct {
 	appendOnly bool
 	fsync      string
+	password   string
 	args       []string
+}
+
+// WithPassword starts the server with requirepass; Client and the readiness
+// check authenticate with it.
+func WithPassword(pw string) Option {
+	return func(c *config) { c.password = pw }
 }
 
 // WithAppendOnly turns on AOF persistence with the given appendfsync policy
@@ -120,7 +127,7 @@ func (s *Server) Dir() string { return s.dir }
 
 // Client returns a go-redis client for the server, closed when the test ends.
 func (s *Server) Client(t testing.TB) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	c := redis.NewClient(&redis.Options{Addr: s.Addr(), Password: s.cfg.password})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
@@ -134,6 +141,9 @@ func (s *Server) args() []string {
 		"--daemonize", "no",
 		"--logfile", filepath.Join(s.dir, "redis.log"),
 		"--protected-mode", "no",
+	}
+	if s.cfg.password != "" {
+		a = append(a, "--requirepass", s.cfg.password)
 	}
 	if s.cfg.appendOnly {
 		a = append(a, "--appendonly", "yes", "--appendfsync", s.cfg.fsync)
@@ -152,7 +162,7 @@ func (s *Server) start() error {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	if err := waitReady(s.Addr(), exited, 10*time.Second); err != nil {
+	if err := waitReady(s.Addr(), s.cfg.password, exited, 10*time.Second); err != nil {
 		_ = cmd.Process.Kill()
 		return fmt.Errorf("%w (log: %s)", err, s.logTail())
 	}
@@ -164,8 +174,8 @@ func (s *Server) start() error {
 	return nil
 }
 
-func waitReady(addr string, exited <-chan error, timeout time.Duration) error {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+func waitReady(addr, password string, exited <-chan error, timeout time.Duration) error {
+	c := redis.NewClient(&redis.Options{Addr: addr, Password: password, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
 	defer c.Close()
 	deadline := time.Now().Add(timeout)
 	for {
