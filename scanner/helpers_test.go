@@ -238,3 +238,5 @@ func (c *manualClock) Waiting() int {
 	defer c.mu.Unlock()
 	return len(c.waiters)
 }
+
+func zapString(k, v string) zapcore.Field { return zap.String(k, v) }
