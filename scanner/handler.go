@@ -207,7 +207,12 @@ func (h *ScanHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 		}
 		return err
 	}
-	log.Info("scan done")
+	if sum.Seen > 0 || sum.Result != ResultCaughtUp {
+		log.Info("scan done")
+	} else {
+		// Most slots find nothing new; at @every 10s that would flood Info.
+		log.Debug("scan done: nothing new")
+	}
 	return nil
 }
 
