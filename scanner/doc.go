@@ -3,7 +3,8 @@
 //
 // # Slots and the Scheduler
 //
-// Each marketplace has a schedule: a 5-field cron spec (CRON_TZ= allowed, a
+// Each marketplace has a schedule: a 5-field cron spec (UTC unless CRON_TZ=
+// says otherwise; a
 // descriptor such as @hourly) or "@every <whole seconds>". Time is cut into
 // slots that every instance computes alike from the wall clock: for @every d
 // the slot starts at a multiple of d since the Unix epoch, for cron at the

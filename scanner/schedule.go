@@ -18,7 +18,7 @@ var ErrBadSchedule = errors.New("scanner: invalid schedule")
 // MarketplaceSchedule is one marketplace's entry in the schedule config.
 type MarketplaceSchedule struct {
 	MarketplaceID string
-	Spec          string // 5-field cron (CRON_TZ= allowed), a descriptor (@hourly) or "@every <duration>"
+	Spec          string // 5-field cron in UTC unless CRON_TZ= says otherwise, a descriptor (@hourly) or "@every <duration>"
 }
 
 // Slot is one activation period of a schedule: [Start, End). Every instance
@@ -67,7 +67,14 @@ func ParseSchedule(spec string) (Schedule, error) {
 		}
 		return Schedule{spec: s, every: d}, nil
 	}
-	c, err := cronParser().Parse(s)
+	expr := s
+	if !strings.HasPrefix(s, "CRON_TZ=") && !strings.HasPrefix(s, "TZ=") {
+		// robfig defaults to the process's local zone; instances in
+		// different zones would then compute different slots and each
+		// enqueue its own scan. UTC is the same everywhere.
+		expr = "CRON_TZ=UTC " + s
+	}
+	c, err := cronParser().Parse(expr)
 	if err != nil {
 		return Schedule{}, fmt.Errorf("%w: %q: %w", ErrBadSchedule, spec, err)
 	}
