@@ -3,9 +3,9 @@
 //
 // # Slots and the Scheduler
 //
-// Each marketplace has a schedule: a 5-field cron spec (UTC unless CRON_TZ=
-// says otherwise; a
-// descriptor such as @hourly) or "@every <whole seconds>". Time is cut into
+// Each marketplace has a schedule: a 5-field cron spec (in UTC unless
+// CRON_TZ= says otherwise), a descriptor such as @hourly, or "@every <whole
+// seconds>". Time is cut into
 // slots that every instance computes alike from the wall clock: for @every d
 // the slot starts at a multiple of d since the Unix epoch, for cron at the
 // most recent activation. The Scheduler (run it on every instance) enqueues
