@@ -1,0 +1,669 @@
+package freelancer
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bidder/bidder/marketplace"
+)
+
+// Decoding of Freelancer's answers into domain values or classified errors.
+// These functions see only (status, header, body), so the fuzz tests can
+// drive them with anything a broken or hostile server might send.
+
+// Reasons the adapter sets.
+const (
+	ReasonUnauthorized = "unauthorized" // the worker treats this as an account problem
+	ReasonNotFound     = "not_found"
+	ReasonClosed       = "project_closed"
+	ReasonAlreadyBid   = "already_bid"
+	ReasonInvalidBid   = "invalid_bid"
+	ReasonBadRequest   = "bad_request"
+	ReasonRateLimited  = "rate_limited"
+	ReasonBadCursor    = "bad_cursor"
+	ReasonMalformed    = "malformed_response" // not JSON, truncated, empty
+	ReasonInvalid      = "invalid_response"   // JSON that breaks the documented shape
+	ReasonTooLarge     = "response_too_large"
+	ReasonUnexpected   = "unexpected_status"
+	ReasonNotSent      = "not_sent"  // failed before the request was written
+	ReasonNoAnswer     = "no_answer" // sent, then no (complete) answer
+	ReasonInvalidInput = "invalid_request"
+	ReasonNotEligible  = "not_eligible" // the account may not bid on this project
+)
+
+const (
+	// MaxAnswerBytes caps how much of an answer is read. A page of 100
+	// projects with full descriptions and owner details is well under 2 MiB.
+	MaxAnswerBytes  = 8 << 20
+	maxRetryAfter   = 24 * time.Hour
+	maxMessageBytes = 200
+	maxCodeBytes    = 100
+)
+
+// codeRule is what an error_code means.
+type codeRule struct {
+	class  error
+	reason string
+	// seen says where the code comes from. The public docs list no error
+	// codes, so none is "documented"; "observed" codes appear in answers
+	// quoted by public client code, "guess" codes are names the API's style
+	// suggests and that nobody has been seen receiving.
+	seen string
+}
+
+// errorCodes is THE table from Freelancer error_code to error class. Keys are
+// the part after the namespace ("ProjectExceptionCodes.DUPLICATE_BID" ->
+// "DUPLICATE_BID"), upper case. It applies to 4xx answers and to GETs' error
+// envelopes; a 5xx or a broken answer to a bid POST is ambiguous whatever
+// code it carries. A code not in the table falls back to the HTTP status
+// (statusRule).
+var errorCodes = map[string]codeRule{
+	// Already bid.
+	"DUPLICATE_BID":          {marketplace.ErrAlreadyBid, ReasonAlreadyBid, "observed"},
+	"ALREADY_BID_ON_PROJECT": {marketplace.ErrAlreadyBid, ReasonAlreadyBid, "observed"},
+	// Project no longer takes bids.
+	"PROJECT_NOT_ACTIVE": {marketplace.ErrPostingClosed, ReasonClosed, "guess"},
+	"PROJECT_CLOSED":     {marketplace.ErrPostingClosed, ReasonClosed, "guess"},
+	"PROJECT_ENDED":      {marketplace.ErrPostingClosed, ReasonClosed, "guess"},
+	// Not found.
+	"PROJECT_NOT_FOUND": {marketplace.ErrPermanent, ReasonNotFound, "observed"},
+	"NOT_FOUND":         {marketplace.ErrPermanent, ReasonNotFound, "guess"},
+	// The bid itself is unacceptable.
+	"BID_DESCRIPTION_CONTAINS_EMAIL": {marketplace.ErrPermanent, ReasonInvalidBid, "observed"},
+	// This account may not bid on this project (per project, not per
+	// account: archive the posting, keep bidding elsewhere).
+	"BID_MINIMUM_REQUIREMENT_NOT_MET":          {marketplace.ErrPermanent, ReasonNotEligible, "observed"},
+	"RESTRICTED_FROM_BIDDING_PREMIUM_VERIFIED": {marketplace.ErrPermanent, ReasonNotEligible, "observed"},
+	"RESTRICTED_FROM_BIDDING_ON_FEATURED":      {marketplace.ErrPermanent, ReasonNotEligible, "observed"},
+	// Slow down. BID_LIMIT_EXCEEDED is the account's bid allowance running
+	// out; without a Retry-After it waits defaultBidLimitRetryAfter.
+	"TOO_MANY_REQUESTS":  {marketplace.ErrRateLimited, ReasonRateLimited, "observed"},
+	"BID_TOO_EARLY":      {marketplace.ErrRateLimited, ReasonRateLimited, "observed"},
+	"BID_LIMIT_EXCEEDED": {marketplace.ErrRateLimited, "bid_limit_exceeded", "observed"},
+	// Auth.
+	"NOT_AUTHENTICATED": {marketplace.ErrPermanent, ReasonUnauthorized, "observed"},
+	"UNAUTHORIZED":      {marketplace.ErrPermanent, ReasonUnauthorized, "guess"},
+	// Our request is malformed: a bug here, not the posting's fault.
+	"BAD_FORM": {marketplace.ErrPermanent, ReasonInvalidInput, "observed"},
+}
+
+// statusRule classifies an error answer by HTTP status alone. bid says the
+// request was the bid POST, where a 4xx other than auth, 404 and 429 is
+// taken as "the bid was refused as invalid".
+func statusRule(status int, bid bool) (error, string) {
+	switch {
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		return marketplace.ErrPermanent, ReasonUnauthorized
+	case status == http.StatusNotFound:
+		return marketplace.ErrPermanent, ReasonNotFound
+	case status == http.StatusGone:
+		return marketplace.ErrPostingClosed, ReasonClosed
+	case status == http.StatusTooManyRequests:
+		return marketplace.ErrRateLimited, ReasonRateLimited
+	case status >= 400 && status <= 499 && bid:
+		return marketplace.ErrPermanent, ReasonInvalidBid
+	case status == http.StatusBadRequest || status == http.StatusConflict || status == http.StatusUnprocessableEntity:
+		return marketplace.ErrPermanent, ReasonBadRequest
+	case status >= 500 && status <= 599:
+		return marketplace.ErrTransient, "http_" + strconv.Itoa(status)
+	}
+	return marketplace.ErrPermanent, ReasonUnexpected
+}
+
+// envelope is a lenient view of any answer: fields of the wrong type must not
+// hide what the status code says.
+type envelope struct {
+	Status    string
+	Result    json.RawMessage
+	Message   string
+	Code      string
+	RequestID string
+}
+
+func parseEnvelope(body []byte) (envelope, bool) {
+	var raw map[string]json.RawMessage
+	if json.Unmarshal(body, &raw) != nil || raw == nil {
+		return envelope{}, false
+	}
+	var e envelope
+	_ = json.Unmarshal(raw["status"], &e.Status)
+	_ = json.Unmarshal(raw["message"], &e.Message)
+	_ = json.Unmarshal(raw["error_code"], &e.Code)
+	_ = json.Unmarshal(raw["request_id"], &e.RequestID)
+	if e.Code == "" {
+		// Newer answers nest it: {"error":{"code":...,"detail":...}}.
+		var nested struct {
+			Code   string `json:"code"`
+			Detail string `json:"detail"`
+		}
+		if json.Unmarshal(raw["error"], &nested) == nil {
+			e.Code = nested.Code
+			if e.Message == "" {
+				e.Message = nested.Detail
+			}
+		}
+	}
+	e.Result = raw["result"]
+	return e, true
+}
+
+// codeKey normalises an error_code for the table.
+func codeKey(code string) string {
+	if i := strings.LastIndexByte(code, '.'); i >= 0 {
+		code = code[i+1:]
+	}
+	return strings.ToUpper(strings.TrimSpace(code))
+}
+
+// printable cuts s to n bytes of printable ASCII, for error text built from
+// what a server sent.
+func printable(s string, n int) string {
+	var b strings.Builder
+	for i := 0; i < len(s) && b.Len() < n; i++ {
+		c := s[i]
+		if c < ' ' || c > '~' {
+			c = '?'
+		}
+		b.WriteByte(c)
+	}
+	if len(s) > n {
+		b.WriteString("...")
+	}
+	return b.String()
+}
+
+// answerError builds the classified error of a non-success answer. bid marks
+// the bid POST; callers handle its 5xx and 2xx themselves (ambiguous).
+func answerError(op string, status int, header http.Header, body []byte, bid bool, now time.Time) *marketplace.Error {
+	env, _ := parseEnvelope(body)
+	class, reason := statusRule(status, bid)
+	code := printable(env.Code, maxCodeBytes)
+	if status >= 400 && status <= 499 && env.Code != "" {
+		if r, ok := errorCodes[codeKey(env.Code)]; ok {
+			class, reason = r.class, r.reason
+		}
+	}
+	msg := fmt.Sprintf("HTTP %d", status)
+	if code != "" {
+		msg += " " + code
+	}
+	if env.Message != "" {
+		msg += ": " + printable(env.Message, maxMessageBytes)
+	}
+	if env.RequestID != "" {
+		msg += " (request_id " + printable(env.RequestID, 64) + ")"
+	}
+	err := marketplace.NewError(class, op, reason, errors.New(msg))
+	if class == marketplace.ErrRateLimited {
+		err.RetryAfter = parseRetryAfter(header.Get("Retry-After"), now)
+		if err.RetryAfter == 0 && reason == "bid_limit_exceeded" {
+			err.RetryAfter = defaultBidLimitRetryAfter
+		}
+	}
+	return err
+}
+
+// parseRetryAfter reads delay-seconds or an HTTP date; anything else is 0
+// (the caller's own backoff applies).
+func parseRetryAfter(v string, now time.Time) time.Duration {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0
+	}
+	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if n <= 0 {
+			return 0
+		}
+		return time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return min(t.Sub(now), maxRetryAfter)
+	}
+	return 0
+}
+
+// successResult returns the result of a 200 {"status":"success"} answer to a
+// GET, or a classified error.
+func successResult(op string, status int, header http.Header, body []byte, now time.Time) (json.RawMessage, error) {
+	if status != http.StatusOK {
+		return nil, answerError(op, status, header, body, false, now)
+	}
+	env, ok := parseEnvelope(body)
+	if !ok {
+		// Broken JSON on a 200 is likely a cut transfer: try again.
+		return nil, marketplace.NewError(marketplace.ErrTransient, op, ReasonMalformed, errors.New("HTTP 200 with a body that is not a JSON object"))
+	}
+	if env.Status != "success" {
+		if env.Status == "error" && env.Code != "" {
+			if r, ok := errorCodes[codeKey(env.Code)]; ok {
+				return nil, marketplace.NewError(r.class, op, r.reason, fmt.Errorf("HTTP 200 status error %s", printable(env.Code, maxCodeBytes)))
+			}
+		}
+		return nil, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, fmt.Errorf("HTTP 200 with envelope status %q", printable(env.Status, 32)))
+	}
+	if len(env.Result) == 0 || bytes.Equal(env.Result, []byte("null")) {
+		return nil, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, errors.New(`success envelope without "result"`))
+	}
+	return env.Result, nil
+}
+
+// Wire shapes, as the API documents them (fields bidder does not use are
+// left out). Numbers are json.Number so that an ID never goes through a
+// float64 and a timestamp may be sent as 1.6e9 or "1646737780".
+
+type wireProject struct {
+	ID                 json.Number     `json:"id"`
+	OwnerID            json.Number     `json:"owner_id"`
+	Title              string          `json:"title"`
+	Status             string          `json:"status"`
+	SeoURL             string          `json:"seo_url"`
+	Currency           *wireCurrency   `json:"currency"`
+	PreviewDescription string          `json:"preview_description"`
+	Description        string          `json:"description"`
+	Type               string          `json:"type"`
+	Budget             *wireBudget     `json:"budget"`
+	TimeSubmitted      json.RawMessage `json:"time_submitted"`
+	Jobs               []wireJob       `json:"jobs"`
+}
+
+type wireCurrency struct {
+	Code string `json:"code"`
+}
+
+type wireBudget struct {
+	Minimum *float64 `json:"minimum"`
+	Maximum *float64 `json:"maximum"`
+}
+
+type wireJob struct {
+	Name string `json:"name"`
+}
+
+type wireUser struct {
+	ID                 json.Number `json:"id"`
+	EmployerReputation *struct {
+		EntireHistory *struct {
+			Overall *float64 `json:"overall"`
+		} `json:"entire_history"`
+	} `json:"employer_reputation"`
+	Location *struct {
+		Country *struct {
+			Code string `json:"code"`
+			Name string `json:"name"`
+		} `json:"country"`
+	} `json:"location"`
+}
+
+type wireBid struct {
+	ID            json.Number     `json:"id"`
+	BidderID      json.Number     `json:"bidder_id"`
+	ProjectID     json.Number     `json:"project_id"`
+	Amount        *float64        `json:"amount"`
+	Retracted     bool            `json:"retracted"`
+	TimeSubmitted json.RawMessage `json:"time_submitted"`
+}
+
+// positiveID parses an ID the API sends as a number (or, leniently, a string
+// of digits).
+func positiveID(n json.Number) (int64, bool) {
+	v, err := strconv.ParseInt(strings.TrimSpace(n.String()), 10, 64)
+	return v, err == nil && v > 0
+}
+
+// unixTime reads a unix-seconds timestamp sent as a number or a numeric
+// string; absent or unreadable is the zero time.
+func unixTime(raw json.RawMessage) time.Time {
+	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
+		return time.Time{}
+	}
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		raw = json.RawMessage(s)
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(string(raw)), 64)
+	// 1e12 seconds is year 33658: anything past it is not seconds.
+	if err != nil || math.IsNaN(f) || f <= 0 || f > 1e12 {
+		return time.Time{}
+	}
+	return time.Unix(int64(f), 0).UTC()
+}
+
+// projectsPage is a decoded /projects/active/ answer: the IDs of every
+// project in server order (for the cursor's continuity check, including
+// projects that could not be mapped), the mapped postings, and what was
+// dropped.
+type projectsPage struct {
+	ids      []int64
+	times    []time.Time
+	postings []marketplace.Posting
+	dropped  []error
+}
+
+// decodeProjects turns an answer to GET /projects/active/ into a page. A
+// project that cannot be mapped (no currency, an unknown type...) is dropped
+// and reported, not fatal: failing the page would stall the scan on one odd
+// project forever, and a posting bidder cannot read is one it could not bid
+// on correctly anyway.
+func decodeProjects(marketplaceID, siteBase string, status int, header http.Header, body []byte, now time.Time) (projectsPage, error) {
+	const op = "scan"
+	result, err := successResult(op, status, header, body, now)
+	if err != nil {
+		return projectsPage{}, err
+	}
+	var r struct {
+		Projects *[]json.RawMessage         `json:"projects"`
+		Users    map[string]json.RawMessage `json:"users"`
+	}
+	if err := json.Unmarshal(result, &r); err != nil || r.Projects == nil {
+		return projectsPage{}, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, errors.New(`result has no "projects" list`))
+	}
+	var page projectsPage
+	seen := make(map[int64]bool, len(*r.Projects))
+	for i, raw := range *r.Projects {
+		var wp wireProject
+		if err := json.Unmarshal(raw, &wp); err != nil {
+			// Without an ID it cannot even take part in the continuity
+			// check; the check then just finds less.
+			page.dropped = append(page.dropped, fmt.Errorf("projects[%d]: %w", i, err))
+			continue
+		}
+		id, ok := positiveID(wp.ID)
+		if !ok {
+			page.dropped = append(page.dropped, fmt.Errorf("projects[%d]: id %q is not a positive integer", i, printable(wp.ID.String(), 32)))
+			continue
+		}
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		page.ids = append(page.ids, id)
+		submitted := unixTime(wp.TimeSubmitted)
+		page.times = append(page.times, submitted)
+		p, err := projectPosting(marketplaceID, siteBase, id, wp, submitted, r.Users)
+		if err != nil {
+			page.dropped = append(page.dropped, fmt.Errorf("project %d: %w", id, err))
+			continue
+		}
+		page.postings = append(page.postings, p)
+	}
+	return page, nil
+}
+
+func projectPosting(marketplaceID, siteBase string, id int64, wp wireProject, submitted time.Time, users map[string]json.RawMessage) (marketplace.Posting, error) {
+	var budgetType marketplace.BudgetType
+	switch strings.ToLower(strings.TrimSpace(wp.Type)) {
+	case "fixed":
+		budgetType = marketplace.BudgetFixed
+	case "hourly":
+		budgetType = marketplace.BudgetHourly
+	default:
+		return marketplace.Posting{}, fmt.Errorf("type %q is neither fixed nor hourly", printable(wp.Type, 32))
+	}
+	if wp.Currency == nil || !isCurrency(strings.ToUpper(strings.TrimSpace(wp.Currency.Code))) {
+		return marketplace.Posting{}, errors.New("no 3-letter currency code")
+	}
+	if wp.Budget == nil || wp.Budget.Minimum == nil {
+		return marketplace.Posting{}, errors.New("no budget minimum")
+	}
+	lo := *wp.Budget.Minimum
+	hi := lo
+	// A budget may have no maximum ("at least X"); then the range is X..X.
+	if wp.Budget.Maximum != nil && *wp.Budget.Maximum > 0 {
+		hi = *wp.Budget.Maximum
+	}
+	if !(lo >= 0 && hi >= lo) || math.IsInf(hi, 0) {
+		return marketplace.Posting{}, fmt.Errorf("budget %v..%v is not 0 <= min <= max", lo, hi)
+	}
+	status := marketplace.StatusClosed
+	if strings.EqualFold(strings.TrimSpace(wp.Status), "active") {
+		status = marketplace.StatusOpen
+	}
+	desc := wp.Description
+	if strings.TrimSpace(desc) == "" {
+		desc = wp.PreviewDescription
+	}
+	var skills []string
+	for _, j := range wp.Jobs {
+		if name := strings.TrimSpace(j.Name); name != "" {
+			skills = append(skills, name)
+		}
+	}
+	return marketplace.Posting{
+		MarketplaceID: marketplaceID,
+		ID:            strconv.FormatInt(id, 10),
+		Title:         wp.Title,
+		Description:   desc,
+		Budget: marketplace.Budget{
+			Type:     budgetType,
+			Min:      lo,
+			Max:      hi,
+			Currency: strings.ToUpper(strings.TrimSpace(wp.Currency.Code)),
+		},
+		Skills:   skills,
+		URL:      projectURL(siteBase, id, wp.SeoURL),
+		PostedAt: submitted,
+		Client:   ownerClient(wp.OwnerID, users),
+		Status:   status,
+	}, nil
+}
+
+// ownerClient maps the owner's entry of the answer's users map, present when
+// the request asked for user details. Missing data is zero: the rules then
+// treat the client as unrated. Freelancer's project answers carry no total
+// spend, so TotalSpend is always 0.
+func ownerClient(ownerID json.Number, users map[string]json.RawMessage) marketplace.Client {
+	var c marketplace.Client
+	id, ok := positiveID(ownerID)
+	if !ok || users == nil {
+		return c
+	}
+	raw, ok := users[strconv.FormatInt(id, 10)]
+	if !ok {
+		return c
+	}
+	var u wireUser
+	if json.Unmarshal(raw, &u) != nil {
+		return c
+	}
+	if r := u.EmployerReputation; r != nil && r.EntireHistory != nil && r.EntireHistory.Overall != nil {
+		if v := *r.EntireHistory.Overall; v >= 0 && v <= 5 {
+			c.Rating = v
+		}
+	}
+	if l := u.Location; l != nil && l.Country != nil {
+		// Rules compare countries as config writes them (ISO codes such as
+		// "US"); the name is the fallback when there is no code.
+		if code := strings.TrimSpace(l.Country.Code); code != "" {
+			c.Country = strings.ToUpper(printable(code, 8))
+		} else {
+			c.Country = printable(strings.TrimSpace(l.Country.Name), 64)
+		}
+	}
+	return c
+}
+
+// projectURL is the project's page on the site the API belongs to, so the
+// sandbox's postings link to the sandbox.
+func projectURL(siteBase string, id int64, seo string) string {
+	seo = strings.Trim(seo, "/")
+	if seo == "" || strings.Contains(seo, "..") || !isURLPath(seo) {
+		return siteBase + "/projects/" + strconv.FormatInt(id, 10)
+	}
+	return siteBase + "/projects/" + seo
+}
+
+func isURLPath(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-_./~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func isCurrency(s string) bool {
+	if len(s) != 3 {
+		return false
+	}
+	for i := 0; i < 3; i++ {
+		if s[i] < 'A' || s[i] > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// placedBid validates a wire bid against the project and bidder it must be
+// for. currency is the caller's (bids carry none: they are in the project's
+// currency).
+func placedBid(projectID, selfID int64, currency string, b wireBid) (marketplace.PlacedBid, error) {
+	id, ok := positiveID(b.ID)
+	if !ok {
+		return marketplace.PlacedBid{}, fmt.Errorf("bid id %q is not a positive integer", printable(b.ID.String(), 32))
+	}
+	if pid, ok := positiveID(b.ProjectID); !ok || pid != projectID {
+		return marketplace.PlacedBid{}, fmt.Errorf("bid %d is on project %q, not %d", id, printable(b.ProjectID.String(), 32), projectID)
+	}
+	if b.BidderID != "" {
+		if bid, ok := positiveID(b.BidderID); !ok || bid != selfID {
+			return marketplace.PlacedBid{}, fmt.Errorf("bid %d is by bidder %q, not %d", id, printable(b.BidderID.String(), 32), selfID)
+		}
+	}
+	pb := marketplace.PlacedBid{
+		ID:        strconv.FormatInt(id, 10),
+		PostingID: strconv.FormatInt(projectID, 10),
+		Currency:  currency,
+		CreatedAt: unixTime(b.TimeSubmitted),
+	}
+	if b.Amount != nil && !math.IsNaN(*b.Amount) && !math.IsInf(*b.Amount, 0) {
+		pb.Amount = *b.Amount
+	}
+	return pb, nil
+}
+
+// decodeBidAnswer turns a complete answer to the bid POST into a PlacedBid
+// or a classified error. Anything it cannot make sense of is ErrAmbiguous:
+// Freelancer got the bid and may have stored it.
+func decodeBidAnswer(projectID, selfID int64, currency string, status int, header http.Header, body []byte, now time.Time) (marketplace.PlacedBid, error) {
+	const op = "place_bid"
+	ambiguous := func(reason string, cause error) (marketplace.PlacedBid, error) {
+		return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrAmbiguous, op, reason, cause)
+	}
+	switch {
+	case status >= 200 && status <= 299:
+		env, ok := parseEnvelope(body)
+		if !ok {
+			return ambiguous(ReasonMalformed, fmt.Errorf("HTTP %d with a body that is not a JSON object", status))
+		}
+		if env.Status != "success" {
+			// Even a 2xx "error" envelope is not trusted to mean "nothing
+			// stored": reconciliation is cheap, a duplicate is not.
+			return ambiguous(ReasonInvalid, fmt.Errorf("HTTP %d with envelope status %q %s", status, printable(env.Status, 32), printable(env.Code, maxCodeBytes)))
+		}
+		var b wireBid
+		if err := json.Unmarshal(env.Result, &b); err != nil {
+			return ambiguous(ReasonInvalid, fmt.Errorf("HTTP %d: result is not a bid: %w", status, err))
+		}
+		pb, err := placedBid(projectID, selfID, currency, b)
+		if err != nil {
+			return ambiguous(ReasonInvalid, fmt.Errorf("HTTP %d: %w", status, err))
+		}
+		return pb, nil
+	case status >= 400 && status <= 499:
+		// A 4xx means the bid was refused: nothing was stored.
+		return marketplace.PlacedBid{}, answerError(op, status, header, body, true, now)
+	case status >= 500 && status <= 599:
+		env, _ := parseEnvelope(body)
+		return ambiguous("http_"+strconv.Itoa(status), fmt.Errorf("HTTP %d %s", status, printable(env.Code, maxCodeBytes)))
+	}
+	// 1xx, 3xx: Freelancer saw the bid and said something unexpected.
+	return ambiguous(ReasonUnexpected, fmt.Errorf("HTTP %d", status))
+}
+
+// decodeFindBid turns an answer to GET /bids/?projects[]=&bidders[]= into
+// this account's oldest bid on the project, if any. A retracted bid counts:
+// it was placed, and bidding again would be a second bid.
+func decodeFindBid(projectID, selfID int64, status int, header http.Header, body []byte, now time.Time) (marketplace.PlacedBid, bool, error) {
+	const op = "find_bid"
+	result, err := successResult(op, status, header, body, now)
+	if err != nil {
+		return marketplace.PlacedBid{}, false, err
+	}
+	var r struct {
+		Bids *[]json.RawMessage `json:"bids"`
+	}
+	if err := json.Unmarshal(result, &r); err != nil || r.Bids == nil {
+		return marketplace.PlacedBid{}, false, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, errors.New(`result has no "bids" list`))
+	}
+	var best marketplace.PlacedBid
+	var bestID int64
+	found := false
+	for i, raw := range *r.Bids {
+		var b wireBid
+		if err := json.Unmarshal(raw, &b); err != nil {
+			return marketplace.PlacedBid{}, false, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, fmt.Errorf("bids[%d]: %w", i, err))
+		}
+		// The filters are the server's job; a server that ignored them must
+		// not make another bidder's bid look like ours.
+		if pid, ok := positiveID(b.ProjectID); !ok || pid != projectID {
+			continue
+		}
+		if bid, ok := positiveID(b.BidderID); !ok || bid != selfID {
+			continue
+		}
+		pb, err := placedBid(projectID, selfID, "", b)
+		if err != nil {
+			return marketplace.PlacedBid{}, false, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, fmt.Errorf("bids[%d]: %w", i, err))
+		}
+		// Oldest first; bid IDs break ties (they grow with time).
+		id, _ := positiveID(b.ID)
+		if !found || pb.CreatedAt.Before(best.CreatedAt) || (pb.CreatedAt.Equal(best.CreatedAt) && id < bestID) {
+			best, bestID, found = pb, id, true
+		}
+	}
+	return best, found, nil
+}
+
+// decodeSelf reads the user ID from GET /users/0.1/self/.
+func decodeSelf(status int, header http.Header, body []byte, now time.Time) (int64, error) {
+	const op = "get_self"
+	result, err := successResult(op, status, header, body, now)
+	if err != nil {
+		return 0, err
+	}
+	var u struct {
+		ID json.Number `json:"id"`
+	}
+	if err := json.Unmarshal(result, &u); err != nil {
+		return 0, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, err)
+	}
+	id, ok := positiveID(u.ID)
+	if !ok {
+		return 0, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, fmt.Errorf("user id %q is not a positive integer", printable(u.ID.String(), 32)))
+	}
+	return id, nil
+}
+
+// readCapped reads at most limit bytes; a longer body is an error rather than
+// a truncated one that happens to decode.
+func readCapped(r io.Reader, limit int64) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, errTooLarge
+	}
+	return b, nil
+}
+
+var errTooLarge = errors.New("answer body over the size cap")
