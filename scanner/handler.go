@@ -95,9 +95,6 @@ func WithRate(marketplaceID string, r Rate) HandlerOption {
 	}
 }
 
-// withNow sets the clock of the lag gauge (tests).
-func withNow(now func() time.Time) HandlerOption { return func(o *handlerOptions) { o.now = now } }
-
 // enqueuer is the part of *asynq.Client the handler uses; tests wrap it to
 // kill a scan in the middle of a page.
 type enqueuer interface {
