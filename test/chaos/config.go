@@ -1,0 +1,240 @@
+package chaos
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Fault names, as counted in the report and accepted by ParseMix.
+const (
+	FaultKillWorker     = "kill_worker"     // SIGKILL a worker, start it again after a moment
+	FaultKillScanner    = "kill_scanner"    // SIGKILL a scanner, start it again
+	FaultStopWorker     = "stop_worker"     // SIGSTOP a worker for longer than the lock TTL, then SIGCONT
+	FaultKillRedis      = "kill_redis"      // SIGKILL redis-server, start it again on the same port
+	FaultProxyLatency   = "proxy_latency"   // a worker's Redis proxy adds latency for a window
+	FaultProxyCut       = "proxy_cut"       // a worker's Redis proxy resets every connection
+	FaultProxyBlackhole = "proxy_blackhole" // a worker's Redis proxy forwards nothing for a window
+	// FaultRedeliver enqueues a second copy of every active and pending bid
+	// task (another task ID, same payload): what asynq does when a lease
+	// looks expired (asynq-facts.md), without waiting its 30 s lease out.
+	// stop_worker also does it once the stopped worker's locks have
+	// expired, so that a second worker really takes over its postings.
+	FaultRedeliver = "redeliver"
+)
+
+// DefaultMix is the fault mix of the standard scenarios (relative weights).
+var DefaultMix = Mix{
+	FaultKillWorker: 3, FaultKillScanner: 1, FaultStopWorker: 3, FaultKillRedis: 1,
+	FaultProxyLatency: 2, FaultProxyCut: 2, FaultProxyBlackhole: 2, FaultRedeliver: 2,
+}
+
+// Mix weighs the faults the injector picks from.
+type Mix map[string]int
+
+// ParseMix reads "kill_worker=3,stop_worker=2,..." ("" or "none" = no faults).
+func ParseMix(s string) (Mix, error) {
+	m := Mix{}
+	s = strings.TrimSpace(s)
+	if s == "" || s == "none" {
+		return m, nil
+	}
+	if s == "default" {
+		for k, v := range DefaultMix {
+			m[k] = v
+		}
+		return m, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok {
+			v = "1"
+		}
+		if _, known := DefaultMix[k]; !known {
+			return nil, fmt.Errorf("unknown fault %q (known: %s)", k, strings.Join(DefaultMix.Names(), ", "))
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("fault %s: bad weight %q", k, v)
+		}
+		m[k] = n
+	}
+	return m, nil
+}
+
+// Names returns the fault names in a stable order.
+func (m Mix) Names() []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (m Mix) String() string {
+	var parts []string
+	for _, k := range m.Names() {
+		parts = append(parts, fmt.Sprintf("%s=%d", k, m[k]))
+	}
+	return strings.Join(parts, ",")
+}
+
+// Config is one chaos run.
+type Config struct {
+	Scenario  string // a name for the report
+	BidderBin string // the bidder binary (built from ./cmd/bidder)
+	SelfBin   string // a binary that calls RunRole first (runs the sandbox role)
+	RedisBin  string // redis-server
+
+	Workers     int // bidder worker processes (default 4)
+	Scanners    int // bidder scanner processes (default 2)
+	Concurrency int // worker.concurrency of each worker (default 10)
+
+	Duration        time.Duration // publishing and fault phase (default 45s)
+	InitialPostings int           // published at start (default 500)
+	Rate            float64       // postings per second while publishing (default 40)
+	Seed            uint64        // postings, sandbox faults and injected faults (default 1)
+
+	// Persistence: redis-server with appendonly yes, appendfsync always.
+	// Off, a Redis restart loses every lock, fence counter, ledger record,
+	// cursor and queued task.
+	Persistence bool
+
+	Mix           Mix           // fault weights (nil: DefaultMix; empty: no faults)
+	FaultInterval time.Duration // mean time between injected faults (default 1.5s)
+
+	// Sandbox faults (strict mode is always on: idempotency off, duplicates accept).
+	SandboxLatency string  // default "1ms..50ms"
+	ErrorRate      float64 // default 0.05
+	AmbiguousRate  float64 // default 0.10
+	RateLimitRate  float64 // default 0.02
+
+	LockTTL        time.Duration // lock.ttl (default 2s)
+	SettleDelay    time.Duration // worker.settle_delay (default 2s; must exceed RequestTimeout)
+	RequestTimeout time.Duration // the sandbox adapter's request_timeout (default 1s)
+	DrainTimeout   time.Duration // after publishing stops (default 150s)
+
+	LogDir string // where every process logs (default: a new temp dir)
+	// AllowDuplicates: the run reports duplicate bids instead of failing on
+	// them (the no-persistence scenario, where they are the finding).
+	AllowDuplicates bool
+	Logf            func(format string, args ...any) // progress (default: none)
+}
+
+func (c *Config) defaults() {
+	if c.Scenario == "" {
+		c.Scenario = "custom"
+	}
+	if c.Workers <= 0 {
+		c.Workers = 4
+	}
+	if c.Scanners <= 0 {
+		c.Scanners = 2
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 10
+	}
+	if c.Duration <= 0 {
+		c.Duration = 45 * time.Second
+	}
+	if c.InitialPostings < 0 {
+		c.InitialPostings = 0
+	}
+	if c.Rate < 0 {
+		c.Rate = 0
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	if c.Mix == nil {
+		c.Mix = DefaultMix
+	}
+	if c.FaultInterval <= 0 {
+		c.FaultInterval = 1500 * time.Millisecond
+	}
+	if c.SandboxLatency == "" {
+		c.SandboxLatency = "1ms..50ms"
+	}
+	if c.LockTTL <= 0 {
+		c.LockTTL = 2 * time.Second
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = time.Second
+	}
+	if c.SettleDelay <= 0 {
+		c.SettleDelay = 2 * time.Second
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 150 * time.Second
+	}
+	if c.Logf == nil {
+		c.Logf = func(string, ...any) {}
+	}
+}
+
+// StandardConfig is the persistent scenario with every fault and the
+// sandbox's strict mode with faults; callers set the binaries.
+func StandardConfig() Config {
+	return Config{
+		Scenario: "persistent", Persistence: true, Mix: DefaultMix,
+		ErrorRate: 0.05, AmbiguousRate: 0.10, RateLimitRate: 0.02,
+		InitialPostings: 500, Rate: 40,
+	}
+}
+
+// NoPersistenceConfig is the same run on a Redis without persistence: every
+// Redis restart forgets locks, fences, ledger, cursors and queues.
+func NoPersistenceConfig() Config {
+	c := StandardConfig()
+	c.Scenario = "no-persistence"
+	c.Persistence = false
+	c.AllowDuplicates = true
+	return c
+}
+
+func (c *Config) bidderYAML(sandboxURL string) string {
+	return fmt.Sprintf(`# written by test/chaos for scenario %q
+lock:
+  ttl: %s
+  wait: 500ms
+worker:
+  concurrency: %d
+  queues: {bids: 6, scans: 3}
+  settle_delay: %s
+  shutdown_timeout: 3s
+  poll_interval: 200ms
+http:
+  addr: 127.0.0.1:0
+  monitoring:
+    enabled: false
+log:
+  level: info
+  format: json
+marketplaces:
+  - id: sandbox
+    adapter: sandbox
+    base_url: %s
+    token_env: BIDDER_CHAOS_SANDBOX_TOKEN
+    request_timeout: %s
+    scan:
+      schedule: "@every 1s"
+      page_size: 500
+      requests_per_second: 50
+    rules:
+      max_age: 720h
+      keywords:
+        exclude: ["video call"]
+      client:
+        min_rating: 2.0
+      bid_budget:
+        per_hour: 0
+      amount:
+        fixed: {strategy: percent, percent: 90, min_amount: 50, max_amount: 5000}
+        hourly: {strategy: range_point, point: 0.75, min_amount: 20, max_amount: 150}
+      proposal:
+        template: "Hello, I read {{.Title}} and can deliver it for {{money .Amount}} {{.Budget.Currency}}."
+`, c.Scenario, c.LockTTL, c.Concurrency, c.SettleDelay, sandboxURL, c.RequestTimeout)
+}

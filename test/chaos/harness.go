@@ -1,0 +1,527 @@
+package chaos
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+)
+
+const sandboxToken = "chaos-token"
+
+// Harness is one running chaos scenario.
+type Harness struct {
+	cfg    Config
+	logDir string
+
+	redisAddr string
+	redis     *Proc
+	rdb       *redis.Client
+
+	sandboxURL string
+	sandbox    *Proc
+
+	workers   []*Proc
+	workerURL []string // http://addr of each worker's /metrics
+	proxies   []*Proxy
+	scanners  []*Proc
+
+	rng      *rand.Rand
+	mu       sync.Mutex
+	faults   map[string]int
+	busy     map[any]bool
+	faultLog []string
+	copies   int
+	scrape   *scraper
+	http     *http.Client
+}
+
+// Run runs the scenario and returns its report. The error is non-nil when
+// the run could not be carried out (a process would not start); a run that
+// finds a violation returns a report with Passed false and Failures set.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	cfg.defaults()
+	if cfg.SettleDelay <= cfg.RequestTimeout {
+		return nil, fmt.Errorf("settle delay %s must exceed the adapter's request timeout %s", cfg.SettleDelay, cfg.RequestTimeout)
+	}
+	logDir := cfg.LogDir
+	if logDir == "" {
+		d, err := os.MkdirTemp("", "bidder-chaos-"+cfg.Scenario+"-")
+		if err != nil {
+			return nil, err
+		}
+		logDir = d
+	} else if err := os.MkdirAll(logDir, 0o755); err != nil {
+		return nil, err
+	}
+	h := &Harness{
+		cfg: cfg, logDir: logDir,
+		rng:    rand.New(rand.NewPCG(cfg.Seed, 0xc4a05)),
+		faults: map[string]int{}, busy: map[any]bool{},
+		http: &http.Client{Timeout: 5 * time.Second},
+	}
+	for k := range cfg.Mix {
+		h.faults[k] = 0
+	}
+	rep := &Report{
+		Scenario: cfg.Scenario, Seed: cfg.Seed, Workers: cfg.Workers, Scanners: cfg.Scanners,
+		Concurrency: cfg.Concurrency, Persistence: cfg.Persistence, Mix: cfg.Mix.String(),
+		PublishSeconds: cfg.Duration.Seconds(), LockTTL: cfg.LockTTL.String(), SettleDelay: cfg.SettleDelay.String(),
+		RequestTimeout: cfg.RequestTimeout.String(), LogDir: logDir,
+		SandboxFaults: fmt.Sprintf("idempotency=off duplicates=accept latency=%s error=%g ambiguous=%g rate_limited=%g",
+			cfg.SandboxLatency, cfg.ErrorRate, cfg.AmbiguousRate, cfg.RateLimitRate),
+	}
+	start := time.Now()
+	defer h.stopAll()
+	if err := h.start(); err != nil {
+		return nil, fmt.Errorf("%w (logs in %s)", err, logDir)
+	}
+	h.run(ctx, rep)
+	rep.TotalSeconds = time.Since(start).Seconds()
+	rep.Passed = len(rep.Failures) == 0
+	if rep.Passed {
+		rep.LogsKept = false
+	} else {
+		rep.LogsKept = true
+	}
+	_ = os.WriteFile(filepath.Join(logDir, "faults.log"), []byte(strings.Join(h.faultLog, "\n")+"\n"), 0o644)
+	if b, err := json.MarshalIndent(rep, "", "  "); err == nil {
+		_ = os.WriteFile(filepath.Join(logDir, "report.json"), b, 0o644)
+	}
+	return rep, nil
+}
+
+// RemoveLogs deletes a passed run's log directory.
+func (r *Report) RemoveLogs() {
+	if r.Passed && r.LogDir != "" {
+		_ = os.RemoveAll(r.LogDir)
+		r.LogDir = ""
+	}
+}
+
+func (h *Harness) start() error {
+	cfg := h.cfg
+	port, err := FreePort()
+	if err != nil {
+		return err
+	}
+	h.redisAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	dataDir := filepath.Join(h.logDir, "redis-data")
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return err
+	}
+	h.redis = newRedisProc(cfg.RedisBin, dataDir, h.logDir, port, cfg.Persistence)
+	if err := startRedis(h.redis, h.redisAddr); err != nil {
+		return err
+	}
+	h.rdb = redis.NewClient(&redis.Options{Addr: h.redisAddr, PoolSize: 8})
+
+	sport, err := FreePort()
+	if err != nil {
+		return err
+	}
+	saddr := fmt.Sprintf("127.0.0.1:%d", sport)
+	h.sandboxURL = "http://" + saddr
+	sargs := []string{
+		"--listen", saddr, "--tokens", sandboxToken, "--idempotency", "off", "--duplicates", "accept",
+		"--latency", cfg.SandboxLatency, "--error-rate", fmt.Sprint(cfg.ErrorRate),
+		"--ambiguous-rate", fmt.Sprint(cfg.AmbiguousRate), "--rate-limit-rate", fmt.Sprint(cfg.RateLimitRate),
+		"--postings", fmt.Sprint(cfg.InitialPostings), "--rate", fmt.Sprint(cfg.Rate), "--seed", fmt.Sprint(cfg.Seed),
+	}
+	h.sandbox = &Proc{Name: "sandbox", Bin: cfg.SelfBin, Dir: h.logDir,
+		Env: []string{RoleEnv + "=sandbox", RoleArgsEnv + "=" + strings.Join(sargs, "\x1f")}}
+	if err := h.sandbox.Start(); err != nil {
+		return err
+	}
+	if err := waitTCP(saddr, 10*time.Second, h.sandbox.exitedChan()); err != nil {
+		return fmt.Errorf("sandbox: %w", err)
+	}
+
+	cfgPath := filepath.Join(h.logDir, "bidder.yaml")
+	if err := os.WriteFile(cfgPath, []byte(cfg.bidderYAML(h.sandboxURL)), 0o644); err != nil {
+		return err
+	}
+	env := func(redisAddr string) []string {
+		return []string{"REDIS_URL=redis://" + redisAddr + "/0", "BIDDER_CHAOS_SANDBOX_TOKEN=" + sandboxToken}
+	}
+	for i := 0; i < cfg.Scanners; i++ {
+		p := &Proc{Name: fmt.Sprintf("scanner-%d", i+1), Bin: cfg.BidderBin, Dir: h.logDir,
+			Args: []string{"scanner", "--config", cfgPath, "--http-addr", "127.0.0.1:0"}, Env: env(h.redisAddr)}
+		h.scanners = append(h.scanners, p)
+	}
+	for i := 0; i < cfg.Workers; i++ {
+		px, err := NewProxy(h.redisAddr)
+		if err != nil {
+			return err
+		}
+		hport, err := FreePort()
+		if err != nil {
+			return err
+		}
+		addr := fmt.Sprintf("127.0.0.1:%d", hport)
+		p := &Proc{Name: fmt.Sprintf("worker-%d", i+1), Bin: cfg.BidderBin, Dir: h.logDir,
+			Args: []string{"worker", "--config", cfgPath, "--http-addr", addr}, Env: env(px.Addr())}
+		h.proxies = append(h.proxies, px)
+		h.workers = append(h.workers, p)
+		h.workerURL = append(h.workerURL, "http://"+addr)
+	}
+	for _, p := range append(append([]*Proc{}, h.workers...), h.scanners...) {
+		if err := p.Start(); err != nil {
+			return err
+		}
+	}
+	for i, u := range h.workerURL {
+		if err := h.waitReady(u+"/readyz", 20*time.Second); err != nil {
+			return fmt.Errorf("%s: %w", h.workers[i].Name, err)
+		}
+	}
+	h.scrape = newScraper(h.http, h.workers, h.workerURL)
+	return nil
+}
+
+func (h *Harness) waitReady(url string, d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for {
+		resp, err := h.http.Get(url)
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %s (%v)", d, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func (h *Harness) run(ctx context.Context, rep *Report) {
+	cfg := h.cfg
+	scrapeCtx, stopScrape := context.WithCancel(ctx)
+	scrapeDone := make(chan struct{})
+	go func() { h.scrape.loop(scrapeCtx, time.Second); close(scrapeDone) }()
+
+	cfg.Logf("chaos %s: %d workers, %d scanners, publishing %s at %g/s after %d, faults %s, logs %s",
+		cfg.Scenario, cfg.Workers, cfg.Scanners, cfg.Duration, cfg.Rate, cfg.InitialPostings, cfg.Mix, h.logDir)
+
+	// Phase 1: publish and inject faults.
+	var recov sync.WaitGroup
+	phaseEnd := time.Now().Add(cfg.Duration)
+	total := 0
+	for _, w := range cfg.Mix {
+		total += w
+	}
+	for total > 0 && time.Now().Before(phaseEnd) && ctx.Err() == nil {
+		gap := time.Duration(float64(cfg.FaultInterval) * (0.5 + h.rng.Float64()))
+		if time.Now().Add(gap).After(phaseEnd) {
+			break
+		}
+		sleepCtx(ctx, gap)
+		h.inject(h.pick(total), &recov)
+	}
+	sleepCtx(ctx, time.Until(phaseEnd))
+	recov.Wait()
+	h.healAll()
+
+	// Phase 2: stop publishing, wait for the drain.
+	_ = h.sandbox.Signal(syscall.SIGUSR1)
+	time.Sleep(300 * time.Millisecond) // the generator's last tick
+	stopAt := time.Now()
+	posts, err := h.listPostings(ctx)
+	if err != nil {
+		rep.fail("could not list the sandbox's postings: %v", err)
+	}
+	rep.Postings = len(posts)
+	cfg.Logf("chaos %s: publishing stopped at %d postings; faults %v; draining (timeout %s)", cfg.Scenario, len(posts), h.faults, cfg.DrainTimeout)
+	drained, why := h.drain(ctx, posts, cfg.DrainTimeout)
+	rep.DrainSeconds = time.Since(stopAt).Seconds()
+	rep.Drained = drained
+	if !drained {
+		rep.fail("not drained %s after publishing stopped: %s", cfg.DrainTimeout, why)
+	}
+	cfg.Logf("chaos %s: drained=%v in %.1fs", cfg.Scenario, drained, rep.DrainSeconds)
+
+	// Phase 3: final scrape, SIGTERM every bidder process, then check.
+	h.scrape.once(ctx)
+	stopScrape()
+	<-scrapeDone
+	rep.Exits = map[string]string{}
+	var wg sync.WaitGroup
+	var emu sync.Mutex
+	for _, p := range append(append([]*Proc{}, h.workers...), h.scanners...) {
+		wg.Add(1)
+		go func(p *Proc) {
+			defer wg.Done()
+			code, err := p.Terminate(30 * time.Second)
+			emu.Lock()
+			defer emu.Unlock()
+			if err != nil {
+				rep.Exits[p.Name] = err.Error()
+				rep.fail("%s (log %s)", err, filepath.Join(h.logDir, fmt.Sprintf("%s.%d.log", p.Name, p.Incarnation())))
+			} else {
+				rep.Exits[p.Name] = fmt.Sprintf("exit %d (incarnation %d)", code, p.Incarnation())
+			}
+		}(p)
+	}
+	wg.Wait()
+	h.mu.Lock()
+	rep.Faults = map[string]int{}
+	for k, v := range h.faults {
+		rep.Faults[k] = v
+	}
+	h.mu.Unlock()
+	rep.DuplicatesPrevented, rep.Reconciliations, rep.BidOutcomes = h.scrape.totals()
+	h.check(ctx, rep, posts)
+	if code, err := h.sandbox.Terminate(10 * time.Second); err != nil {
+		rep.fail("%v", err)
+	} else {
+		rep.Exits["sandbox"] = fmt.Sprintf("exit %d", code)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+func (h *Harness) pick(total int) string {
+	n := h.rng.IntN(total)
+	for _, k := range h.cfg.Mix.Names() {
+		if n < h.cfg.Mix[k] {
+			return k
+		}
+		n -= h.cfg.Mix[k]
+	}
+	return ""
+}
+
+// claim marks a process as under a fault; false if it already is.
+func (h *Harness) claim(p any) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.busy[p] {
+		return false
+	}
+	h.busy[p] = true
+	return true
+}
+
+func (h *Harness) release(p any) {
+	h.mu.Lock()
+	delete(h.busy, p)
+	h.mu.Unlock()
+}
+
+func (h *Harness) record(kind, format string, args ...any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.faults[kind]++
+	h.faultLog = append(h.faultLog, time.Now().Format("15:04:05.000")+" "+kind+": "+fmt.Sprintf(format, args...))
+}
+
+func (h *Harness) dur(lo, hi time.Duration) time.Duration {
+	return lo + time.Duration(h.rng.Int64N(int64(hi-lo)+1))
+}
+
+// count adds n to a counter of the report (and logs, if format is set).
+func (h *Harness) count(kind string, n int, format string, args ...any) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.faults[kind] += n
+	if format != "" {
+		h.faultLog = append(h.faultLog, time.Now().Format("15:04:05.000")+" "+kind+": "+fmt.Sprintf(format, args...))
+	}
+}
+
+// inject runs one fault; recovery happens in the background (tracked by wg).
+func (h *Harness) inject(kind string, wg *sync.WaitGroup) {
+	i := h.rng.IntN(len(h.workers))
+	w, px := h.workers[i], h.proxies[i]
+	switch kind {
+	case FaultKillWorker:
+		if !h.claim(w) {
+			return
+		}
+		back := h.dur(200*time.Millisecond, 1500*time.Millisecond)
+		w.Kill()
+		h.record(kind, "%s (pid was killed), restart in %s", w.Name, back)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer h.release(w)
+			time.Sleep(back)
+			if err := w.Start(); err != nil {
+				h.record("restart_error", "%s: %v", w.Name, err)
+			}
+		}()
+	case FaultKillScanner:
+		s := h.scanners[h.rng.IntN(len(h.scanners))]
+		if !h.claim(s) {
+			return
+		}
+		back := h.dur(200*time.Millisecond, 1500*time.Millisecond)
+		s.Kill()
+		h.record(kind, "%s, restart in %s", s.Name, back)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer h.release(s)
+			time.Sleep(back)
+			if err := s.Start(); err != nil {
+				h.record("restart_error", "%s: %v", s.Name, err)
+			}
+		}()
+	case FaultStopWorker:
+		if !h.claim(w) {
+			return
+		}
+		d := h.dur(h.cfg.LockTTL*3/2, h.cfg.LockTTL*3)
+		if err := w.Signal(syscall.SIGSTOP); err != nil {
+			h.release(w)
+			return
+		}
+		h.record(kind, "%s for %s", w.Name, d)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer h.release(w)
+			// Once its locks have expired, hand its tasks to the others,
+			// as asynq would after the lease; then wake it up.
+			time.Sleep(h.cfg.LockTTL + 300*time.Millisecond)
+			n := h.redeliver(true)
+			h.count("redelivered_tasks", n, "%d task copies while %s is stopped", n, w.Name)
+			time.Sleep(d - h.cfg.LockTTL - 300*time.Millisecond)
+			_ = w.Signal(syscall.SIGCONT)
+		}()
+	case FaultKillRedis:
+		if !h.claim(h.redis) {
+			return
+		}
+		defer h.release(h.redis)
+		down := h.dur(100*time.Millisecond, 1000*time.Millisecond)
+		h.redis.Kill()
+		h.record(kind, "down for %s, restart (persistence=%v)", down, h.cfg.Persistence)
+		time.Sleep(down)
+		if err := startRedis(h.redis, h.redisAddr); err != nil {
+			h.record("restart_error", "redis: %v", err)
+		}
+	case FaultProxyLatency:
+		if !h.claim(px) {
+			return
+		}
+		lat := h.dur(20*time.Millisecond, 300*time.Millisecond)
+		d := h.dur(time.Second, 4*time.Second)
+		px.SetLatency(lat)
+		h.record(kind, "%s: +%s per chunk for %s", w.Name, lat, d)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer h.release(px)
+			time.Sleep(d)
+			px.SetLatency(0)
+		}()
+	case FaultRedeliver:
+		n := h.redeliver(false)
+		h.record(kind, "%d copies of active and pending bid tasks", n)
+		h.count("redelivered_tasks", n, "")
+	case FaultProxyCut:
+		n := px.Cut()
+		h.record(kind, "%s: %d connections reset", w.Name, n)
+	case FaultProxyBlackhole:
+		if !h.claim(px) {
+			return
+		}
+		d := h.dur(time.Second, 4*time.Second)
+		px.Blackhole(d)
+		h.record(kind, "%s: for %s", w.Name, d)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer h.release(px)
+			time.Sleep(d)
+		}()
+	}
+}
+
+// redeliver enqueues a copy of every active (and, unless activeOnly,
+// pending) bid task under a new task ID.
+func (h *Harness) redeliver(activeOnly bool) int {
+	insp := asynq.NewInspectorFromRedisClient(h.rdb)
+	tasks, err := insp.ListActiveTasks("bids", asynq.PageSize(200))
+	if err != nil {
+		return 0
+	}
+	if !activeOnly {
+		if p, err := insp.ListPendingTasks("bids", asynq.PageSize(50)); err == nil {
+			tasks = append(tasks, p...)
+		}
+	}
+	cl := asynq.NewClientFromRedisClient(h.rdb)
+	n := 0
+	for _, t := range tasks {
+		h.mu.Lock()
+		h.copies++
+		id := fmt.Sprintf("%s:redeliver-%d", t.ID, h.copies)
+		h.mu.Unlock()
+		_, err := cl.Enqueue(asynq.NewTask(t.Type, t.Payload), asynq.Queue("bids"), asynq.TaskID(id), asynq.MaxRetry(25))
+		if err == nil {
+			n++
+		}
+	}
+	return n
+}
+
+// healAll makes sure every process runs and every proxy forwards.
+func (h *Harness) healAll() {
+	for _, px := range h.proxies {
+		px.SetLatency(0)
+		px.Blackhole(0)
+	}
+	for _, p := range append(append([]*Proc{}, h.workers...), h.scanners...) {
+		if p.Running() {
+			_ = p.Signal(syscall.SIGCONT)
+		} else if err := p.Start(); err != nil {
+			h.record("restart_error", "%s: %v", p.Name, err)
+		}
+	}
+}
+
+func (h *Harness) stopAll() {
+	for _, p := range append(append([]*Proc{}, h.workers...), h.scanners...) {
+		if p.Running() {
+			p.Kill()
+		}
+	}
+	if h.sandbox != nil && h.sandbox.Running() {
+		h.sandbox.Kill()
+	}
+	for _, px := range h.proxies {
+		_ = px.Close()
+	}
+	if h.rdb != nil {
+		_ = h.rdb.Close()
+	}
+	if h.redis != nil && h.redis.Running() {
+		_, _ = h.redis.Terminate(10 * time.Second)
+	}
+}

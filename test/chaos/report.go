@@ -1,0 +1,234 @@
+package chaos
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Report is the outcome of one run; it is also written as JSON.
+type Report struct {
+	Scenario       string  `json:"scenario"`
+	Seed           uint64  `json:"seed"`
+	Workers        int     `json:"workers"`
+	Scanners       int     `json:"scanners"`
+	Concurrency    int     `json:"concurrency_per_worker"`
+	Persistence    bool    `json:"redis_persistence"`
+	Mix            string  `json:"fault_mix"`
+	SandboxFaults  string  `json:"sandbox"`
+	LockTTL        string  `json:"lock_ttl"`
+	SettleDelay    string  `json:"settle_delay"`
+	RequestTimeout string  `json:"request_timeout"`
+	PublishSeconds float64 `json:"publish_seconds"`
+
+	Faults   map[string]int `json:"faults_injected"`
+	Postings int            `json:"postings"`
+	Bids     int64          `json:"bids"`
+	Stats    SandboxStats   `json:"sandbox_stats"`
+	Ledger   map[string]int `json:"ledger_states"`
+
+	DuplicatesPrevented map[string]float64 `json:"duplicates_prevented"`
+	Reconciliations     map[string]float64 `json:"reconciliations"`
+	BidOutcomes         map[string]float64 `json:"bid_outcomes"`
+
+	Drained      bool              `json:"drained"`
+	DrainSeconds float64           `json:"drain_seconds"`
+	TotalSeconds float64           `json:"total_seconds"`
+	LocksLeft    []string          `json:"locks_left,omitempty"`
+	Archived     []Archived        `json:"archived,omitempty"`
+	Exits        map[string]string `json:"exits"`
+	Notes        []string          `json:"notes,omitempty"`
+	Failures     []string          `json:"failures,omitempty"`
+	Passed       bool              `json:"passed"`
+	LogDir       string            `json:"log_dir,omitempty"`
+	LogsKept     bool              `json:"logs_kept"`
+}
+
+// Archived is one archived asynq task.
+type Archived struct {
+	Queue   string `json:"queue"`
+	ID      string `json:"id"`
+	LastErr string `json:"last_err"`
+	Retried int    `json:"retried"`
+}
+
+func (r *Report) fail(format string, args ...any) {
+	r.Failures = append(r.Failures, fmt.Sprintf(format, args...))
+}
+
+func (r *Report) note(format string, args ...any) {
+	r.Notes = append(r.Notes, fmt.Sprintf(format, args...))
+}
+
+func kv[V int | float64](m map[string]V) string {
+	var keys []string
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s=%v", k, m[k]))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
+}
+
+// String is the human-readable report.
+func (r *Report) String() string {
+	var b strings.Builder
+	verdict := "PASS"
+	if !r.Passed {
+		verdict = "FAIL"
+	}
+	fmt.Fprintf(&b, "chaos scenario %s: %s\n", r.Scenario, verdict)
+	fmt.Fprintf(&b, "  setup:        %d workers (concurrency %d), %d scanners, redis persistence=%v, seed %d\n",
+		r.Workers, r.Concurrency, r.Scanners, r.Persistence, r.Seed)
+	fmt.Fprintf(&b, "                lock ttl %s, settle delay %s, adapter timeout %s, publishing %.0fs\n",
+		r.LockTTL, r.SettleDelay, r.RequestTimeout, r.PublishSeconds)
+	fmt.Fprintf(&b, "  sandbox:      %s\n", r.SandboxFaults)
+	fmt.Fprintf(&b, "  faults:       %s\n", kv(r.Faults))
+	fmt.Fprintf(&b, "  postings:     %d   bids: %d   duplicate_bids: %d   postings_with_multiple_bids: %d\n",
+		r.Postings, r.Bids, r.Stats.DuplicateBids, r.Stats.PostingsWithMultipleBids)
+	fmt.Fprintf(&b, "  ledger:       %s\n", kv(r.Ledger))
+	fmt.Fprintf(&b, "  prevented:    %s (bidder_duplicates_prevented_total, summed over worker incarnations)\n", kv(r.DuplicatesPrevented))
+	fmt.Fprintf(&b, "  reconciled:   %s (bidder_reconciliations_total)\n", kv(r.Reconciliations))
+	fmt.Fprintf(&b, "  outcomes:     %s (bidder_bids_total as scraped; a killed incarnation's last second is lost)\n", kv(r.BidOutcomes))
+	fmt.Fprintf(&b, "  drain:        %v in %.1fs (run %.1fs)\n", r.Drained, r.DrainSeconds, r.TotalSeconds)
+	fmt.Fprintf(&b, "  locks left:   %d   archived tasks: %d\n", len(r.LocksLeft), len(r.Archived))
+	for _, a := range r.Archived {
+		fmt.Fprintf(&b, "    archived %s/%s after %d retries: %s\n", a.Queue, a.ID, a.Retried, a.LastErr)
+	}
+	var names []string
+	for k := range r.Exits {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		fmt.Fprintf(&b, "  exit %-10s %s\n", k+":", r.Exits[k])
+	}
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "  NOTE: %s\n", n)
+	}
+	for _, f := range r.Failures {
+		fmt.Fprintf(&b, "  FAILURE: %s\n", f)
+	}
+	if r.LogDir != "" {
+		fmt.Fprintf(&b, "  logs:         %s (kept=%v)\n", r.LogDir, r.LogsKept)
+	}
+	return b.String()
+}
+
+// scraper keeps the last /metrics scrape of every worker incarnation, so
+// counters of killed incarnations are not lost (up to one scrape interval).
+type scraper struct {
+	c       *http.Client
+	workers []*Proc
+	urls    []string
+	mu      sync.Mutex
+	last    map[string]map[string]float64 // "worker-1#3" -> series -> value
+}
+
+func newScraper(c *http.Client, workers []*Proc, urls []string) *scraper {
+	return &scraper{c: c, workers: workers, urls: urls, last: map[string]map[string]float64{}}
+}
+
+func (s *scraper) loop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		s.once(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *scraper) once(ctx context.Context) {
+	for i, u := range s.urls {
+		inc := s.workers[i].Incarnation()
+		m, err := ScrapeMetrics(ctx, s.c, u+"/metrics", "bidder_duplicates_prevented_total", "bidder_reconciliations_total", "bidder_bids_total")
+		if err != nil || len(m) == 0 {
+			continue
+		}
+		s.mu.Lock()
+		s.last[fmt.Sprintf("%s#%d", s.workers[i].Name, inc)] = m
+		s.mu.Unlock()
+	}
+}
+
+// totals sums the series over incarnations by their first label value.
+func (s *scraper) totals() (dups, recs, bids map[string]float64) {
+	dups, recs, bids = map[string]float64{}, map[string]float64{}, map[string]float64{}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.last {
+		for series, v := range m {
+			name, labels, _ := strings.Cut(series, "{")
+			switch name {
+			case "bidder_duplicates_prevented_total":
+				dups[label(labels, "layer")] += v
+			case "bidder_reconciliations_total":
+				recs[label(labels, "result")] += v
+			case "bidder_bids_total":
+				bids[label(labels, "outcome")] += v
+			}
+		}
+	}
+	return dups, recs, bids
+}
+
+func label(labels, name string) string {
+	for _, part := range strings.Split(strings.TrimSuffix(labels, "}"), ",") {
+		k, v, ok := strings.Cut(part, "=")
+		if ok && k == name {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return "?"
+}
+
+// ScrapeMetrics fetches a Prometheus text page and returns the samples of
+// the named metrics, keyed by "name{labels}".
+func ScrapeMetrics(ctx context.Context, c *http.Client, url string, names ...string) (map[string]float64, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return nil, fmt.Errorf("GET %s: HTTP %d", url, resp.StatusCode)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		for _, n := range names {
+			if strings.HasPrefix(line, n+"{") || strings.HasPrefix(line, n+" ") {
+				i := strings.LastIndexByte(line, ' ')
+				v, err := strconv.ParseFloat(line[i+1:], 64)
+				if err == nil {
+					out[line[:i]] = v
+				}
+			}
+		}
+	}
+	return out, sc.Err()
+}

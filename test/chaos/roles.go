@@ -1,0 +1,146 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/spf13/pflag"
+
+	"github.com/bidder/bidder/marketplace/sandbox"
+)
+
+// RoleEnv names the role a re-executed harness binary plays; RoleArgsEnv
+// holds its arguments, separated by "\x1f". The harness runs the sandbox
+// marketplace this way (see RunRole).
+const (
+	RoleEnv     = "BIDDER_CHAOS_ROLE"
+	RoleArgsEnv = "BIDDER_CHAOS_ARGS"
+)
+
+// RunRole runs the role named in the environment, if any, and exits; it
+// returns at once otherwise. Call it first thing in main or TestMain.
+//
+// Role "sandbox" is `bidder sandbox` (the same marketplace/sandbox server,
+// flags and faults) plus one control that command lacks: SIGUSR1 stops
+// publishing new postings while the API keeps answering, so the harness can
+// stop the flow of postings and then wait for every published one to be
+// decided.
+func RunRole() {
+	role := os.Getenv(RoleEnv)
+	if role == "" {
+		return
+	}
+	var args []string
+	if a := os.Getenv(RoleArgsEnv); a != "" {
+		args = strings.Split(a, "\x1f")
+	}
+	var err error
+	switch role {
+	case "sandbox":
+		err = runSandbox(args)
+	default:
+		err = fmt.Errorf("unknown role %q", role)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "chaos role:", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+func runSandbox(args []string) error {
+	var cfg sandbox.ServerConfig
+	fs := pflag.NewFlagSet("sandbox", pflag.ContinueOnError)
+	cfg.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	srv, err := sandbox.NewServer(cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer cancel()
+	usr1 := make(chan os.Signal, 1)
+	signal.Notify(usr1, syscall.SIGUSR1)
+	go func() {
+		<-usr1
+		_ = srv.Close() // stops Serve's generator only; the handler keeps answering
+		fmt.Fprintf(os.Stderr, "sandbox: publishing stopped at %d postings\n", srv.Stats().Postings)
+	}()
+	fmt.Fprintf(os.Stderr, "sandbox: listening on %s (idempotency=%s duplicates=%s latency=%s error=%g ambiguous=%g rate_limited=%g postings=%d rate=%g seed=%d)\n",
+		ln.Addr(), cfg.Idempotency, cfg.Duplicates, cfg.Latency.String(), cfg.ErrorRate, cfg.AmbiguousRate, cfg.RateLimitRate, cfg.Postings, cfg.Rate, cfg.Seed)
+	err = srv.Serve(ctx, ln)
+	st := srv.Stats()
+	fmt.Fprintf(os.Stderr, "sandbox: stopped: %+v\n", st)
+	return err
+}
+
+// redisProc starts redis-server as a Proc on a fixed port so that a restart
+// comes back on the same address (and, with persistence, from its AOF).
+func newRedisProc(bin, dataDir, logDir string, port int, persist bool) *Proc {
+	args := []string{
+		"--port", itoa(port), "--bind", "127.0.0.1", "--dir", dataDir,
+		"--save", "", "--daemonize", "no", "--protected-mode", "no",
+		"--maxmemory-policy", "noeviction",
+	}
+	if persist {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	return &Proc{Name: "redis", Bin: bin, Args: args, Dir: logDir}
+}
+
+// startRedis starts p and waits until Redis answers PING (not LOADING).
+func startRedis(p *Proc, addr string) error {
+	var err error
+	for attempt := 0; attempt < 50; attempt++ {
+		if err = p.Start(); err != nil {
+			return err
+		}
+		if err = waitRedis(addr, 15*time.Second, p.exitedChan()); err == nil {
+			return nil
+		}
+		p.Kill()
+		time.Sleep(100 * time.Millisecond) // the port may still be held
+	}
+	return fmt.Errorf("redis-server on %s: %w", addr, err)
+}
+
+func waitRedis(addr string, d time.Duration, exited <-chan struct{}) error {
+	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+	defer c.Close()
+	deadline := time.Now().Add(d)
+	for {
+		select {
+		case <-exited:
+			return fmt.Errorf("redis-server exited while starting")
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready after %s: %w", d, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
