@@ -54,6 +54,8 @@ func (f *configFlags) setup(ctx context.Context, e env, role string) (*app.App, 
 		_ = log.Sync()
 		return nil, err
 	}
+	// Schedules are re-read from the same sources while running.
+	a.Reload = f.load
 	return a, nil
 }
 

@@ -90,6 +90,10 @@ type App struct {
 	Metrics  *worker.Metrics
 	Scan     *scanner.ScanHandler
 	ScanMet  *scanner.Metrics
+	// Reload re-reads the config from where it came from; the scheduler
+	// uses it to pick up schedule changes without a restart. nil: the
+	// schedules of Cfg stay as they are.
+	Reload func() (config.Config, error)
 
 	version   string
 	sandboxes []*embeddedSandbox

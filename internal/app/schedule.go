@@ -2,12 +2,84 @@ package app
 
 import (
 	"context"
+	"os"
+	"os/signal"
+	"slices"
 	"sync/atomic"
+	"syscall"
+
+	"go.uber.org/zap"
+
+	"github.com/bidder/bidder/internal/config"
+	"github.com/bidder/bidder/scanner"
 )
 
-// runScheduler is filled in once the scanner's Scheduler lands.
+// runScheduler enqueues scan tasks on each marketplace's schedule. Every
+// instance may run one: a slot's task ID is the same everywhere, so asynq
+// keeps one scan per marketplace per slot. Schedules are re-read from the
+// config every reload interval and on SIGHUP; other settings need a restart.
 func (a *App) runScheduler(ctx context.Context, up *atomic.Bool) error {
+	s := scanner.NewScheduler(a.Client, scanner.ConfigProviderFunc(a.schedules),
+		scanner.WithSchedulerLogger(a.Log.Named("scheduler")),
+		scanner.WithSchedulerMetrics(a.ScanMet))
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				a.Log.Info("SIGHUP: reloading schedules")
+				s.Reload()
+			}
+		}
+	}()
 	up.Store(true)
-	<-ctx.Done()
-	return nil
+	a.Log.Info("scheduler started", zapSchedules(schedulesOf(a.Cfg)))
+	defer up.Store(false)
+	err := s.Run(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+// schedules is the scheduler's config provider. Only marketplaces this
+// process was started with can be scanned (their adapters exist); a new one
+// in the file is reported and waits for a restart.
+func (a *App) schedules(context.Context) ([]scanner.MarketplaceSchedule, error) {
+	cfg := a.Cfg
+	if a.Reload != nil {
+		fresh, err := a.Reload()
+		if err != nil {
+			return nil, err // the scheduler logs it and keeps the old schedules
+		}
+		cfg = fresh
+	}
+	list := schedulesOf(cfg)
+	return slices.DeleteFunc(list, func(s scanner.MarketplaceSchedule) bool {
+		if _, ok := a.Adapters[s.MarketplaceID]; ok {
+			return false
+		}
+		a.Log.Warn("new marketplace in config: restart to scan it", zap.String("marketplace", s.MarketplaceID))
+		return true
+	}), nil
+}
+
+func schedulesOf(cfg config.Config) []scanner.MarketplaceSchedule {
+	list := make([]scanner.MarketplaceSchedule, 0, len(cfg.Marketplaces))
+	for _, m := range cfg.Marketplaces {
+		list = append(list, scanner.MarketplaceSchedule{MarketplaceID: m.ID, Spec: m.Scan.Schedule})
+	}
+	return list
+}
+
+func zapSchedules(list []scanner.MarketplaceSchedule) zap.Field {
+	m := make(map[string]string, len(list))
+	for _, s := range list {
+		m[s.MarketplaceID] = s.Spec
+	}
+	return zap.Any("schedules", m)
 }
