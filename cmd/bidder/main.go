@@ -42,18 +42,21 @@ func (e env) logger() *zap.Logger {
 	return zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(enc), zapcore.AddSync(e.stderr), zap.InfoLevel))
 }
 
-// addCommands lists the subcommands; each lives in its own file.
-var addCommands = []func(env) *cobra.Command{
-	newVersionCommand,
-	newSandboxCommand,
-	newRunCommand,
-	newWorkerCommand,
-	newScannerCommand,
-	newMonitorCommand,
-	newScanOnceCommand,
-	newLocksCommand,
-	newLedgerCommand,
-	newConfigCommand,
+// commands lists the subcommands; each lives in its own file. A function,
+// not a package variable, so nothing at package level can be changed.
+func commands() []func(env) *cobra.Command {
+	return []func(env) *cobra.Command{
+		newVersionCommand,
+		newSandboxCommand,
+		newRunCommand,
+		newWorkerCommand,
+		newScannerCommand,
+		newMonitorCommand,
+		newScanOnceCommand,
+		newLocksCommand,
+		newLedgerCommand,
+		newConfigCommand,
+	}
 }
 
 func main() {
@@ -91,7 +94,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
-	for _, add := range addCommands {
+	for _, add := range commands() {
 		root.AddCommand(add(e))
 	}
 	root.SetArgs(args)
