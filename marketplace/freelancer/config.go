@@ -25,7 +25,7 @@ const (
 	DefaultBaseURL = "https://www.freelancer.com"
 	SandboxBaseURL = "https://www.freelancer-sandbox.com"
 
-	DefaultRequestTimeout     = 15 * time.Second
+	DefaultRequestTimeout     = 10 * time.Second
 	DefaultPeriodDays         = 7
 	DefaultMilestonePercent   = 100.0
 	DefaultLookback           = 10 * time.Minute
