@@ -1,0 +1,115 @@
+// Command chaos runs the fault-injection harness of test/chaos for any
+// duration, worker count and fault mix, prints the report and writes it as
+// JSON.
+//
+//	go run ./test/chaos/cmd/chaos --duration 10m --workers 6 --json /tmp/chaos.json
+//	go run ./test/chaos/cmd/chaos --no-persistence --duration 60s
+//	go run ./test/chaos/cmd/chaos --faults kill_worker=1,stop_worker=1 --interval 3s
+//
+// It exits 1 if an invariant failed (the report names the log directory),
+// 2 if the run could not be carried out.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"github.com/bidder/bidder/test/chaos"
+)
+
+func main() {
+	chaos.RunRole() // this binary, re-executed, plays the sandbox
+
+	cfg := chaos.StandardConfig()
+	noPersist := flag.Bool("no-persistence", false, "Redis without persistence: report what a restart costs (duplicates reported, not failed)")
+	faults := flag.String("faults", "default", "fault mix: default, none, or name=weight,... ("+chaos.DefaultMix.String()+")")
+	jsonPath := flag.String("json", "", "write the report as JSON to this path")
+	bidder := flag.String("bidder", "", "bidder binary (default: go build ./cmd/bidder into the log directory)")
+	redisBin := flag.String("redis-server", "redis-server", "redis-server binary")
+	keep := flag.Bool("keep", false, "keep the logs of a passing run")
+	flag.DurationVar(&cfg.Duration, "duration", 45*time.Second, "publishing and fault phase")
+	flag.IntVar(&cfg.Workers, "workers", 4, "bidder worker processes")
+	flag.IntVar(&cfg.Scanners, "scanners", 2, "bidder scanner processes")
+	flag.IntVar(&cfg.Concurrency, "concurrency", 10, "worker.concurrency of each worker")
+	flag.IntVar(&cfg.InitialPostings, "postings", 500, "postings published at start")
+	flag.Float64Var(&cfg.Rate, "rate", 40, "postings published per second")
+	flag.Uint64Var(&cfg.Seed, "seed", 1, "seed of postings, sandbox faults and injected faults")
+	flag.DurationVar(&cfg.FaultInterval, "interval", 1500*time.Millisecond, "mean time between injected faults")
+	flag.StringVar(&cfg.SandboxLatency, "latency", "1ms..50ms", "sandbox latency")
+	flag.Float64Var(&cfg.ErrorRate, "error-rate", 0.05, "sandbox 503 rate")
+	flag.Float64Var(&cfg.AmbiguousRate, "ambiguous-rate", 0.10, "sandbox ambiguous bid answer rate")
+	flag.Float64Var(&cfg.RateLimitRate, "rate-limit-rate", 0.02, "sandbox 429 rate")
+	flag.DurationVar(&cfg.LockTTL, "lock-ttl", 2*time.Second, "lock.ttl of the workers")
+	flag.DurationVar(&cfg.SettleDelay, "settle-delay", 2*time.Second, "worker.settle_delay (must exceed --request-timeout)")
+	flag.DurationVar(&cfg.RequestTimeout, "request-timeout", time.Second, "the sandbox adapter's request_timeout")
+	flag.DurationVar(&cfg.DrainTimeout, "drain-timeout", 3*time.Minute, "how long the queues may take to drain")
+	flag.StringVar(&cfg.LogDir, "logs", "", "log directory (default: a new temp dir)")
+	flag.StringVar(&cfg.Scenario, "scenario", "", "scenario name (default persistent / no-persistence)")
+	flag.Parse()
+
+	if *noPersist {
+		cfg.Persistence, cfg.AllowDuplicates = false, true
+	}
+	if cfg.Scenario == "" {
+		cfg.Scenario = map[bool]string{true: "persistent", false: "no-persistence"}[cfg.Persistence]
+	}
+	mix, err := chaos.ParseMix(*faults)
+	if err != nil {
+		fatal(2, "--faults: %v", err)
+	}
+	cfg.Mix = mix
+	if cfg.RedisBin, err = exec.LookPath(*redisBin); err != nil {
+		fatal(2, "redis-server: %v", err)
+	}
+	if cfg.SelfBin, err = os.Executable(); err != nil {
+		fatal(2, "%v", err)
+	}
+	cfg.BidderBin = *bidder
+	if cfg.BidderBin == "" {
+		dir, err := os.MkdirTemp("", "bidder-chaos-bin-")
+		if err != nil {
+			fatal(2, "%v", err)
+		}
+		defer os.RemoveAll(dir)
+		cfg.BidderBin = filepath.Join(dir, "bidder")
+		out, err := exec.Command("go", "build", "-o", cfg.BidderBin, "github.com/bidder/bidder/cmd/bidder").CombinedOutput()
+		if err != nil {
+			fatal(2, "go build ./cmd/bidder (run from the repository, or pass --bidder): %v\n%s", err, out)
+		}
+	}
+	cfg.Logf = func(f string, a ...any) { fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+f+"\n", a...) }
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	rep, err := chaos.Run(ctx, cfg)
+	if err != nil {
+		fatal(2, "chaos: %v", err)
+	}
+	if rep.Passed && !*keep {
+		rep.RemoveLogs()
+	}
+	fmt.Print(rep.String())
+	if *jsonPath != "" {
+		b, _ := json.MarshalIndent(rep, "", "  ")
+		if err := os.WriteFile(*jsonPath, append(b, '\n'), 0o644); err != nil {
+			fatal(2, "write %s: %v", *jsonPath, err)
+		}
+	}
+	if !rep.Passed {
+		fmt.Fprintf(os.Stderr, "chaos: FAILED; every process's log is in %s\n", rep.LogDir)
+		os.Exit(1)
+	}
+}
+
+func fatal(code int, f string, a ...any) {
+	fmt.Fprintf(os.Stderr, f+"\n", a...)
+	os.Exit(code)
+}
