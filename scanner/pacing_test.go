@@ -76,12 +76,15 @@ func TestRateBudgetEndsScanAndNextSlotContinues(t *testing.T) {
 	start := time.Now()
 	sum, err := ScanOnce(ctx, h, testMP)
 	elapsed := time.Since(start)
-	// Requests at 0, 250ms and 500ms fit the 600ms budget; the 4th does not.
-	if err != nil || sum.Result != ResultRateBudget || sum.Pages != 3 || sum.Seen != 150 {
-		t.Fatalf("paced scan: %s, %v; want 3 pages then rate_budget", sum, err)
+	// Requests at 0, 250ms and 500ms fit the 600ms wait budget; on a quiet
+	// machine the 4th does not. Page processing time does not count as
+	// waiting, so on a loaded machine one more may fit; the scan must still
+	// end on its budget well before catching up (6 pages).
+	if err != nil || sum.Result != ResultRateBudget || sum.Pages < 3 || sum.Pages > 4 || sum.Seen != sum.Pages*50 {
+		t.Fatalf("paced scan: %s, %v; want 3 (or, under load, 4) pages then rate_budget", sum, err)
 	}
-	if elapsed < 450*time.Millisecond {
-		t.Fatalf("3 requests at 4/s took %s: not paced", elapsed)
+	if min := time.Duration(sum.Pages-1)*250*time.Millisecond - 50*time.Millisecond; elapsed < min {
+		t.Fatalf("%d requests at 4/s took %s: not paced", sum.Pages, elapsed)
 	}
 	if e.storedCursor(t, h) != sum.CursorAfter || sum.CursorAfter == "" {
 		t.Fatal("cursor not stored at the end of a budget-limited scan")
