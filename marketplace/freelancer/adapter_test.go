@@ -570,9 +570,9 @@ func TestErrorClasses(t *testing.T) {
 		{name: "bid limit", status: 409, body: envBody("ProjectExceptionCodes.BID_LIMIT_EXCEEDED", "no bids left"),
 			scan: want{marketplace.ErrRateLimited, "bid_limit_exceeded"}, bid: want{marketplace.ErrRateLimited, "bid_limit_exceeded"}, retryAfter: time.Hour},
 		{name: "closed", status: 400, body: envBody("ProjectExceptionCodes.PROJECT_NOT_ACTIVE", "closed"),
-			scan: want{marketplace.ErrPostingClosed, ReasonClosed}, bid: want{marketplace.ErrPostingClosed, ReasonClosed}},
+			scan: want{marketplace.ErrPermanent, ReasonBadRequest}, bid: want{marketplace.ErrPostingClosed, ReasonClosed}},
 		{name: "already bid", status: 409, body: envBody("ProjectExceptionCodes.DUPLICATE_BID", "You have already bid on that project."),
-			scan: want{marketplace.ErrAlreadyBid, ReasonAlreadyBid}, bid: want{marketplace.ErrAlreadyBid, ReasonAlreadyBid}},
+			scan: want{marketplace.ErrPermanent, ReasonBadRequest}, bid: want{marketplace.ErrAlreadyBid, ReasonAlreadyBid}},
 		{name: "validation", status: 400, body: envBody("ProjectExceptionCodes.INVALID_BID_AMOUNT", "amount out of range"),
 			scan: want{marketplace.ErrPermanent, ReasonBadRequest}, bid: want{marketplace.ErrPermanent, ReasonInvalidBid}},
 		{name: "email in description", status: 400, body: envBody("ProjectExceptionCodes.BID_DESCRIPTION_CONTAINS_EMAIL", "no emails"),
@@ -738,3 +738,29 @@ func TestTokenNeverLogged(t *testing.T) {
 }
 
 func itoa(i int64) string { return strconv.FormatInt(i, 10) }
+
+// TestErrorCodeTable pins the table against the one in docs/freelancer.md
+// and checks every entry says where it comes from.
+func TestErrorCodeTable(t *testing.T) {
+	want := map[string]error{
+		"DUPLICATE_BID": marketplace.ErrAlreadyBid, "ALREADY_BID_ON_PROJECT": marketplace.ErrAlreadyBid,
+		"PROJECT_NOT_ACTIVE": marketplace.ErrPostingClosed, "PROJECT_CLOSED": marketplace.ErrPostingClosed, "PROJECT_ENDED": marketplace.ErrPostingClosed,
+		"PROJECT_NOT_FOUND": marketplace.ErrPermanent, "NOT_FOUND": marketplace.ErrPermanent, "BID_DESCRIPTION_CONTAINS_EMAIL": marketplace.ErrPermanent,
+		"BID_MINIMUM_REQUIREMENT_NOT_MET": marketplace.ErrPermanent, "RESTRICTED_FROM_BIDDING_PREMIUM_VERIFIED": marketplace.ErrPermanent,
+		"RESTRICTED_FROM_BIDDING_ON_FEATURED": marketplace.ErrPermanent, "TOO_MANY_REQUESTS": marketplace.ErrRateLimited,
+		"BID_TOO_EARLY": marketplace.ErrRateLimited, "BID_LIMIT_EXCEEDED": marketplace.ErrRateLimited,
+		"NOT_AUTHENTICATED": marketplace.ErrPermanent, "UNAUTHORIZED": marketplace.ErrPermanent, "BAD_FORM": marketplace.ErrPermanent,
+	}
+	for code, class := range want {
+		r, ok := errorCodeRule(code)
+		if !ok || r.class != class || (r.seen != "observed" && r.seen != "guess") || r.reason == "" {
+			t.Errorf("%s: %+v %v", code, r, ok)
+		}
+		if r2, ok := lookupCode("ProjectExceptionCodes."+strings.ToLower(code), true); !ok || r2 != r {
+			t.Errorf("%s: namespaced lower-case lookup %+v %v", code, r2, ok)
+		}
+	}
+	if _, ok := errorCodeRule("SOMETHING_NEW"); ok {
+		t.Fatal("unknown code matched")
+	}
+}

@@ -37,6 +37,7 @@ const (
 	ReasonNoAnswer     = "no_answer" // sent, then no (complete) answer
 	ReasonInvalidInput = "invalid_request"
 	ReasonNotEligible  = "not_eligible" // the account may not bid on this project
+	ReasonBidLimit     = "bid_limit_exceeded"
 )
 
 const (
@@ -59,40 +60,60 @@ type codeRule struct {
 	seen string
 }
 
-// errorCodes is THE table from Freelancer error_code to error class. Keys are
-// the part after the namespace ("ProjectExceptionCodes.DUPLICATE_BID" ->
-// "DUPLICATE_BID"), upper case. It applies to 4xx answers and to GETs' error
-// envelopes; a 5xx or a broken answer to a bid POST is ambiguous whatever
-// code it carries. A code not in the table falls back to the HTTP status
-// (statusRule).
-var errorCodes = map[string]codeRule{
+// errorCodeRule is THE table from Freelancer error_code to error class. Keys
+// are the part after the namespace ("ProjectExceptionCodes.DUPLICATE_BID" ->
+// "DUPLICATE_BID"), upper case. It applies to 4xx answers and to error
+// envelopes in 200s to reads; a 5xx or a broken answer to a bid POST is
+// ambiguous whatever code it carries. A code not in the table falls back to
+// the HTTP status (statusRule). It is a switch, not a map, so that nothing
+// can change it at run time.
+func errorCodeRule(key string) (codeRule, bool) {
+	switch key {
 	// Already bid.
-	"DUPLICATE_BID":          {marketplace.ErrAlreadyBid, ReasonAlreadyBid, "observed"},
-	"ALREADY_BID_ON_PROJECT": {marketplace.ErrAlreadyBid, ReasonAlreadyBid, "observed"},
+	case "DUPLICATE_BID", "ALREADY_BID_ON_PROJECT":
+		return codeRule{marketplace.ErrAlreadyBid, ReasonAlreadyBid, "observed"}, true
 	// Project no longer takes bids.
-	"PROJECT_NOT_ACTIVE": {marketplace.ErrPostingClosed, ReasonClosed, "guess"},
-	"PROJECT_CLOSED":     {marketplace.ErrPostingClosed, ReasonClosed, "guess"},
-	"PROJECT_ENDED":      {marketplace.ErrPostingClosed, ReasonClosed, "guess"},
+	case "PROJECT_NOT_ACTIVE", "PROJECT_CLOSED", "PROJECT_ENDED":
+		return codeRule{marketplace.ErrPostingClosed, ReasonClosed, "guess"}, true
 	// Not found.
-	"PROJECT_NOT_FOUND": {marketplace.ErrPermanent, ReasonNotFound, "observed"},
-	"NOT_FOUND":         {marketplace.ErrPermanent, ReasonNotFound, "guess"},
+	case "PROJECT_NOT_FOUND":
+		return codeRule{marketplace.ErrPermanent, ReasonNotFound, "observed"}, true
+	case "NOT_FOUND":
+		return codeRule{marketplace.ErrPermanent, ReasonNotFound, "guess"}, true
 	// The bid itself is unacceptable.
-	"BID_DESCRIPTION_CONTAINS_EMAIL": {marketplace.ErrPermanent, ReasonInvalidBid, "observed"},
+	case "BID_DESCRIPTION_CONTAINS_EMAIL":
+		return codeRule{marketplace.ErrPermanent, ReasonInvalidBid, "observed"}, true
 	// This account may not bid on this project (per project, not per
 	// account: archive the posting, keep bidding elsewhere).
-	"BID_MINIMUM_REQUIREMENT_NOT_MET":          {marketplace.ErrPermanent, ReasonNotEligible, "observed"},
-	"RESTRICTED_FROM_BIDDING_PREMIUM_VERIFIED": {marketplace.ErrPermanent, ReasonNotEligible, "observed"},
-	"RESTRICTED_FROM_BIDDING_ON_FEATURED":      {marketplace.ErrPermanent, ReasonNotEligible, "observed"},
-	// Slow down. BID_LIMIT_EXCEEDED is the account's bid allowance running
-	// out; without a Retry-After it waits defaultBidLimitRetryAfter.
-	"TOO_MANY_REQUESTS":  {marketplace.ErrRateLimited, ReasonRateLimited, "observed"},
-	"BID_TOO_EARLY":      {marketplace.ErrRateLimited, ReasonRateLimited, "observed"},
-	"BID_LIMIT_EXCEEDED": {marketplace.ErrRateLimited, "bid_limit_exceeded", "observed"},
+	case "BID_MINIMUM_REQUIREMENT_NOT_MET", "RESTRICTED_FROM_BIDDING_PREMIUM_VERIFIED", "RESTRICTED_FROM_BIDDING_ON_FEATURED":
+		return codeRule{marketplace.ErrPermanent, ReasonNotEligible, "observed"}, true
+	// Slow down.
+	case "TOO_MANY_REQUESTS", "BID_TOO_EARLY":
+		return codeRule{marketplace.ErrRateLimited, ReasonRateLimited, "observed"}, true
+	// The account's bid allowance is spent; without a Retry-After it waits
+	// defaultBidLimitRetryAfter.
+	case "BID_LIMIT_EXCEEDED":
+		return codeRule{marketplace.ErrRateLimited, ReasonBidLimit, "observed"}, true
 	// Auth.
-	"NOT_AUTHENTICATED": {marketplace.ErrPermanent, ReasonUnauthorized, "observed"},
-	"UNAUTHORIZED":      {marketplace.ErrPermanent, ReasonUnauthorized, "guess"},
+	case "NOT_AUTHENTICATED":
+		return codeRule{marketplace.ErrPermanent, ReasonUnauthorized, "observed"}, true
+	case "UNAUTHORIZED":
+		return codeRule{marketplace.ErrPermanent, ReasonUnauthorized, "guess"}, true
 	// Our request is malformed: a bug here, not the posting's fault.
-	"BAD_FORM": {marketplace.ErrPermanent, ReasonInvalidInput, "observed"},
+	case "BAD_FORM":
+		return codeRule{marketplace.ErrPermanent, ReasonInvalidInput, "observed"}, true
+	}
+	return codeRule{}, false
+}
+
+// lookupCode applies the table. Reads only take rules that make sense for a
+// read: "already bid" or "closed" on a search is the status's business.
+func lookupCode(code string, bid bool) (codeRule, bool) {
+	r, ok := errorCodeRule(codeKey(code))
+	if !ok || (!bid && (r.class == marketplace.ErrAlreadyBid || r.class == marketplace.ErrPostingClosed)) {
+		return codeRule{}, false
+	}
+	return r, true
 }
 
 // statusRule classifies an error answer by HTTP status alone. bid says the
@@ -187,7 +208,7 @@ func answerError(op string, status int, header http.Header, body []byte, bid boo
 	class, reason := statusRule(status, bid)
 	code := printable(env.Code, maxCodeBytes)
 	if status >= 400 && status <= 499 && env.Code != "" {
-		if r, ok := errorCodes[codeKey(env.Code)]; ok {
+		if r, ok := lookupCode(env.Code, bid); ok {
 			class, reason = r.class, r.reason
 		}
 	}
@@ -204,7 +225,7 @@ func answerError(op string, status int, header http.Header, body []byte, bid boo
 	err := marketplace.NewError(class, op, reason, errors.New(msg))
 	if class == marketplace.ErrRateLimited {
 		err.RetryAfter = parseRetryAfter(header.Get("Retry-After"), now)
-		if err.RetryAfter == 0 && reason == "bid_limit_exceeded" {
+		if err.RetryAfter == 0 && reason == ReasonBidLimit {
 			err.RetryAfter = defaultBidLimitRetryAfter
 		}
 	}
@@ -243,7 +264,7 @@ func successResult(op string, status int, header http.Header, body []byte, now t
 	}
 	if env.Status != "success" {
 		if env.Status == "error" && env.Code != "" {
-			if r, ok := errorCodes[codeKey(env.Code)]; ok {
+			if r, ok := lookupCode(env.Code, false); ok {
 				return nil, marketplace.NewError(r.class, op, r.reason, fmt.Errorf("HTTP 200 status error %s", printable(env.Code, maxCodeBytes)))
 			}
 		}

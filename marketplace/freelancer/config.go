@@ -49,7 +49,9 @@ const (
 	OptFullDescription = "full_description"     // ask for full descriptions (default true)
 )
 
-var knownOptions = []string{OptPeriodDays, OptMilestonePct, OptQuery, OptJobs, OptProjectTypes, OptLookback, OptOwnerDetails, OptFullDescription}
+func knownOptions() []string {
+	return []string{OptPeriodDays, OptMilestonePct, OptQuery, OptJobs, OptProjectTypes, OptLookback, OptOwnerDetails, OptFullDescription}
+}
 
 // ErrConfig is wrapped by every error New returns for a bad Config.
 var ErrConfig = errors.New("freelancer adapter: invalid config")
@@ -122,8 +124,8 @@ func parseConfig(cfg marketplace.Config) (settings, error) {
 		s.account = AccountFromToken(cfg.Token)
 	}
 	for k := range cfg.Options {
-		if !slices.Contains(knownOptions, k) {
-			return bad("unknown option %q (known: %s; the request rate is scan.requests_per_second)", k, strings.Join(knownOptions, ", "))
+		if !slices.Contains(knownOptions(), k) {
+			return bad("unknown option %q (known: %s; the request rate is scan.requests_per_second)", k, strings.Join(knownOptions(), ", "))
 		}
 	}
 	o := cfg.Options
