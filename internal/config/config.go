@@ -12,6 +12,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/bidder/bidder/worker/rules"
@@ -68,26 +69,64 @@ const EmbeddedSource = "embedded defaults"
 // Redis says how to reach Redis. With none of url, host, sentinel and
 // cluster set, bidder runs an in-process Redis (embedded mode, data in memory).
 type Redis struct {
-	URL         string   `yaml:"url"` // redis:// or rediss://; may hold a password
-	Host        string   `yaml:"host"`
-	Port        int      `yaml:"port"`
-	DB          int      `yaml:"db"`
-	PasswordEnv string   `yaml:"password_env"` // env var with the password; "" = REDIS_PASSWORD
-	Sentinel    Sentinel `yaml:"sentinel"`
-	Cluster     Cluster  `yaml:"cluster"`
+	URL  string `yaml:"url"` // redis:// or rediss://; may hold a password
+	Host string `yaml:"host"`
+	Port int    `yaml:"port"`
+	DB   int    `yaml:"db"`
+	// Username is the ACL user (Redis 6+); "" = the default user. Not a
+	// secret, but it can come from the environment: username_env, or
+	// REDIS_USERNAME when neither is set.
+	Username    string `yaml:"username"`
+	UsernameEnv string `yaml:"username_env"`
+	// The password: from the env var password_env, or from password_file
+	// (trailing newline trimmed); with neither, from REDIS_PASSWORD if set.
+	PasswordEnv  string   `yaml:"password_env"`
+	PasswordFile string   `yaml:"password_file"`
+	TLS          TLS      `yaml:"tls"`
+	Sentinel     Sentinel `yaml:"sentinel"`
+	Cluster      Cluster  `yaml:"cluster"`
 	// HashTags puts every key of one posting in one Cluster slot. Required
 	// with cluster; every instance sharing a Redis must agree on it.
 	HashTags bool `yaml:"hash_tags"`
+
+	// Pool and timeouts of the one shared client (0 = go-redis' default:
+	// pool 10 per GOMAXPROCS, dial 5s, read 3s, write = read).
+	PoolSize     int      `yaml:"pool_size"`
+	DialTimeout  Duration `yaml:"dial_timeout"`
+	ReadTimeout  Duration `yaml:"read_timeout"`
+	WriteTimeout Duration `yaml:"write_timeout"`
 
 	// Password is the resolved Redis password (never printed).
 	Password string `yaml:"-"`
 }
 
-// Sentinel is Redis Sentinel addressing (go-redis failover client).
+// TLS configures TLS to Redis (and to the sentinels, which go-redis dials
+// with the same settings). It is on with a rediss:// url or enabled: true.
+type TLS struct {
+	Enabled  bool   `yaml:"enabled"`
+	CAFile   string `yaml:"ca_file"`   // PEM CA bundle; "" = the system roots
+	CertFile string `yaml:"cert_file"` // client certificate (tls-auth-clients), with key_file
+	KeyFile  string `yaml:"key_file"`
+	// ServerName is the name the server certificate must carry; "" = the
+	// host dialled.
+	ServerName string `yaml:"server_name"`
+	// InsecureSkipVerify accepts any server certificate. Tests only.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+}
+
+// TLSOn reports whether TLS is used: a rediss:// url or tls.enabled.
+func (r Redis) TLSOn() bool {
+	return r.TLS.Enabled || strings.HasPrefix(strings.ToLower(r.URL), "rediss://")
+}
+
+// Sentinel is Redis Sentinel addressing (go-redis failover client). The
+// master's own username/password are redis.username and redis.password_*.
 type Sentinel struct {
-	MasterName  string   `yaml:"master_name"`
-	Addrs       []string `yaml:"addrs"`
-	PasswordEnv string   `yaml:"password_env"` // the sentinels' own password, if any
+	MasterName   string   `yaml:"master_name"`
+	Addrs        []string `yaml:"addrs"`
+	Username     string   `yaml:"username"`      // the sentinels' ACL user, if any
+	PasswordEnv  string   `yaml:"password_env"`  // the sentinels' own password, if any
+	PasswordFile string   `yaml:"password_file"` // or from a file
 
 	Password string `yaml:"-"`
 }
@@ -128,6 +167,11 @@ type Lock struct {
 // Ledger configures the decision record.
 type Ledger struct {
 	Retention Duration `yaml:"retention"`
+	// WaitReplicas > 0 sends WAIT wait_replicas wait_timeout after every
+	// ledger write, in the same round trip: an intent that fewer replicas
+	// acknowledged is an error (no bid). See docs/redis.md.
+	WaitReplicas int      `yaml:"wait_replicas"`
+	WaitTimeout  Duration `yaml:"wait_timeout"`
 }
 
 // Worker configures the asynq server that runs scans and bids.
@@ -206,7 +250,7 @@ func Defaults() Config {
 			Wait:           Duration(2 * time.Second),
 			FenceRetention: Duration(168 * time.Hour),
 		},
-		Ledger: Ledger{Retention: Duration(720 * time.Hour)},
+		Ledger: Ledger{Retention: Duration(720 * time.Hour), WaitTimeout: Duration(100 * time.Millisecond)},
 		Worker: Worker{
 			Concurrency:     20,
 			Queues:          map[string]int{"bids": 6, "scans": 3},

@@ -54,6 +54,7 @@ const (
 	EnvRedisPort         = "REDIS_PORT"
 	EnvRedisDB           = "REDIS_DB"
 	EnvRedisPassword     = "REDIS_PASSWORD"
+	EnvRedisUsername     = "REDIS_USERNAME"
 	EnvRedisHashTags     = "BIDDER_REDIS_HASH_TAGS"
 	EnvHTTPAddr          = "BIDDER_HTTP_ADDR"
 	EnvLogLevel          = "BIDDER_LOG_LEVEL"
@@ -223,15 +224,37 @@ func resolveSecrets(cfg *Config, o Options) error {
 	var err error
 	r := &cfg.Redis
 	if r.Mode() != ModeEmbedded {
-		if r.PasswordEnv != "" {
+		switch {
+		case r.PasswordEnv != "":
 			if r.Password, err = env("redis.password_env", r.PasswordEnv); err != nil {
 				return err
 			}
-		} else if v, ok := o.LookupEnv(EnvRedisPassword); ok {
-			r.Password = v
+		case r.PasswordFile != "":
+			if r.Password, err = secretFile(o, "redis.password_file", r.PasswordFile); err != nil {
+				return err
+			}
+		default:
+			if v, ok := o.LookupEnv(EnvRedisPassword); ok {
+				r.Password = v
+			}
 		}
-		if r.Sentinel.PasswordEnv != "" {
+		switch {
+		case r.UsernameEnv != "":
+			if r.Username, err = env("redis.username_env", r.UsernameEnv); err != nil {
+				return err
+			}
+		case r.Username == "":
+			if v, ok := o.LookupEnv(EnvRedisUsername); ok {
+				r.Username = strings.TrimSpace(v)
+			}
+		}
+		switch {
+		case r.Sentinel.PasswordEnv != "":
 			if r.Sentinel.Password, err = env("redis.sentinel.password_env", r.Sentinel.PasswordEnv); err != nil {
+				return err
+			}
+		case r.Sentinel.PasswordFile != "":
+			if r.Sentinel.Password, err = secretFile(o, "redis.sentinel.password_file", r.Sentinel.PasswordFile); err != nil {
 				return err
 			}
 		}
@@ -261,4 +284,18 @@ func resolveSecrets(cfg *Config, o Options) error {
 		}
 	}
 	return nil
+}
+
+// secretFile reads a one-line secret; the message names the file, never
+// its content.
+func secretFile(o Options, key, path string) (string, error) {
+	b, err := o.ReadFile(path)
+	if err != nil {
+		return "", &Error{Key: key, Problem: fmt.Sprintf("cannot read %q: %v", path, unwrapPath(err)), Err: err}
+	}
+	v := strings.TrimRight(string(b), "\r\n")
+	if v == "" {
+		return "", errorf(key, "%q is empty", path)
+	}
+	return v, nil
 }

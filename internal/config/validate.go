@@ -67,6 +67,15 @@ func validateRedis(cfg *Config) error {
 			}
 		}
 	}
+	if err := validateRedisAuth(r); err != nil {
+		return err
+	}
+	if err := validateRedisTLS(r); err != nil {
+		return err
+	}
+	if err := validateRedisPool(cfg); err != nil {
+		return err
+	}
 	if cluster {
 		for i, a := range r.Cluster.Addrs {
 			if err := checkHostPort(a); err != nil {
@@ -80,6 +89,78 @@ func validateRedis(cfg *Config) error {
 			// Without them a posting's lock, fence and ledger keys land in
 			// different slots and the fenced Lua scripts fail with CROSSSLOT.
 			return errorf("redis.hash_tags", "must be true with cluster")
+		}
+	}
+	return nil
+}
+
+func validateRedisAuth(r Redis) error {
+	if r.Username != "" && r.UsernameEnv != "" {
+		return errorf("redis.username_env", "set username or username_env, not both")
+	}
+	if r.PasswordEnv != "" && r.PasswordFile != "" {
+		return errorf("redis.password_file", "set password_env or password_file, not both")
+	}
+	if r.Sentinel.PasswordEnv != "" && r.Sentinel.PasswordFile != "" {
+		return errorf("redis.sentinel.password_file", "set password_env or password_file, not both")
+	}
+	if r.Mode() == ModeEmbedded && (r.Username != "" || r.UsernameEnv != "" || r.PasswordEnv != "" || r.PasswordFile != "") {
+		return errorf("redis", "username/password set but no Redis address (url, host, sentinel or cluster)")
+	}
+	return nil
+}
+
+func validateRedisTLS(r Redis) error {
+	t := r.TLS
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return errorf("redis.tls", "set cert_file and key_file together")
+	}
+	if t.Enabled && strings.HasPrefix(strings.ToLower(r.URL), "redis://") {
+		return errorf("redis.tls.enabled", "contradicts a redis:// url; use rediss:// for TLS")
+	}
+	if !r.TLSOn() && (t.CAFile != "" || t.CertFile != "" || t.ServerName != "" || t.InsecureSkipVerify) {
+		return errorf("redis.tls", "settings given but TLS is off: set tls.enabled: true or use a rediss:// url")
+	}
+	if r.TLSOn() && r.Mode() == ModeEmbedded {
+		return errorf("redis.tls", "TLS needs a Redis address (url, host, sentinel or cluster)")
+	}
+	return nil
+}
+
+// DefaultReadTimeout is go-redis' read timeout when redis.read_timeout is 0.
+const DefaultReadTimeout = 3 * time.Second
+
+func validateRedisPool(cfg *Config) error {
+	r := cfg.Redis
+	if r.PoolSize < 0 {
+		return errorf("redis.pool_size", "want >= 0 (0 = go-redis default), got %d", r.PoolSize)
+	}
+	for _, d := range []struct {
+		key string
+		v   Duration
+	}{{"redis.dial_timeout", r.DialTimeout}, {"redis.read_timeout", r.ReadTimeout}, {"redis.write_timeout", r.WriteTimeout}} {
+		if d.v < 0 {
+			return errorf(d.key, "must not be negative (0 = go-redis default)")
+		}
+	}
+	l := cfg.Ledger
+	if l.WaitReplicas < 0 {
+		return errorf("ledger.wait_replicas", "want >= 0, got %d", l.WaitReplicas)
+	}
+	if l.WaitReplicas > 0 {
+		if r.Mode() == ModeEmbedded {
+			return errorf("ledger.wait_replicas", "needs a Redis with replicas; the in-process Redis has none")
+		}
+		if l.WaitTimeout <= 0 {
+			// WAIT n 0 blocks until n replicas answer: a worker stuck forever.
+			return errorf("ledger.wait_timeout", "must be positive with wait_replicas")
+		}
+		rt := time.Duration(r.ReadTimeout)
+		if rt == 0 {
+			rt = DefaultReadTimeout
+		}
+		if time.Duration(l.WaitTimeout) >= rt {
+			return errorf("ledger.wait_timeout", "must be shorter than redis.read_timeout (%s), or the client gives up before WAIT answers", rt)
 		}
 	}
 	return nil

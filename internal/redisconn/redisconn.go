@@ -6,11 +6,16 @@ package redisconn
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"net/url"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
@@ -37,10 +42,17 @@ type Conn struct {
 
 // Open builds the client. It does not contact Redis: a Redis that is down at
 // start is reported by Ping and waited for by WaitReady, not a start-up
-// failure.
+// failure. Unreadable TLS files are config errors (*config.Error).
 func Open(cfg config.Config) (*Conn, error) {
 	r := cfg.Redis
 	c := &Conn{Mode: r.Mode(), secrets: cfg.Secrets()}
+	var tlsCfg *tls.Config
+	if r.TLSOn() && c.Mode != config.ModeEmbedded {
+		var err error
+		if tlsCfg, err = TLSConfig(r.TLS, os.ReadFile); err != nil {
+			return nil, err
+		}
+	}
 	switch c.Mode {
 	case config.ModeEmbedded:
 		mr := miniredis.NewMiniRedis()
@@ -54,7 +66,7 @@ func Open(cfg config.Config) (*Conn, error) {
 		c.Client = redis.NewClient(&redis.Options{Addr: mr.Addr()})
 		c.Where = "in-process (miniredis at " + mr.Addr() + ", data in memory only)"
 	case config.ModeStandalone:
-		opt, err := standaloneOptions(r)
+		opt, err := standaloneOptions(r, tlsCfg)
 		if err != nil {
 			return nil, err
 		}
@@ -64,37 +76,138 @@ func Open(cfg config.Config) (*Conn, error) {
 		c.Client = redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName:       r.Sentinel.MasterName,
 			SentinelAddrs:    r.Sentinel.Addrs,
+			SentinelUsername: r.Sentinel.Username,
 			SentinelPassword: r.Sentinel.Password,
+			Username:         r.Username,
 			Password:         r.Password,
 			DB:               r.DB,
+			TLSConfig:        tlsCfg,
+			PoolSize:         r.PoolSize,
+			DialTimeout:      time.Duration(r.DialTimeout),
+			ReadTimeout:      time.Duration(r.ReadTimeout),
+			WriteTimeout:     time.Duration(r.WriteTimeout),
 		})
-		c.Where = fmt.Sprintf("sentinel master %q via %v, db %d", r.Sentinel.MasterName, r.Sentinel.Addrs, r.DB)
+		c.Where = fmt.Sprintf("sentinel master %q via %v, db %d%s", r.Sentinel.MasterName, r.Sentinel.Addrs, r.DB, authNote(tlsCfg != nil, r.Username))
 	case config.ModeCluster:
-		c.Client = redis.NewClusterClient(&redis.ClusterOptions{Addrs: r.Cluster.Addrs, Password: r.Password})
-		c.Where = fmt.Sprintf("cluster %v", r.Cluster.Addrs)
+		c.Client = redis.NewClusterClient(&redis.ClusterOptions{
+			Addrs:        r.Cluster.Addrs,
+			Username:     r.Username,
+			Password:     r.Password,
+			TLSConfig:    tlsCfg,
+			PoolSize:     r.PoolSize,
+			DialTimeout:  time.Duration(r.DialTimeout),
+			ReadTimeout:  time.Duration(r.ReadTimeout),
+			WriteTimeout: time.Duration(r.WriteTimeout),
+		})
+		c.Where = fmt.Sprintf("cluster %v%s", r.Cluster.Addrs, authNote(tlsCfg != nil, r.Username))
 	default:
 		return nil, fmt.Errorf("redisconn: unknown mode %q", c.Mode)
 	}
 	return c, nil
 }
 
-func standaloneOptions(r config.Redis) (*redis.Options, error) {
+func authNote(tlsOn bool, user string) string {
+	s := ""
+	if tlsOn {
+		s += ", tls"
+	}
+	if user != "" {
+		s += ", user " + user
+	}
+	return s
+}
+
+// TLSConfig builds the client TLS config from the redis.tls block. read
+// reads the PEM files (os.ReadFile). Errors are *config.Error naming the key.
+func TLSConfig(t config.TLS, read func(string) ([]byte, error)) (*tls.Config, error) {
+	tc := &tls.Config{
+		MinVersion:         tls.VersionTLS12,
+		ServerName:         t.ServerName,
+		InsecureSkipVerify: t.InsecureSkipVerify, //nolint:gosec // opt-in, documented as tests only
+	}
+	if t.CAFile != "" {
+		pem, err := read(t.CAFile)
+		if err != nil {
+			return nil, &config.Error{Key: "redis.tls.ca_file", Problem: fmt.Sprintf("cannot read %q: %v", t.CAFile, unwrapPath(err)), Err: err}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, &config.Error{Key: "redis.tls.ca_file", Problem: fmt.Sprintf("%q holds no PEM certificate", t.CAFile)}
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		certPEM, err := read(t.CertFile)
+		if err != nil {
+			return nil, &config.Error{Key: "redis.tls.cert_file", Problem: fmt.Sprintf("cannot read %q: %v", t.CertFile, unwrapPath(err)), Err: err}
+		}
+		keyPEM, err := read(t.KeyFile)
+		if err != nil {
+			return nil, &config.Error{Key: "redis.tls.key_file", Problem: fmt.Sprintf("cannot read %q: %v", t.KeyFile, unwrapPath(err)), Err: err}
+		}
+		cert, err := tls.X509KeyPair(certPEM, keyPEM)
+		if err != nil {
+			// X509KeyPair's messages describe the PEM blocks, never their content.
+			return nil, &config.Error{Key: "redis.tls", Problem: fmt.Sprintf("cert_file %q and key_file %q: %v", t.CertFile, t.KeyFile, err), Err: err}
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func standaloneOptions(r config.Redis, tlsCfg *tls.Config) (*redis.Options, error) {
+	var opt *redis.Options
 	if r.URL != "" {
-		opt, err := redis.ParseURL(r.URL)
+		var err error
+		opt, err = redis.ParseURL(r.URL)
 		if err != nil {
 			// go-redis may quote parts of the URL; say only which key is wrong.
-			return nil, fmt.Errorf("redisconn: redis.url %s: cannot be parsed", config.RedactURL(r.URL))
+			return nil, &config.Error{Key: "redis.url", Problem: config.RedactURL(r.URL) + ": cannot be parsed"}
 		}
 		if opt.Password == "" {
 			opt.Password = r.Password
 		}
-		return opt, nil
+		if opt.Username == "" {
+			opt.Username = r.Username
+		}
+		if tlsCfg != nil {
+			// ParseURL's own TLS config only names the host; keep that name
+			// unless server_name says otherwise.
+			if tlsCfg.ServerName == "" && opt.TLSConfig != nil {
+				tlsCfg.ServerName = opt.TLSConfig.ServerName
+			}
+			opt.TLSConfig = tlsCfg
+		}
+	} else {
+		opt = &redis.Options{
+			Addr:      r.Host + ":" + strconv.Itoa(r.Port),
+			DB:        r.DB,
+			Username:  r.Username,
+			Password:  r.Password,
+			TLSConfig: tlsCfg,
+		}
 	}
-	return &redis.Options{
-		Addr:     r.Host + ":" + strconv.Itoa(r.Port),
-		DB:       r.DB,
-		Password: r.Password,
-	}, nil
+	if r.PoolSize > 0 {
+		opt.PoolSize = r.PoolSize
+	}
+	if r.DialTimeout > 0 {
+		opt.DialTimeout = time.Duration(r.DialTimeout)
+	}
+	if r.ReadTimeout > 0 {
+		opt.ReadTimeout = time.Duration(r.ReadTimeout)
+	}
+	if r.WriteTimeout > 0 {
+		opt.WriteTimeout = time.Duration(r.WriteTimeout)
+	}
+	return opt, nil
 }
 
 func describe(tlsOn bool, user string, hasPassword bool, addr string, db int) string {
@@ -114,14 +227,89 @@ func describe(tlsOn bool, user string, hasPassword bool, addr string, db int) st
 // Embedded reports whether Redis is in-process.
 func (c *Conn) Embedded() bool { return c.mr != nil }
 
-// Ping checks Redis within timeout. Its error never holds a secret.
+// ErrMisconfigured matches a Ping error that retrying cannot fix by
+// itself: Redis refused the credentials (WRONGPASS, NOAUTH), the ACL user
+// lacks a permission (NOPERM), or TLS failed (untrusted or misnamed server
+// certificate, client certificate refused, TLS spoken to a plain port).
+// Such errors also match ErrUnavailable.
+var ErrMisconfigured = errors.New("redis configuration error")
+
+// PingError is what Ping returns: one line naming Redis (password
+// redacted) and the cause, never a secret.
+type PingError struct {
+	Where  string
+	Cause  string // the library's text, secrets scrubbed
+	Reason string // for configuration errors: what is wrong, in words
+	Hint   string // for configuration errors: which key to check
+	Err    error
+}
+
+func (e *PingError) Error() string {
+	if e.Reason == "" {
+		return fmt.Sprintf("%s: %s: %s", ErrUnavailable, e.Where, e.Cause)
+	}
+	return fmt.Sprintf("%s: %s: %s (%s); %s", ErrMisconfigured, e.Where, e.Reason, e.Cause, e.Hint)
+}
+
+// Is matches ErrUnavailable always, ErrMisconfigured for configuration errors.
+func (e *PingError) Is(target error) bool {
+	return target == ErrUnavailable || (target == ErrMisconfigured && e.Reason != "")
+}
+
+// Unwrap returns nil: the library error may quote a secret.
+func (e *PingError) Unwrap() error { return nil }
+
+// Classify says whether err (from go-redis) is a configuration error, and
+// if so what is wrong and which key to check.
+func Classify(err error) (reason, hint string, ok bool) {
+	if err == nil {
+		return "", "", false
+	}
+	var (
+		unknownCA x509.UnknownAuthorityError
+		hostname  x509.HostnameError
+		invalid   x509.CertificateInvalidError
+		record    tls.RecordHeaderError
+	)
+	msg := err.Error()
+	switch {
+	case errors.As(err, &unknownCA):
+		return "TLS: the server certificate is signed by an unknown authority", "check redis.tls.ca_file", true
+	case errors.As(err, &hostname):
+		return "TLS: the server certificate is not valid for the host dialled", "check redis.tls.server_name", true
+	case errors.As(err, &invalid):
+		return "TLS: the server certificate is invalid", "check the server certificate and redis.tls.ca_file", true
+	case errors.As(err, &record):
+		return "TLS: the server does not speak TLS on this port", "use redis:// or the server's tls-port", true
+	case strings.Contains(msg, "remote error: tls:"):
+		return "TLS: the server refused the handshake", "check redis.tls.cert_file and key_file (client certificate)", true
+	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "invalid password"),
+		strings.Contains(msg, "invalid username-password"):
+		return "authentication failed: wrong username or password", "check redis.username and redis.password_env / password_file (REDIS_PASSWORD)", true
+	case strings.Contains(msg, "NOAUTH"):
+		return "authentication required: no password configured", "set redis.password_env or password_file (REDIS_PASSWORD)", true
+	case strings.Contains(msg, "without any password configured"):
+		return "a password was given but the server has none", "remove the password, or set one on the server", true
+	case strings.Contains(msg, "NOPERM"):
+		return "the ACL user lacks a permission", "grant what docs/redis.md lists for bidder's user", true
+	}
+	return "", "", false
+}
+
+// Ping checks Redis within timeout. Its error is a *PingError and never
+// holds a secret.
 func (c *Conn) Ping(ctx context.Context, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	if err := c.Client.Ping(ctx).Err(); err != nil {
-		return fmt.Errorf("%w: %s: %s", ErrUnavailable, c.Where, c.Scrub(err.Error()))
+	err := c.Client.Ping(ctx).Err()
+	if err == nil {
+		return nil
 	}
-	return nil
+	pe := &PingError{Where: c.Where, Cause: c.Scrub(err.Error())}
+	if reason, hint, ok := Classify(err); ok {
+		pe.Reason, pe.Hint = reason, hint
+	}
+	return pe
 }
 
 // Scrub removes every configured secret from s (library error texts).
@@ -131,6 +319,13 @@ func (c *Conn) Scrub(s string) string { return config.Scrub(s, c.secrets) }
 // from 200ms to 10s and logging each failure. A Redis that is down at start
 // is waited for, not a reason to exit: an orchestrator restarting bidder in
 // a loop helps nobody.
+//
+// A configuration error (ErrMisconfigured: wrong password, NOPERM,
+// untrusted certificate) is waited out too, but logged at error level as
+// what it is. Credentials and certificates are rotated while bidder runs;
+// a process that keeps retrying becomes ready the moment the secret or the
+// server catches up, and meanwhile reports not ready with the cause on
+// /readyz. See docs/redis.md ("Start-up errors").
 func (c *Conn) WaitReady(ctx context.Context, log *zap.Logger) error {
 	backoff := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -141,7 +336,12 @@ func (c *Conn) WaitReady(ctx context.Context, log *zap.Logger) error {
 			}
 			return nil
 		}
-		log.Warn("redis unreachable, retrying", zap.String("error", err.Error()), zap.Duration("retry_in", backoff))
+		if errors.Is(err, ErrMisconfigured) {
+			log.Error("redis refused bidder: configuration error, not ready until fixed; retrying",
+				zap.String("error", err.Error()), zap.Duration("retry_in", backoff))
+		} else {
+			log.Warn("redis unreachable, retrying", zap.String("error", err.Error()), zap.Duration("retry_in", backoff))
+		}
 		t := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
 		select {
 		case <-ctx.Done():

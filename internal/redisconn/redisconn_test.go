@@ -70,9 +70,11 @@ func TestStandaloneWithPassword(t *testing.T) {
 	}
 	defer c2.Close()
 	err = c2.Ping(context.Background(), time.Second)
-	if !errors.Is(err, ErrUnavailable) || strings.Contains(err.Error(), pw) {
+	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrMisconfigured) || strings.Contains(err.Error(), pw) ||
+		!strings.Contains(err.Error(), "authentication failed") || strings.Contains(err.Error(), "\n") {
 		t.Fatalf("ping with a wrong password: %v", err)
 	}
+	t.Logf("wrong password: %v", err)
 }
 
 func TestWaitReadyStopsWithContext(t *testing.T) {
