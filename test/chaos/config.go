@@ -121,6 +121,9 @@ type Config struct {
 	// AllowDuplicates: the run reports duplicate bids instead of failing on
 	// them (the no-persistence scenario, where they are the finding).
 	AllowDuplicates bool
+	// BidAll drops the rules that skip some postings (a keyword, a client
+	// rating), so that every posting gets a bid (load runs).
+	BidAll bool
 	Logf            func(format string, args ...any) // progress (default: none)
 }
 
@@ -196,6 +199,10 @@ func NoPersistenceConfig() Config {
 }
 
 func (c *Config) bidderYAML(sandboxURL string) string {
+	exclude, minRating := `"video call"`, 2.0
+	if c.BidAll {
+		exclude, minRating = "", 0
+	}
 	return fmt.Sprintf(`# written by test/chaos for scenario %q
 lock:
   ttl: %s
@@ -226,9 +233,9 @@ marketplaces:
     rules:
       max_age: 720h
       keywords:
-        exclude: ["video call"]
+        exclude: [%s]
       client:
-        min_rating: 2.0
+        min_rating: %g
       bid_budget:
         per_hour: 0
       amount:
@@ -236,5 +243,5 @@ marketplaces:
         hourly: {strategy: range_point, point: 0.75, min_amount: 20, max_amount: 150}
       proposal:
         template: "Hello, I read {{.Title}} and can deliver it for {{money .Amount}} {{.Budget.Currency}}."
-`, c.Scenario, c.LockTTL, c.Concurrency, c.SettleDelay, sandboxURL, c.RequestTimeout)
+`, c.Scenario, c.LockTTL, c.Concurrency, c.SettleDelay, sandboxURL, c.RequestTimeout, exclude, minRating)
 }

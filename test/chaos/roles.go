@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/pflag"
 
@@ -45,6 +46,8 @@ func RunRole() {
 	switch role {
 	case "sandbox":
 		err = runSandbox(args)
+	case "noop-worker":
+		err = runNoopWorker(args)
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}
@@ -88,6 +91,25 @@ func runSandbox(args []string) error {
 	st := srv.Stats()
 	fmt.Fprintf(os.Stderr, "sandbox: stopped: %+v\n", st)
 	return err
+}
+
+// runNoopWorker is the ceiling of the load figures: an asynq server on the
+// same queue and concurrency as a bidder worker whose handler does nothing.
+// Args: redis address, concurrency.
+func runNoopWorker(args []string) error {
+	if len(args) != 2 {
+		return fmt.Errorf("noop-worker: want <redis addr> <concurrency>")
+	}
+	var conc int
+	if _, err := fmt.Sscan(args[1], &conc); err != nil {
+		return fmt.Errorf("noop-worker: concurrency: %w", err)
+	}
+	srv := asynq.NewServer(asynq.RedisClientOpt{Addr: args[0]}, asynq.Config{
+		Concurrency: conc, Queues: map[string]int{"bids": 6, "scans": 3},
+		TaskCheckInterval: 200 * time.Millisecond, DelayedTaskCheckInterval: 200 * time.Millisecond,
+		ShutdownTimeout: 3 * time.Second, LogLevel: asynq.WarnLevel,
+	})
+	return srv.Run(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return nil }))
 }
 
 // redisProc starts redis-server as a Proc on a fixed port so that a restart
