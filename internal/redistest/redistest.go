@@ -38,6 +38,10 @@ type config struct {
 	fsync      string
 	password   string
 	args       []string
+	tls        *TLSFiles
+	sentinel   *sentinelConf
+	cluster    bool
+	replicaOf  *Server
 }
 
 // WithPassword starts the server with requirepass; Client and the readiness
@@ -68,6 +72,9 @@ type Server struct {
 	mu  sync.Mutex
 	cmd *exec.Cmd
 }
+
+// Port is the port the server listens on (its TLS port with WithTLS).
+func (s *Server) Port() int { return s.port }
 
 // Binary returns the redis-server path, or skips/fails the test when there is
 // none.
@@ -127,20 +134,50 @@ func (s *Server) Dir() string { return s.dir }
 
 // Client returns a go-redis client for the server, closed when the test ends.
 func (s *Server) Client(t testing.TB) *redis.Client {
-	c := redis.NewClient(&redis.Options{Addr: s.Addr(), Password: s.cfg.password})
+	c := redis.NewClient(s.Options())
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }
 
+// Options are go-redis options reaching the server as the admin (default
+// user, its password, TLS with the test CA and client certificate).
+func (s *Server) Options() *redis.Options {
+	o := &redis.Options{Addr: s.Addr(), Password: s.cfg.password}
+	if s.cfg.tls != nil {
+		o.TLSConfig = s.cfg.tls.ClientConfig()
+	}
+	return o
+}
+
 func (s *Server) args() []string {
-	a := []string{
-		"--port", strconv.Itoa(s.port),
+	if s.cfg.sentinel != nil {
+		return s.sentinelArgs()
+	}
+	port := []string{"--port", strconv.Itoa(s.port)}
+	if t := s.cfg.tls; t != nil {
+		port = []string{"--port", "0", "--tls-port", strconv.Itoa(s.port),
+			"--tls-cert-file", t.ServerCert, "--tls-key-file", t.ServerKey, "--tls-ca-cert-file", t.CA,
+			"--tls-auth-clients", t.authClients()}
+	}
+	a := append(port,
 		"--bind", "127.0.0.1",
 		"--dir", s.dir,
 		"--save", "",
 		"--daemonize", "no",
 		"--logfile", filepath.Join(s.dir, "redis.log"),
 		"--protected-mode", "no",
+		// A replica's first sync starts at once, not after 5s.
+		"--repl-diskless-sync-delay", "0",
+	)
+	if s.cfg.cluster {
+		a = append(a, "--cluster-enabled", "yes", "--cluster-config-file", filepath.Join(s.dir, "nodes.conf"),
+			"--cluster-node-timeout", "1500", "--cluster-require-full-coverage", "no")
+	}
+	if m := s.cfg.replicaOf; m != nil {
+		a = append(a, "--replicaof", "127.0.0.1", strconv.Itoa(m.port))
+		if m.cfg.password != "" {
+			a = append(a, "--masterauth", m.cfg.password)
+		}
 	}
 	if s.cfg.password != "" {
 		a = append(a, "--requirepass", s.cfg.password)
@@ -162,7 +199,8 @@ func (s *Server) start() error {
 	}
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
-	if err := waitReady(s.Addr(), s.cfg.password, exited, 10*time.Second); err != nil {
+	o := s.Options()
+	if err := waitReady(o, exited, 10*time.Second); err != nil {
 		_ = cmd.Process.Kill()
 		return fmt.Errorf("%w (log: %s)", err, s.logTail())
 	}
@@ -174,8 +212,10 @@ func (s *Server) start() error {
 	return nil
 }
 
-func waitReady(addr, password string, exited <-chan error, timeout time.Duration) error {
-	c := redis.NewClient(&redis.Options{Addr: addr, Password: password, MaxRetries: -1, DialTimeout: 200 * time.Millisecond})
+func waitReady(o *redis.Options, exited <-chan error, timeout time.Duration) error {
+	addr := o.Addr
+	o.MaxRetries, o.DialTimeout = -1, 200*time.Millisecond
+	c := redis.NewClient(o)
 	defer c.Close()
 	deadline := time.Now().Add(timeout)
 	for {
