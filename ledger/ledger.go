@@ -42,7 +42,29 @@ var (
 	ErrPending = errors.New("ledger: earlier attempt unresolved")
 	// ErrCorrupt: a record or reply Redis returned could not be understood.
 	ErrCorrupt = errors.New("ledger: unreadable record")
+	// ErrReplicas: with WithWaitReplicas, fewer replicas than asked
+	// acknowledged an intent within the timeout (or WAIT could not be sent
+	// with it). The intent is on the master but may vanish in a failover:
+	// no bid. The error is a *ReplicaError.
+	ErrReplicas = errors.New("ledger: write not acknowledged by enough replicas")
 )
+
+// ReplicaError describes an intent that too few replicas acknowledged.
+type ReplicaError struct {
+	Key         string
+	Acked, Want int64
+	Err         error // why WAIT gave no count (nil when it answered)
+}
+
+func (e *ReplicaError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", ErrReplicas, e.Key, e.Err)
+	}
+	return fmt.Sprintf("%s: %s: %d of %d replicas", ErrReplicas, e.Key, e.Acked, e.Want)
+}
+
+func (e *ReplicaError) Is(target error) bool { return target == ErrReplicas }
+func (e *ReplicaError) Unwrap() error        { return e.Err }
 
 // PendingError describes the unresolved intent behind ErrPending.
 type PendingError struct {
@@ -90,6 +112,9 @@ type Ledger struct {
 	retention time.Duration
 	write     *redis.Script
 	writes    *prometheus.CounterVec
+
+	waitReplicas int
+	waitTimeout  time.Duration
 }
 
 // Option configures a Ledger.
@@ -104,6 +129,21 @@ func WithKeyPrefix(p string) Option { return func(l *Ledger) { l.prefix = p } }
 // WithHashTags puts each record in its posting's Redis Cluster slot; it must
 // match the lock's setting.
 func WithHashTags(on bool) Option { return func(l *Ledger) { l.hashTags = on } }
+
+// WithWaitReplicas makes every write wait until n replicas have it, or
+// timeout: WAIT n timeout is sent in the same pipeline right after the write
+// script (one round trip; on Cluster, to the master of the record's slot).
+// An intent that fewer than n replicas acknowledged is an error
+// (ErrReplicas): fail closed, no bid, since after a failover the new master
+// might not have it. Final writes and ClearIntent are not failed by a short
+// count (the record exists on the master; if a failover loses a placed
+// record, the intent it replaced is lost too or is still there, and
+// reconciliation finds the bid): they are counted as "unreplicated".
+// n <= 0 turns it off (the default). timeout must be positive and shorter
+// than the client's read timeout. See docs/redis.md.
+func WithWaitReplicas(n int, timeout time.Duration) Option {
+	return func(l *Ledger) { l.waitReplicas, l.waitTimeout = n, timeout }
+}
 
 // WithRegisterer registers bidder_ledger_writes_total on r.
 func WithRegisterer(r prometheus.Registerer) Option {
@@ -134,7 +174,7 @@ func New(rdb redis.UniversalClient, opts ...Option) *Ledger {
 		write:     redis.NewScript(writeLua),
 		writes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bidder_ledger_writes_total",
-			Help: "Ledger writes by result: ok, stale (refused: a newer lock holder exists), decided (refused: already final), pending (refused: an earlier attempt is unresolved), error.",
+			Help: "Ledger writes by result: ok, stale (refused: a newer lock holder exists), decided (refused: already final), pending (refused: an earlier attempt is unresolved), unreplicated (with wait_replicas: written, fewer replicas acknowledged it; an error for intents), error.",
 		}, []string{"result"}),
 	}
 	for _, o := range opts {
@@ -142,6 +182,11 @@ func New(rdb redis.UniversalClient, opts ...Option) *Ledger {
 	}
 	if l.retention <= 0 {
 		l.retention = DefaultRetention
+	}
+	if l.waitReplicas > 0 && l.waitTimeout < time.Millisecond {
+		// WAIT takes milliseconds, and 0 would block until enough replicas
+		// answer: never for a worker.
+		l.waitTimeout = time.Millisecond
 	}
 	return l
 }
@@ -243,7 +288,17 @@ func (l *Ledger) put(ctx context.Context, f Fence, marketplaceID, postingID stri
 	for _, v := range fields {
 		args = append(args, v)
 	}
-	res, err := l.write.Run(ctx, l.rdb, []string{key, f.FenceKey()}, args...).StringSlice()
+	keys := []string{key, f.FenceKey()}
+	var (
+		res     []string
+		err     error
+		replErr *ReplicaError
+	)
+	if l.waitReplicas > 0 {
+		res, replErr, err = l.writeAndWait(ctx, keys, state, args)
+	} else {
+		res, err = l.write.Run(ctx, l.rdb, keys, args...).StringSlice()
+	}
 	if err != nil {
 		l.writes.WithLabelValues("error").Inc()
 		return fmt.Errorf("ledger: write %s %s: %w", state, key, err)
@@ -254,6 +309,13 @@ func (l *Ledger) put(ctx context.Context, f Fence, marketplaceID, postingID stri
 	}
 	switch res[0] {
 	case "ok":
+		if replErr != nil {
+			l.writes.WithLabelValues("unreplicated").Inc()
+			if state == StateIntent {
+				return replErr
+			}
+			return nil
+		}
 		l.writes.WithLabelValues("ok").Inc()
 		return nil
 	case "stale":
@@ -284,6 +346,76 @@ func (l *Ledger) put(ctx context.Context, f Fence, marketplaceID, postingID stri
 	}
 	l.writes.WithLabelValues("error").Inc()
 	return fmt.Errorf("%w: reply %q to write of %s", ErrCorrupt, res, key)
+}
+
+// writeAndWait sends the write script and WAIT in one pipeline. It returns
+// the script's reply, and a *ReplicaError when the write succeeded but WAIT
+// did not confirm enough replicas.
+func (l *Ledger) writeAndWait(ctx context.Context, keys []string, state State, args []any) ([]string, *ReplicaError, error) {
+	var target redis.Cmdable = l.rdb
+	cc, isCluster := l.rdb.(*redis.ClusterClient)
+	if isCluster {
+		// go-redis' cluster pipeline routes a keyless WAIT to any shard (or
+		// refuses it); it must follow the write on the record's master.
+		node, err := cc.MasterForKey(ctx, keys[0])
+		if err != nil {
+			return nil, nil, err
+		}
+		target = node
+	}
+	send := func(eval bool) (*redis.Cmd, *redis.Cmd, error) {
+		pipe := target.Pipeline()
+		var sc *redis.Cmd
+		if eval {
+			sc = pipe.Eval(ctx, writeLua, keys, args...)
+		} else {
+			sc = pipe.EvalSha(ctx, l.write.Hash(), keys, args...)
+		}
+		// Pipeliner has no Wait; the reply waits at most waitTimeout, which
+		// config keeps below the client's read timeout.
+		wc := pipe.Do(ctx, "wait", l.waitReplicas, l.waitTimeout.Milliseconds())
+		_, err := pipe.Exec(ctx)
+		return sc, wc, err
+	}
+	sc, wc, _ := send(false)
+	if redis.HasErrorPrefix(sc.Err(), "NOSCRIPT") {
+		// Not run: load it by sending the source once.
+		sc, wc, _ = send(true)
+	}
+	if err := sc.Err(); err != nil {
+		if isCluster && isRedirect(err) {
+			// The slot moved (MOVED) or is moving (ASK): the script did not
+			// run on this node. Refresh the slot map for the next attempt.
+			cc.ReloadState(ctx)
+			if state == StateIntent {
+				return nil, nil, fmt.Errorf("%w (slot moving; nothing written, retry)", err)
+			}
+			// A final write must land: through the cluster client, which
+			// follows the redirect, without WAIT (see WithWaitReplicas).
+			res, err := l.write.Run(ctx, l.rdb, keys, args...).StringSlice()
+			if err != nil {
+				return nil, nil, err
+			}
+			return res, &ReplicaError{Key: keys[0], Want: int64(l.waitReplicas), Err: errors.New("slot moved: written without WAIT")}, nil
+		}
+		return nil, nil, err
+	}
+	res, err := sc.StringSlice()
+	if err != nil {
+		return nil, nil, err
+	}
+	n, werr := wc.Int64()
+	switch {
+	case werr != nil:
+		return res, &ReplicaError{Key: keys[0], Want: int64(l.waitReplicas), Err: werr}, nil
+	case n < int64(l.waitReplicas):
+		return res, &ReplicaError{Key: keys[0], Acked: n, Want: int64(l.waitReplicas)}, nil
+	}
+	return res, nil, nil
+}
+
+func isRedirect(err error) bool {
+	return redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK")
 }
 
 func parse(m map[string]string) (Record, error) {

@@ -128,6 +128,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 	a.Ledger = ledger.New(rdb,
 		ledger.WithRetention(time.Duration(cfg.Ledger.Retention)),
 		ledger.WithHashTags(cfg.Redis.HashTags),
+		ledger.WithWaitReplicas(cfg.Ledger.WaitReplicas, time.Duration(cfg.Ledger.WaitTimeout)),
 		ledger.WithRegisterer(a.Registry))
 	a.Client = asynq.NewClientFromRedisClient(rdb)
 	a.Metrics = worker.NewMetrics(a.Registry)
