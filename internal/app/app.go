@@ -31,6 +31,7 @@ import (
 	"github.com/bidder/bidder/ledger"
 	"github.com/bidder/bidder/lock"
 	"github.com/bidder/bidder/marketplace"
+	"github.com/bidder/bidder/marketplace/freelancer"
 	"github.com/bidder/bidder/marketplace/sandbox"
 	"github.com/bidder/bidder/scanner"
 	"github.com/bidder/bidder/worker"
@@ -54,6 +55,9 @@ func Adapters() (*marketplace.Registry, error) {
 	reg := marketplace.NewRegistry()
 	if err := sandbox.Register(reg); err != nil {
 		return nil, fmt.Errorf("app: register sandbox adapter: %w", err)
+	}
+	if err := freelancer.Register(reg); err != nil {
+		return nil, fmt.Errorf("app: register freelancer adapter: %w", err)
 	}
 	return reg, nil
 }
@@ -149,7 +153,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 	for i, m := range cfg.Marketplaces {
 		key := fmt.Sprintf("marketplaces[%d]", i)
 		mc := marketplace.Config{
-			ID: m.ID, BaseURL: m.BaseURL, Token: m.Token,
+			ID: m.ID, BaseURL: m.BaseURL, Token: m.Token, Account: m.Account, Options: m.Options,
 			RequestTimeout: time.Duration(m.RequestTimeout),
 			Logger:         log.Named("marketplace").With(zap.String("marketplace", m.ID)),
 		}

@@ -223,7 +223,12 @@ type Marketplace struct {
 	BaseURL        string   `yaml:"base_url"`
 	TokenEnv       string   `yaml:"token_env"`
 	TokenFile      string   `yaml:"token_file"`
-	RequestTimeout Duration `yaml:"request_timeout"`
+	RequestTimeout Duration `yaml:"request_timeout"` // default DefaultRequestTimeout
+	// Account names the account in idempotency keys; adapters derive one
+	// from the token when empty (then rotating the token changes it).
+	Account string `yaml:"account"`
+	// Options are adapter-specific settings (see the adapter's docs).
+	Options map[string]string `yaml:"options"`
 	// Embedded (adapter sandbox only) starts an in-process sandbox marketplace
 	// publishing generated postings, instead of calling base_url.
 	Embedded bool         `yaml:"embedded"`
@@ -240,6 +245,10 @@ type Scan struct {
 	PageSize          int     `yaml:"page_size"`
 	RequestsPerSecond float64 `yaml:"requests_per_second"`
 }
+
+// DefaultRequestTimeout is the marketplace request timeout when
+// request_timeout is unset; the adapters use the same.
+const DefaultRequestTimeout = 10 * time.Second
 
 // Defaults returns the built-in values a config file is decoded onto.
 func Defaults() Config {

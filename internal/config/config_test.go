@@ -129,6 +129,7 @@ func TestBadConfigs(t *testing.T) {
 		{"syntax", "redis: [\n", nil, "config: bidder.yaml: invalid YAML"},
 		{"token file missing", strings.Replace(goodMarket, "token_env: TOK", "token_file: /nope", 1), nil, `config: marketplaces[0].token_file: cannot read "/nope"`},
 		{"basic auth env", "http: {monitoring: {basic_auth: {username: ops, password_env: UIPW}}}\n", nil, "config: http.monitoring.basic_auth.password_env: environment variable UIPW is not set"},
+		{"settle below timeout", "worker: {settle_delay: 5s}\n" + goodMarket, map[string]string{"TOK": "x"}, "config: marketplaces[0].request_timeout: 10s (the default when unset is 10s) must be shorter than worker.settle_delay (5s)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			_, err := loadDoc(t, c.doc, c.env, Flags{})

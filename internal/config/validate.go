@@ -319,6 +319,15 @@ func validateMarketplaces(cfg *Config, adapters []string) error {
 		if m.RequestTimeout < 0 {
 			return errorf(key+".request_timeout", "must not be negative")
 		}
+		// Reconciliation trusts "no bid found" only once an earlier attempt's
+		// request can no longer be in flight.
+		timeout := time.Duration(m.RequestTimeout)
+		if timeout == 0 {
+			timeout = DefaultRequestTimeout
+		}
+		if settle := time.Duration(cfg.Worker.SettleDelay); settle <= timeout {
+			return errorf(key+".request_timeout", "%s (the default when unset is %s) must be shorter than worker.settle_delay (%s), or reconciliation could miss a bid still in flight", timeout, DefaultRequestTimeout, settle)
+		}
 		if err := checkSchedule(m.Scan.Schedule); err != nil {
 			return &Error{Key: key + ".scan.schedule", Problem: err.Error(), Err: err}
 		}
