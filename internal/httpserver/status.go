@@ -145,7 +145,7 @@ th:first-child,td:first-child{text-align:left}
 <p class="{{if eq .Ready "ready"}}ok{{else}}bad{{end}}">{{.Ready}}</p>
 <h2>Bids by marketplace</h2>
 <table><tr><th>marketplace</th><th>placed</th><th>skipped</th><th>failed</th><th>dry run</th><th>errors (retried)</th><th>postings seen</th><th>enqueued</th><th>scans</th></tr>
-{{range .Marketplaces}}<tr><td>{{.ID}}</td><td>{{.Placed}}</td><td>{{.Skipped}}</td><td>{{.Failed}}</td><td>{{.Dry}}</td><td>{{.Errors}}</td><td>{{.Seen}}</td><td>{{.Enqueued}}</td><td>{{.Scans}}</td></tr>
+{{range .Marketplaces}}<tr data-marketplace="{{.ID}}"><td>{{.ID}}</td><td data-metric="placed">{{.Placed}}</td><td data-metric="skipped">{{.Skipped}}</td><td data-metric="failed">{{.Failed}}</td><td data-metric="dry_run">{{.Dry}}</td><td data-metric="errors">{{.Errors}}</td><td data-metric="seen">{{.Seen}}</td><td data-metric="enqueued">{{.Enqueued}}</td><td data-metric="scans">{{.Scans}}</td></tr>
 {{else}}<tr><td colspan="9">nothing yet</td></tr>{{end}}</table>
 <h2>Duplicates prevented, by layer</h2>
 <table><tr><th>layer</th><th>count</th></tr>
