@@ -33,7 +33,8 @@ end
 -- Redis' clock, not the worker's: every instance compares against one clock.
 local t = redis.call('TIME')
 local now = tostring(t[1] * 1000 + math.floor(t[2] / 1000))
-redis.call('DEL', KEYS[1])
+-- No DEL first: a later state's fields overwrite the intent's, and the
+-- intent's worker (w) staying on a failed record only helps debugging.
 redis.call('HSET', KEYS[1], 's', ARGV[2], 't', ARGV[1], 'at', now, unpack(ARGV, 4))
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return {'ok'}
