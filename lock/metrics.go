@@ -1,10 +1,11 @@
 package lock
 
 import (
-	"errors"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bidder/bidder/internal/promx"
 )
 
 // Metrics is a snapshot of one Manager's counters (the seed's five).
@@ -79,11 +80,11 @@ func newPromMetrics(r prometheus.Registerer) *promMetrics {
 		}, []string{"result"}),
 	}
 	if r != nil {
-		m.acquire = register(r, m.acquire)
-		m.wait = register(r, m.wait)
-		m.held = register(r, m.held)
-		m.lost = register(r, m.lost)
-		m.renewals = register(r, m.renewals)
+		m.acquire = promx.Register(r, m.acquire)
+		m.wait = promx.Register(r, m.wait)
+		m.held = promx.Register(r, m.held)
+		m.lost = promx.Register(r, m.lost)
+		m.renewals = promx.Register(r, m.renewals)
 	}
 	m.acquired = m.acquire.WithLabelValues(resultAcquired)
 	m.conflict = m.acquire.WithLabelValues(resultConflict)
@@ -93,20 +94,4 @@ func newPromMetrics(r prometheus.Registerer) *promMetrics {
 	m.renewLost = m.renewals.WithLabelValues("lost")
 	m.renewError = m.renewals.WithLabelValues("error")
 	return m
-}
-
-// register adds c to r, or returns the collector already registered under
-// the same description so that several Managers can share one registry.
-func register[C prometheus.Collector](r prometheus.Registerer, c C) C {
-	if err := r.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		// A conflicting registration (same name, other labels) is a wiring
-		// bug; keep counting locally rather than fail the lock.
-	}
-	return c
 }

@@ -1,9 +1,9 @@
 package scanner
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bidder/bidder/internal/promx"
 )
 
 // Scan results, the label values of bidder_scan_runs_total.
@@ -83,27 +83,15 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 		}, []string{"result"}),
 	}
 	if r != nil {
-		m.runs = register(r, m.runs)
-		m.seen = register(r, m.seen)
-		m.enqueued = register(r, m.enqueued)
-		m.duplicates = register(r, m.duplicates)
-		m.invalid = register(r, m.invalid)
-		m.duration = register(r, m.duration)
-		m.lag = register(r, m.lag)
-		m.slots = register(r, m.slots)
-		m.reloads = register(r, m.reloads)
+		m.runs = promx.Register(r, m.runs)
+		m.seen = promx.Register(r, m.seen)
+		m.enqueued = promx.Register(r, m.enqueued)
+		m.duplicates = promx.Register(r, m.duplicates)
+		m.invalid = promx.Register(r, m.invalid)
+		m.duration = promx.Register(r, m.duration)
+		m.lag = promx.Register(r, m.lag)
+		m.slots = promx.Register(r, m.slots)
+		m.reloads = promx.Register(r, m.reloads)
 	}
 	return m
-}
-
-func register[C prometheus.Collector](r prometheus.Registerer, c C) C {
-	if err := r.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
 }

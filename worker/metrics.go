@@ -1,9 +1,9 @@
 package worker
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bidder/bidder/internal/promx"
 )
 
 // Duplicate-prevention layers, the label values of
@@ -77,14 +77,14 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 		}, []string{"type"}),
 	}
 	if r != nil {
-		m.bids = register(r, m.bids)
-		m.duplicates = register(r, m.duplicates)
-		m.bidDuration = register(r, m.bidDuration)
-		m.reconciliation = register(r, m.reconciliation)
-		m.attempts = register(r, m.attempts)
-		m.invalid = register(r, m.invalid)
-		m.tasks = register(r, m.tasks)
-		m.taskDuration = register(r, m.taskDuration)
+		m.bids = promx.Register(r, m.bids)
+		m.duplicates = promx.Register(r, m.duplicates)
+		m.bidDuration = promx.Register(r, m.bidDuration)
+		m.reconciliation = promx.Register(r, m.reconciliation)
+		m.attempts = promx.Register(r, m.attempts)
+		m.invalid = promx.Register(r, m.invalid)
+		m.tasks = promx.Register(r, m.tasks)
+		m.taskDuration = promx.Register(r, m.taskDuration)
 	}
 	for _, l := range []string{LayerEnqueue, LayerLock, LayerLedger, LayerFence, LayerMarketplace} {
 		m.duplicates.WithLabelValues(l)
@@ -94,18 +94,6 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 
 // DuplicatePrevented counts a second attempt stopped at layer.
 func (m *Metrics) DuplicatePrevented(layer string) { m.duplicates.WithLabelValues(layer).Inc() }
-
-func register[C prometheus.Collector](r prometheus.Registerer, c C) C {
-	if err := r.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-	}
-	return c
-}
 
 // DuplicatesPrevented returns the counter of one layer (for tests and
 // status pages).
