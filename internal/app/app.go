@@ -249,8 +249,12 @@ func startSandbox(ctx context.Context, log *zap.Logger, wg *sync.WaitGroup) (*em
 // its locks, then the HTTP listener closes. A clean stop returns nil.
 func (a *App) Run(ctx context.Context, roles Roles) error {
 	log := a.Log
-	var workerUp, schedulerUp atomic.Bool
+	var workerUp, schedulerUp, draining atomic.Bool
 	ready := func(ctx context.Context) error {
+		if draining.Load() {
+			// Load balancers stop sending UI traffic while we drain.
+			return errors.New("shutting down")
+		}
 		if err := a.Conn.Ping(ctx, time.Second); err != nil {
 			return err
 		}
@@ -363,6 +367,7 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 	case err := <-schedDone:
 		runErr, schedFinished = err, true
 	}
+	draining.Store(true)
 	stopSched()
 	if schedDone != nil && !schedFinished {
 		if err := <-schedDone; err != nil && runErr == nil {
