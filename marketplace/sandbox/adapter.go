@@ -1,21 +1,18 @@
 package sandbox
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/bidder/bidder/marketplace"
+	"github.com/bidder/bidder/marketplace/internal/httpx"
 )
 
 // AdapterName is the "adapter:" value in config that selects this adapter.
@@ -26,9 +23,6 @@ const (
 	DefaultRequestTimeout = 10 * time.Second
 	// MaxAnswerBytes caps how much of an answer is read.
 	MaxAnswerBytes = 8 << 20
-	// idleConnsPerHost covers ~64 concurrent workers plus the scanner with
-	// room to spare, so steady load never has to redial.
-	idleConnsPerHost = 128
 )
 
 // ErrConfig is wrapped by every error New returns for a bad Config.
@@ -39,10 +33,8 @@ var ErrConfig = errors.New("sandbox adapter: invalid config")
 type Adapter struct {
 	id      string
 	account string
-	token   string // secret: only ever written into the Authorization header
 	base    *url.URL
-	client  *http.Client
-	timeout time.Duration
+	api     httpx.Client // the token is only ever written into its Authorization header
 }
 
 var _ marketplace.Adapter = (*Adapter)(nil)
@@ -92,28 +84,16 @@ func NewAdapter(cfg marketplace.Config) (*Adapter, error) {
 	}
 	client := cfg.HTTPClient
 	if client == nil {
-		client = newHTTPClient(timeout)
+		client = httpx.NewHTTPClient(timeout)
 	}
-	return &Adapter{id: cfg.ID, account: account, token: cfg.Token, base: base, client: client, timeout: timeout}, nil
-}
-
-func newHTTPClient(timeout time.Duration) *http.Client {
-	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: min(timeout, 5*time.Second), KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          2 * idleConnsPerHost,
-		MaxIdleConnsPerHost:   idleConnsPerHost,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   min(timeout, 5*time.Second),
-		ResponseHeaderTimeout: timeout,
-	}
-	return &http.Client{
-		Transport: tr,
-		// A redirect is an answer to classify, not something to follow: a
-		// followed POST could be sent twice.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
+	return &Adapter{id: cfg.ID, account: account, base: base, api: httpx.Client{
+		HTTP:       client,
+		Timeout:    timeout,
+		MaxBytes:   MaxAnswerBytes,
+		AuthHeader: "Authorization",
+		AuthValue:  "Bearer " + cfg.Token,
+		UserAgent:  "bidder-sandbox-adapter",
+	}}, nil
 }
 
 func (a *Adapter) ID() string      { return a.id }
@@ -130,11 +110,11 @@ func (a *Adapter) Scan(ctx context.Context, cursor string, limit int) (marketpla
 	if cursor != "" {
 		q.Set("cursor", cursor)
 	}
-	ans, err := a.get(ctx, "scan", a.endpoint(q, "v1", "postings"))
+	ans, err := a.api.Get(ctx, "scan", a.endpoint(q, "v1", "postings"))
 	if err != nil {
 		return marketplace.Page{}, err
 	}
-	return decodePage(a.id, cursor, limit, ans.status, ans.header, ans.body)
+	return decodePage(a.id, cursor, limit, ans.Status, ans.Header, ans.Body)
 }
 
 // Posting fetches one posting, e.g. to check it is still open.
@@ -143,11 +123,11 @@ func (a *Adapter) Posting(ctx context.Context, id string) (marketplace.Posting, 
 	if err := checkPathID(op, id); err != nil {
 		return marketplace.Posting{}, err
 	}
-	ans, err := a.get(ctx, op, a.endpoint(nil, "v1", "postings", id))
+	ans, err := a.api.Get(ctx, op, a.endpoint(nil, "v1", "postings", id))
 	if err != nil {
 		return marketplace.Posting{}, err
 	}
-	return decodePosting(a.id, id, ans.status, ans.header, ans.body)
+	return decodePosting(a.id, id, ans.Status, ans.Header, ans.Body)
 }
 
 // FindBid returns this account's oldest bid on the posting.
@@ -156,11 +136,11 @@ func (a *Adapter) FindBid(ctx context.Context, postingID string) (marketplace.Pl
 	if err := checkPathID(op, postingID); err != nil {
 		return marketplace.PlacedBid{}, false, err
 	}
-	ans, err := a.get(ctx, op, a.endpoint(url.Values{"posting_id": {postingID}}, "v1", "bids"))
+	ans, err := a.api.Get(ctx, op, a.endpoint(url.Values{"posting_id": {postingID}}, "v1", "bids"))
 	if err != nil {
 		return marketplace.PlacedBid{}, false, err
 	}
-	return decodeFindBid(postingID, ans.status, ans.header, ans.body)
+	return decodeFindBid(postingID, ans.Status, ans.Header, ans.Body)
 }
 
 // PlaceBid sends the bid once. It never retries: after a lost answer only the
@@ -182,87 +162,14 @@ func (a *Adapter) PlaceBid(ctx context.Context, postingID string, bid marketplac
 		return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalidInput, err)
 	}
 
-	ctx, cancel := context.WithTimeout(ctx, a.timeout)
-	defer cancel()
-	var wrote atomic.Bool
-	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		WroteRequest: func(info httptrace.WroteRequestInfo) {
-			if info.Err == nil {
-				wrote.Store(true)
-			}
-		},
-	})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.endpoint(nil, "v1", "postings", postingID, "bids"), bytes.NewReader(body))
+	// The Idempotency-Key header makes net/http treat the POST as safe to
+	// resend; httpx.PostBid makes sure it never is (against a marketplace
+	// that ignores keys that would be a duplicate bid).
+	ans, err := a.api.PostBid(ctx, op, a.endpoint(nil, "v1", "postings", postingID, "bids"), body, http.Header{"Idempotency-Key": {key}})
 	if err != nil {
-		return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalidInput, err)
+		return marketplace.PlacedBid{}, err
 	}
-	// net/http resends a request on a dead keep-alive connection when it can
-	// rewind the body, and treats any request with an Idempotency-Key header
-	// as safe to resend; against a marketplace that ignores keys that is a
-	// duplicate bid. Without GetBody it cannot rewind, so it never resends.
-	req.GetBody = nil
-	a.setHeaders(req)
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("Idempotency-Key", key)
-
-	resp, err := a.client.Do(req)
-	if err != nil {
-		if !wrote.Load() {
-			return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrTransient, op, ReasonNotSent, err)
-		}
-		return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrAmbiguous, op, ReasonNoAnswer, err)
-	}
-	defer resp.Body.Close()
-	raw, err := readCapped(resp.Body, MaxAnswerBytes)
-	if err != nil {
-		if resp.StatusCode >= 400 && resp.StatusCode <= 499 {
-			// The status line already said the bid was refused.
-			return decodeBidAnswer(postingID, resp.StatusCode, resp.Header, nil)
-		}
-		return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrAmbiguous, op, readReason(err), fmt.Errorf("HTTP %d: reading answer: %w", resp.StatusCode, err))
-	}
-	return decodeBidAnswer(postingID, resp.StatusCode, resp.Header, raw)
-}
-
-type answer struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-// get performs a read. Reads change nothing, so every failure to get a
-// complete answer is transient.
-func (a *Adapter) get(ctx context.Context, op, target string) (answer, error) {
-	ctx, cancel := context.WithTimeout(ctx, a.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-	if err != nil {
-		return answer{}, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalidInput, err)
-	}
-	a.setHeaders(req)
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return answer{}, marketplace.NewError(marketplace.ErrTransient, op, ReasonNoAnswer, err)
-	}
-	defer resp.Body.Close()
-	raw, err := readCapped(resp.Body, MaxAnswerBytes)
-	if err != nil {
-		return answer{}, marketplace.NewError(marketplace.ErrTransient, op, readReason(err), fmt.Errorf("HTTP %d: reading answer: %w", resp.StatusCode, err))
-	}
-	return answer{status: resp.StatusCode, header: resp.Header, body: raw}, nil
-}
-
-func readReason(err error) string {
-	if errors.Is(err, errTooLarge) {
-		return ReasonTooLarge
-	}
-	return ReasonNoAnswer
-}
-
-func (a *Adapter) setHeaders(req *http.Request) {
-	req.Header.Set("Authorization", "Bearer "+a.token)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "bidder-sandbox-adapter")
+	return decodeBidAnswer(postingID, ans.Status, ans.Header, ans.Body)
 }
 
 // endpoint joins escaped path segments onto the base URL. url.JoinPath would

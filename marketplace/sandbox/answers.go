@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bidder/bidder/marketplace"
+	"github.com/bidder/bidder/marketplace/internal/httpx"
 )
 
 // Decoding of the server's answers into domain values or classified errors.
@@ -22,11 +22,11 @@ import (
 const (
 	ReasonMalformed    = "malformed_response" // not JSON, truncated, empty
 	ReasonInvalid      = "invalid_response"   // JSON that breaks the contract
-	ReasonTooLarge     = "response_too_large"
+	ReasonTooLarge     = httpx.ReasonTooLarge // "response_too_large"
 	ReasonUnexpected   = "unexpected_status"
-	ReasonNotSent      = "not_sent"  // failed before the request was written
-	ReasonNoAnswer     = "no_answer" // sent, then no (complete) answer
-	ReasonInvalidInput = "invalid_request"
+	ReasonNotSent      = httpx.ReasonNotSent      // "not_sent": failed before the request was written
+	ReasonNoAnswer     = httpx.ReasonNoAnswer     // "no_answer": sent, then no (complete) answer
+	ReasonInvalidInput = httpx.ReasonInvalidInput // "invalid_request"
 )
 
 const (
@@ -344,18 +344,3 @@ func isCurrency(s string) bool {
 	}
 	return true
 }
-
-// readCapped reads at most limit bytes; a longer body is an error rather than
-// a truncated one that happens to decode.
-func readCapped(r io.Reader, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, errTooLarge
-	}
-	return b, nil
-}
-
-var errTooLarge = errors.New("answer body over the size cap")
