@@ -1,26 +1,22 @@
 package freelancer
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"net"
-	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/bidder/bidder/marketplace"
+	"github.com/bidder/bidder/marketplace/internal/httpx"
 )
 
 const (
@@ -38,11 +34,11 @@ const (
 // Adapter is the marketplace.Adapter for Freelancer.com. It is safe for
 // concurrent use.
 type Adapter struct {
-	s      settings
-	site   string // base URL without a trailing slash, for project links
-	client *http.Client
-	log    *zap.Logger
-	now    func() time.Time
+	s    settings
+	site string // base URL without a trailing slash, for project links
+	api  httpx.Client
+	log  *zap.Logger
+	now  func() time.Time
 
 	// The account's user ID, resolved once by GET /self. A failed
 	// resolution is not cached, so the next call tries again.
@@ -80,39 +76,26 @@ func NewAdapter(cfg marketplace.Config) (*Adapter, error) {
 	}
 	client := cfg.HTTPClient
 	if client == nil {
-		client = newHTTPClient(s.timeout)
+		client = httpx.NewHTTPClient(s.timeout)
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = zap.NewNop()
 	}
 	return &Adapter{
-		s:      s,
-		site:   strings.TrimSuffix(s.base.String(), "/"),
-		client: client,
-		log:    log,
-		now:    time.Now,
+		s:    s,
+		site: strings.TrimSuffix(s.base.String(), "/"),
+		api: httpx.Client{
+			HTTP:       client,
+			Timeout:    s.timeout,
+			MaxBytes:   MaxAnswerBytes,
+			AuthHeader: headerToken,
+			AuthValue:  s.token,
+			UserAgent:  userAgent,
+		},
+		log: log,
+		now: time.Now,
 	}, nil
-}
-
-func newHTTPClient(timeout time.Duration) *http.Client {
-	tr := &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: min(timeout, 5*time.Second), KeepAlive: 30 * time.Second}).DialContext,
-		ForceAttemptHTTP2:     true,
-		MaxIdleConns:          2 * idleConnsPerHost,
-		MaxIdleConnsPerHost:   idleConnsPerHost,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   min(timeout, 5*time.Second),
-		ResponseHeaderTimeout: timeout,
-	}
-	return &http.Client{
-		Transport: tr,
-		// A redirect is an answer to classify, not something to follow: a
-		// followed POST could be sent twice, and a redirect to another host
-		// would carry the token header there.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}
 }
 
 func (a *Adapter) ID() string { return a.s.id }
@@ -165,12 +148,12 @@ func (a *Adapter) Scan(ctx context.Context, cursor string, limit int) (marketpla
 		q.Set("user_employer_reputation", "true")
 		q.Set("user_country_details", "true")
 	}
-	ans, err := a.get(ctx, op, a.endpoint(pathActive, q))
+	ans, err := a.api.Get(ctx, op, a.endpoint(pathActive, q))
 	if err != nil {
 		return marketplace.Page{}, err
 	}
 	now := a.now()
-	page, err := decodeProjects(a.s.id, a.site, ans.status, ans.header, ans.body, now)
+	page, err := decodeProjects(a.s.id, a.site, ans.Status, ans.Header, ans.Body, now)
 	if err != nil {
 		return marketplace.Page{}, err
 	}
@@ -278,11 +261,11 @@ func (a *Adapter) findBid(ctx context.Context, projectID, self int64) (marketpla
 	q.Set("projects[]", strconv.FormatInt(projectID, 10))
 	q.Set("bidders[]", strconv.FormatInt(self, 10))
 	q.Set("limit", "10")
-	ans, err := a.get(ctx, "find_bid", a.endpoint(pathBids, q))
+	ans, err := a.api.Get(ctx, "find_bid", a.endpoint(pathBids, q))
 	if err != nil {
 		return marketplace.PlacedBid{}, false, err
 	}
-	return decodeFindBid(projectID, self, ans.status, ans.header, ans.body, a.now())
+	return decodeFindBid(projectID, self, ans.Status, ans.Header, ans.Body, a.now())
 }
 
 // wireBidRequest is the documented body of POST /bids/.
@@ -326,46 +309,13 @@ func (a *Adapter) PlaceBid(ctx context.Context, postingID string, bid marketplac
 		return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalidInput, err)
 	}
 
-	rctx, cancel := context.WithTimeout(ctx, a.s.timeout)
-	defer cancel()
-	var wrote atomic.Bool
-	rctx = httptrace.WithClientTrace(rctx, &httptrace.ClientTrace{
-		WroteRequest: func(info httptrace.WroteRequestInfo) {
-			if info.Err == nil {
-				wrote.Store(true)
-			}
-		},
-	})
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, a.endpoint(pathBids, nil), bytes.NewReader(body))
+	// Freelancer has no idempotency key, so a POST that net/http resent
+	// would be a second bid; httpx.PostBid makes sure it never is.
+	ans, err := a.api.PostBid(ctx, op, a.endpoint(pathBids, nil), body, nil)
 	if err != nil {
-		return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalidInput, err)
+		return marketplace.PlacedBid{}, err
 	}
-	// net/http resends a request on a dead keep-alive connection when it can
-	// rewind the body. Freelancer has no idempotency key, so a resent POST is
-	// a second bid; without GetBody the body cannot be rewound and the
-	// request is never resent.
-	req.GetBody = nil
-	a.setHeaders(req)
-	req.Header.Set("Content-Type", "application/json")
-
-	resp, err := a.client.Do(req)
-	if err != nil {
-		if !wrote.Load() {
-			return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrTransient, op, ReasonNotSent, err)
-		}
-		return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrAmbiguous, op, ReasonNoAnswer, err)
-	}
-	defer resp.Body.Close()
-	raw, rerr := readCapped(resp.Body, MaxAnswerBytes)
-	if rerr != nil {
-		if resp.StatusCode >= 400 && resp.StatusCode <= 499 {
-			// The status line already said the bid was refused.
-			raw = nil
-		} else {
-			return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrAmbiguous, op, readReason(rerr), fmt.Errorf("HTTP %d: reading answer: %w", resp.StatusCode, rerr))
-		}
-	}
-	placed, err := decodeBidAnswer(projectID, self, bid.Currency, resp.StatusCode, resp.Header, raw, a.now())
+	placed, err := decodeBidAnswer(projectID, self, bid.Currency, ans.Status, ans.Header, ans.Body, a.now())
 	if errors.Is(err, marketplace.ErrAlreadyBid) {
 		// The refusal does not say which bid; a best-effort look-up lets the
 		// worker record it. Failing that, Existing stays nil.
@@ -420,52 +370,11 @@ func (a *Adapter) self(ctx context.Context) (int64, error) {
 }
 
 func (a *Adapter) fetchSelf(ctx context.Context) (int64, error) {
-	ans, err := a.get(ctx, "get_self", a.endpoint(pathSelf, nil))
+	ans, err := a.api.Get(ctx, "get_self", a.endpoint(pathSelf, nil))
 	if err != nil {
 		return 0, err
 	}
-	return decodeSelf(ans.status, ans.header, ans.body, a.now())
-}
-
-type answer struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-// get performs a read. Reads change nothing, so every failure to get a
-// complete answer is transient.
-func (a *Adapter) get(ctx context.Context, op, target string) (answer, error) {
-	ctx, cancel := context.WithTimeout(ctx, a.s.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
-	if err != nil {
-		return answer{}, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalidInput, err)
-	}
-	a.setHeaders(req)
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return answer{}, marketplace.NewError(marketplace.ErrTransient, op, ReasonNoAnswer, err)
-	}
-	defer resp.Body.Close()
-	raw, err := readCapped(resp.Body, MaxAnswerBytes)
-	if err != nil {
-		return answer{}, marketplace.NewError(marketplace.ErrTransient, op, readReason(err), fmt.Errorf("HTTP %d: reading answer: %w", resp.StatusCode, err))
-	}
-	return answer{status: resp.StatusCode, header: resp.Header, body: raw}, nil
-}
-
-func readReason(err error) string {
-	if errors.Is(err, errTooLarge) {
-		return ReasonTooLarge
-	}
-	return ReasonNoAnswer
-}
-
-func (a *Adapter) setHeaders(req *http.Request) {
-	req.Header.Set(headerToken, a.s.token)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", userAgent)
+	return decodeSelf(ans.Status, ans.Header, ans.Body, a.now())
 }
 
 // endpoint joins an API path onto the base URL (which may have a path of

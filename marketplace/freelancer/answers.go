@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bidder/bidder/marketplace"
+	"github.com/bidder/bidder/marketplace/internal/httpx"
 )
 
 // Decoding of Freelancer's answers into domain values or classified errors.
@@ -31,12 +31,12 @@ const (
 	ReasonBadCursor    = "bad_cursor"
 	ReasonMalformed    = "malformed_response" // not JSON, truncated, empty
 	ReasonInvalid      = "invalid_response"   // JSON that breaks the documented shape
-	ReasonTooLarge     = "response_too_large"
+	ReasonTooLarge     = httpx.ReasonTooLarge // "response_too_large"
 	ReasonUnexpected   = "unexpected_status"
-	ReasonNotSent      = "not_sent"  // failed before the request was written
-	ReasonNoAnswer     = "no_answer" // sent, then no (complete) answer
-	ReasonInvalidInput = "invalid_request"
-	ReasonNotEligible  = "not_eligible" // the account may not bid on this project
+	ReasonNotSent      = httpx.ReasonNotSent      // "not_sent": failed before the request was written
+	ReasonNoAnswer     = httpx.ReasonNoAnswer     // "no_answer": sent, then no (complete) answer
+	ReasonInvalidInput = httpx.ReasonInvalidInput // "invalid_request"
+	ReasonNotEligible  = "not_eligible"           // the account may not bid on this project
 	ReasonBidLimit     = "bid_limit_exceeded"
 )
 
@@ -673,18 +673,3 @@ func decodeSelf(status int, header http.Header, body []byte, now time.Time) (int
 	}
 	return id, nil
 }
-
-// readCapped reads at most limit bytes; a longer body is an error rather than
-// a truncated one that happens to decode.
-func readCapped(r io.Reader, limit int64) ([]byte, error) {
-	b, err := io.ReadAll(io.LimitReader(r, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, errTooLarge
-	}
-	return b, nil
-}
-
-var errTooLarge = errors.New("answer body over the size cap")

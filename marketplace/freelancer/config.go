@@ -33,7 +33,6 @@ const (
 	maxLookback               = 7 * 24 * time.Hour
 	maxJobFilters             = 100
 	maxQueryLen               = 500
-	idleConnsPerHost          = 128
 	defaultBidLimitRetryAfter = time.Hour
 )
 
