@@ -1,46 +1,29 @@
 package freelancer
 
 import (
-	"errors"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bidder/bidder/marketplace"
+	"github.com/bidder/bidder/marketplace/internal/httpx/httpxtest"
 )
 
 // The committed corpus under testdata/fuzz/ replays on every `go test`; run
 // `go test -fuzz FuzzDecodeBidAnswer ./marketplace/freelancer` (or another
 // Fuzz target) to search further.
 
-var classes = []error{
-	marketplace.ErrTransient, marketplace.ErrRateLimited, marketplace.ErrPermanent,
-	marketplace.ErrPostingClosed, marketplace.ErrAlreadyBid, marketplace.ErrAmbiguous,
-}
-
 var fuzzNow = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 
-// checkClassified fails unless err is nil or an *marketplace.Error of exactly
-// one known class.
+// checkClassified is httpxtest.CheckClassified plus what Freelancer's
+// decoders promise on top: a bounded RetryAfter and capped server text.
 func checkClassified(t *testing.T, err error) *marketplace.Error {
 	t.Helper()
 	if err == nil {
 		return nil
 	}
-	var me *marketplace.Error
-	if !errors.As(err, &me) {
-		t.Fatalf("unclassified error %T: %v", err, err)
-	}
-	n := 0
-	for _, c := range classes {
-		if errors.Is(err, c) {
-			n++
-		}
-	}
-	if n != 1 {
-		t.Fatalf("error %v matches %d classes", err, n)
-	}
+	me := httpxtest.CheckClassified(t, err)
 	if me.RetryAfter < 0 || me.RetryAfter > maxRetryAfter {
 		t.Fatalf("RetryAfter %s", me.RetryAfter)
 	}

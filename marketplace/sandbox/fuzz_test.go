@@ -1,44 +1,15 @@
 package sandbox
 
 import (
-	"errors"
 	"net/http"
 	"testing"
 
 	"github.com/bidder/bidder/marketplace"
+	"github.com/bidder/bidder/marketplace/internal/httpx/httpxtest"
 )
 
 // The committed corpus under testdata/fuzz/ replays on every `go test`; run
 // `go test -fuzz FuzzDecodeBidAnswer ./marketplace/sandbox` to search further.
-
-var classes = []error{
-	marketplace.ErrTransient, marketplace.ErrRateLimited, marketplace.ErrPermanent,
-	marketplace.ErrPostingClosed, marketplace.ErrAlreadyBid, marketplace.ErrAmbiguous,
-}
-
-// checkClassified fails unless err is nil or an *marketplace.Error of exactly
-// one known class.
-func checkClassified(t *testing.T, err error) *marketplace.Error {
-	t.Helper()
-	if err == nil {
-		return nil
-	}
-	var me *marketplace.Error
-	if !errors.As(err, &me) {
-		t.Fatalf("unclassified error %T: %v", err, err)
-	}
-	n := 0
-	for _, c := range classes {
-		if errors.Is(err, c) {
-			n++
-		}
-	}
-	if n != 1 {
-		t.Fatalf("error %v matches %d classes", err, n)
-	}
-	_ = err.Error() // must not panic either
-	return me
-}
 
 func FuzzDecodeBidAnswer(f *testing.F) {
 	f.Add(201, "", []byte(validBidJSON))
@@ -51,7 +22,7 @@ func FuzzDecodeBidAnswer(f *testing.F) {
 		h := http.Header{}
 		h.Set("Retry-After", retryAfter)
 		pb, err := decodeBidAnswer("p-1", status, h, body)
-		me := checkClassified(t, err)
+		me := httpxtest.CheckClassified(t, err)
 		if err == nil {
 			if status != 200 && status != 201 {
 				t.Fatalf("status %d decoded as a placed bid", status)
@@ -80,7 +51,7 @@ func FuzzDecodePage(f *testing.F) {
 	f.Add(200, "", 1, []byte(`{"postings":[{"id":"p-1"}],"next_cursor":"c"}`))
 	f.Fuzz(func(t *testing.T, status int, cursor string, limit int, body []byte) {
 		page, err := decodePage("m", cursor, limit, status, http.Header{}, body)
-		checkClassified(t, err)
+		httpxtest.CheckClassified(t, err)
 		if err != nil {
 			if len(page.Postings) != 0 {
 				t.Fatal("postings with an error")
@@ -106,7 +77,7 @@ func FuzzDecodeFindBid(f *testing.F) {
 	f.Add(200, []byte(`{"bids":[{"id":"b-1","posting_id":"p-1","created_at":"2026-11-27T10:00:00Z"}]}`))
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
 		pb, found, err := decodeFindBid("p-1", status, http.Header{}, body)
-		checkClassified(t, err)
+		httpxtest.CheckClassified(t, err)
 		if found && (err != nil || pb.PostingID != "p-1" || pb.ID == "") {
 			t.Fatalf("found %+v with err %v", pb, err)
 		}
