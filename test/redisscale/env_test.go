@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"net/http/httptest"
+	"regexp"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -131,12 +132,22 @@ func (r *loadResult) sample(err error) {
 	if r.errSamples == nil {
 		r.errSamples = map[string]int{}
 	}
-	msg := err.Error()
-	if len(msg) > 90 {
-		msg = msg[:90]
+	msg := idRe.ReplaceAllString(err.Error(), "#")
+	if len(msg) > 160 {
+		msg = msg[:160]
 	}
 	if len(r.errSamples) < 12 || r.errSamples[msg] > 0 {
 		r.errSamples[msg]++
+	}
+}
+
+var idRe = regexp.MustCompile(`p-[0-9]+|:[0-9]{4,5}\b|[0-9]{6,}|token [0-9]+`)
+
+func (r *loadResult) log(t *testing.T) {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	for msg, n := range r.errSamples {
+		t.Logf("  %5d × %s", n, msg)
 	}
 }
 
@@ -190,17 +201,20 @@ func drive(t *testing.T, stacks []*stack, postings []marketplace.Posting, perIns
 // the ledger (or fails the test at the deadline). during runs while the
 // pipeline works (a disruption), once about a third of the postings are
 // decided.
-func runPipeline(t *testing.T, rdb redis.UniversalClient, m *market, hashTags bool, within time.Duration, during func()) {
+func runPipeline(t *testing.T, rdb redis.UniversalClient, m *market, hashTags bool, within time.Duration, log *zap.Logger, during func()) {
 	t.Helper()
+	if log == nil {
+		log = zap.NewNop()
+	}
 	st := newStack(t, rdb, m, hashTags)
 	client := asynq.NewClientFromRedisClient(rdb)
 	defer client.Close()
 	met := worker.NewMetrics(prometheus.NewRegistry())
 	scan := scanner.NewScanHandler(rdb, client, st.ledger, map[string]marketplace.Adapter{mpID: m.adapter}, met,
 		scanner.WithHashTags(hashTags), scanner.WithPageSize(100))
-	mux := worker.NewMux(st.handler, met, zap.NewNop())
+	mux := worker.NewMux(st.handler, met, log)
 	mux.Handle(scanner.TypeScan, scan)
-	srv := worker.NewServer(rdb, worker.ServerConfig{Concurrency: 8, PollInterval: 100 * time.Millisecond, ShutdownTimeout: 5 * time.Second}, st.locks)
+	srv := worker.NewServer(rdb, worker.ServerConfig{Concurrency: 8, PollInterval: 100 * time.Millisecond, ShutdownTimeout: 5 * time.Second, Logger: log}, st.locks)
 	if err := srv.Start(mux); err != nil {
 		t.Fatal(err)
 	}

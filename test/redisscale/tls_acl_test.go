@@ -73,7 +73,7 @@ func TestTLSAndACLUser(t *testing.T) {
 	t.Logf("connected: %s", conn.Where)
 
 	m := newMarket(t, 60, 5*time.Millisecond)
-	runPipeline(t, conn.Client, m, true, 60*time.Second, nil)
+	runPipeline(t, conn.Client, m, true, 60*time.Second, nil, nil)
 	st := assertNoDuplicates(t, m)
 	if st.Bids != 60 {
 		t.Fatalf("%d bids for 60 postings", st.Bids)
