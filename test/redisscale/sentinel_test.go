@@ -4,8 +4,8 @@ import (
 	"bytes"
 	"context"
 	"runtime/pprof"
-	"strings"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 

@@ -159,4 +159,3 @@ func usedCommands(t *testing.T, rs *redistest.Server) string {
 	sort.Strings(cmds)
 	return strings.Join(cmds, " ")
 }
-
