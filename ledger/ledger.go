@@ -180,6 +180,9 @@ func New(rdb redis.UniversalClient, opts ...Option) *Ledger {
 	for _, o := range opts {
 		o(l)
 	}
+	for _, r := range []string{"ok", "stale", "decided", "pending", "error"} {
+		l.writes.WithLabelValues(r) // zero, not absent, before the first
+	}
 	if l.retention <= 0 {
 		l.retention = DefaultRetention
 	}

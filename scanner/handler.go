@@ -158,6 +158,7 @@ func NewScanHandler(rdb redis.UniversalClient, client *asynq.Client, led *ledger
 	ad := make(map[string]marketplace.Adapter, len(adapters))
 	for k, v := range adapters {
 		ad[k] = v
+		o.metrics.forMarketplace(k)
 	}
 	return &ScanHandler{
 		client:   client,

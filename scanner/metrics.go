@@ -93,5 +93,16 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 		m.slots = promx.Register(r, m.slots)
 		m.reloads = promx.Register(r, m.reloads)
 	}
+	for _, res := range []string{"ok", "error", "invalid_spec"} {
+		m.reloads.WithLabelValues(res)
+	}
 	return m
+}
+
+// forMarketplace creates a marketplace's series at zero, so that alerts on
+// rate() see 0, not "no data", before the first event.
+func (m *Metrics) forMarketplace(id string) {
+	for _, v := range []*prometheus.CounterVec{m.seen, m.enqueued, m.duplicates, m.invalid} {
+		v.WithLabelValues(id)
+	}
 }

@@ -105,6 +105,7 @@ func NewBidHandler(locks *lock.Manager, led *ledger.Ledger, markets map[string]M
 		if m.Adapter.ID() != id {
 			return nil, fmt.Errorf("worker: marketplace %q: adapter serves %q", id, m.Adapter.ID())
 		}
+		h.metrics.forMarketplace(id)
 	}
 	return h, nil
 }

@@ -86,8 +86,13 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 		m.tasks = promx.Register(r, m.tasks)
 		m.taskDuration = promx.Register(r, m.taskDuration)
 	}
+	// Known label values start at zero, so alerts on rate() see 0, not "no
+	// data", before the first event.
 	for _, l := range []string{LayerEnqueue, LayerLock, LayerLedger, LayerFence, LayerMarketplace} {
 		m.duplicates.WithLabelValues(l)
+	}
+	for _, r := range []string{"found", "not_found", "too_early", "error"} {
+		m.reconciliation.WithLabelValues(r)
 	}
 	return m
 }
@@ -104,4 +109,14 @@ func (m *Metrics) DuplicatesPrevented(layer string) prometheus.Counter {
 // Reconciliations returns the counter of one reconciliation result.
 func (m *Metrics) Reconciliations(result string) prometheus.Counter {
 	return m.reconciliation.WithLabelValues(result)
+}
+
+// forMarketplace creates a marketplace's series at zero.
+func (m *Metrics) forMarketplace(id string) {
+	for _, o := range []string{OutcomePlaced, OutcomeSkipped, OutcomeFailed, OutcomeDryRun} {
+		m.bids.WithLabelValues(id, o)
+	}
+	for _, c := range []string{"ambiguous", "rate_limited", "transient", "unauthorized"} {
+		m.attempts.WithLabelValues(id, c)
+	}
 }
