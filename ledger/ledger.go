@@ -89,6 +89,8 @@ const DefaultKeyPrefix = "bid_ledger"
 type Fence interface {
 	Token() int64
 	FenceKey() string
+	Key() string    // the lock key: a write is refused unless it holds Holder
+	Holder() string // the holder name stored in the lock key
 }
 
 // Record is one posting's decision.
@@ -180,7 +182,7 @@ func New(rdb redis.UniversalClient, opts ...Option) *Ledger {
 	for _, o := range opts {
 		o(l)
 	}
-	for _, r := range []string{"ok", "stale", "decided", "pending", "error"} {
+	for _, r := range []string{"ok", "stale", "decided", "pending", "unreplicated", "error"} {
 		l.writes.WithLabelValues(r) // zero, not absent, before the first
 	}
 	if l.retention <= 0 {
@@ -286,12 +288,12 @@ func (l *Ledger) ClearIntent(ctx context.Context, f Fence, marketplaceID, postin
 
 func (l *Ledger) put(ctx context.Context, f Fence, marketplaceID, postingID string, state State, fields ...string) error {
 	key := l.Key(marketplaceID, postingID)
-	args := make([]any, 0, 3+len(fields))
-	args = append(args, f.Token(), string(state), l.retention.Milliseconds())
+	args := make([]any, 0, 4+len(fields))
+	args = append(args, f.Token(), string(state), l.retention.Milliseconds(), f.Holder())
 	for _, v := range fields {
 		args = append(args, v)
 	}
-	keys := []string{key, f.FenceKey()}
+	keys := []string{key, f.FenceKey(), f.Key()}
 	var (
 		res     []string
 		err     error

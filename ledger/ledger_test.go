@@ -227,3 +227,40 @@ func TestHashTagKeys(t *testing.T) {
 		t.Fatalf("key %q", got)
 	}
 }
+
+// TestSameTokenTwiceAfterFailover: a new master that lost the lock and the
+// fence counter's last increment hands the same token to a second holder.
+// Only the holder name tells them apart, and only the current holder may
+// write.
+func TestSameTokenTwiceAfterFailover(t *testing.T) {
+	led, locks, s := setup(t)
+	ctx := context.Background()
+	rdb := s.Client(t)
+	a, err := locks.TryAcquire(ctx, "m", "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The failover: the lock key and the last INCR never reached the replica.
+	rdb.Del(ctx, a.Key())
+	rdb.Decr(ctx, a.FenceKey())
+	b, err := locks.TryAcquire(ctx, "m", "p")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Release(ctx)
+	if b.Token() != a.Token() {
+		t.Fatalf("setup: tokens %d and %d, want the same", a.Token(), b.Token())
+	}
+	if err := led.Intent(ctx, b, "m", "p", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := led.Intent(ctx, a, "m", "p", "a"); !errors.Is(err, ledger.ErrStale) {
+		t.Fatalf("second holder of the same token wrote an intent: %v", err)
+	}
+	if err := led.Placed(ctx, a, "m", "p", "a", "b-a", 1, "USD"); !errors.Is(err, ledger.ErrStale) {
+		t.Fatalf("second holder of the same token recorded a bid: %v", err)
+	}
+	if rec, _ := led.Get(ctx, "m", "p"); rec.Worker != "b" || rec.State != ledger.StateIntent {
+		t.Fatalf("record %+v, want b's intent", rec)
+	}
+}
