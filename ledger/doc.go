@@ -3,10 +3,12 @@
 //
 // A record moves from nothing to intent (a bid may be in flight) to one
 // final state: placed, skipped, failed or dry_run. Final records never
-// change. Every write runs in one Lua script that also checks the fencing
-// token from the posting's lock: a write whose token is older than the
-// posting's fence counter, or than the record's own token, is refused with
-// ErrStale. So a worker that stalled past its lock's TTL can neither start a
+// change. Every write runs in one Lua script that also checks the posting's
+// lock: the writer must still hold it (its holder name is in the lock key),
+// and its token must not be older than the posting's fence counter or the
+// record's own token; otherwise the write is refused with ErrStale. (The
+// holder check covers a failover that lost the counter's last increment and
+// so handed one token out twice.) So a worker that stalled past its lock's TTL can neither start a
 // bid after a newer holder exists nor record over it.
 //
 // Layout: one hash per posting, "bid_ledger:<marketplace>:<posting>" (or
