@@ -317,6 +317,9 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 	if err := a.Conn.WaitReady(ctx, log); err != nil {
 		stopHTTP()
 		<-httpErr
+		if errors.Is(err, redisconn.ErrMisconfigured) {
+			return &config.Error{Key: "redis", Problem: err.Error(), Err: err}
+		}
 		return nil // ctx ended while waiting: a clean stop
 	}
 

@@ -321,11 +321,10 @@ func (c *Conn) Scrub(s string) string { return config.Scrub(s, c.secrets) }
 // a loop helps nobody.
 //
 // A configuration error (ErrMisconfigured: wrong password, NOPERM,
-// untrusted certificate) is waited out too, but logged at error level as
-// what it is. Credentials and certificates are rotated while bidder runs;
-// a process that keeps retrying becomes ready the moment the secret or the
-// server catches up, and meanwhile reports not ready with the cause on
-// /readyz. See docs/redis.md ("Start-up errors").
+// untrusted certificate) is returned at once: retrying cannot fix it, and
+// the operator gets one clear start-up error (the daemon exits 2). Once
+// running, the same error only makes /readyz report not ready, so a server
+// side rotation does not stop a fleet. See docs/redis.md ("Start-up errors").
 func (c *Conn) WaitReady(ctx context.Context, log *zap.Logger) error {
 	backoff := 200 * time.Millisecond
 	for attempt := 1; ; attempt++ {
@@ -337,11 +336,13 @@ func (c *Conn) WaitReady(ctx context.Context, log *zap.Logger) error {
 			return nil
 		}
 		if errors.Is(err, ErrMisconfigured) {
-			log.Error("redis refused bidder: configuration error, not ready until fixed; retrying",
-				zap.String("error", err.Error()), zap.Duration("retry_in", backoff))
-		} else {
-			log.Warn("redis unreachable, retrying", zap.String("error", err.Error()), zap.Duration("retry_in", backoff))
+			// Wrong credentials or an untrusted certificate at start: a bad
+			// config, which retrying cannot fix. (Once running, the pings of
+			// /readyz report it instead, and the process keeps going, so a
+			// rotation on the server side does not kill the fleet.)
+			return err
 		}
+		log.Warn("redis unreachable, retrying", zap.String("error", err.Error()), zap.Duration("retry_in", backoff))
 		t := time.NewTimer(backoff/2 + rand.N(backoff/2+1))
 		select {
 		case <-ctx.Done():
