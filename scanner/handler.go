@@ -42,6 +42,7 @@ type handlerOptions struct {
 	pageSize     int
 	maxPages     int
 	bidRetention time.Duration
+	perMarket    bool
 	waitBudget   time.Duration
 	lockTTL      time.Duration
 	hashTags     bool
@@ -67,6 +68,13 @@ func WithMaxPages(n int) HandlerOption { return func(o *handlerOptions) { o.maxP
 // the time after.
 func WithBidRetention(d time.Duration) HandlerOption {
 	return func(o *handlerOptions) { o.bidRetention = d }
+}
+
+// WithQueuePerMarketplace enqueues bid tasks on worker.MarketplaceQueue(mp)
+// instead of the shared "bids" queue: on Redis Cluster each queue lives on
+// one node, so one queue per marketplace spreads the load.
+func WithQueuePerMarketplace(on bool) HandlerOption {
+	return func(o *handlerOptions) { o.perMarket = on }
 }
 
 // WithWaitBudget sets how long one scan may wait in total for the shared
@@ -408,7 +416,11 @@ func (h *ScanHandler) enqueuePage(ctx context.Context, st *scanState, page marke
 			h.invalid(st, sum, p, fmt.Errorf("posting of marketplace %q in a scan of %q", p.MarketplaceID, st.mp))
 			continue
 		}
-		t, err := worker.NewBidTask(p, asynq.Retention(h.o.bidRetention))
+		topts := []asynq.Option{asynq.Retention(h.o.bidRetention)}
+		if h.o.perMarket {
+			topts = append(topts, asynq.Queue(worker.MarketplaceQueue(st.mp)))
+		}
+		t, err := worker.NewBidTask(p, topts...)
 		if err != nil {
 			h.invalid(st, sum, p, err)
 			continue

@@ -304,3 +304,22 @@ func TestKeyLayout(t *testing.T) {
 		t.Error("hash-tagged cursor not stored")
 	}
 }
+
+func TestQueuePerMarketplace(t *testing.T) {
+	e := newEnv(t)
+	srv, ad, _ := startSandbox(t, sandbox.ServerConfig{})
+	ids := srv.Publish(30)
+	h := e.handler(ad, WithQueuePerMarketplace(true))
+	if _, err := ScanOnce(context.Background(), h, testMP); err != nil {
+		t.Fatal(err)
+	}
+	own := e.taskIDs(t, worker.MarketplaceQueue(testMP))
+	for _, id := range ids {
+		if !own[worker.BidTaskID(testMP, id)] {
+			t.Fatalf("posting %s has no task on %s", id, worker.MarketplaceQueue(testMP))
+		}
+	}
+	if shared := e.taskIDs(t, worker.QueueBids); len(shared) != 0 {
+		t.Fatalf("%d tasks on the shared queue", len(shared))
+	}
+}

@@ -24,6 +24,11 @@ const (
 	DefaultMaxRetry = 10
 )
 
+// MarketplaceQueue is the bid queue of one marketplace, for deployments
+// that spread queues over Redis Cluster nodes (asynq keeps each queue in one
+// slot): "bids:<marketplace>". Servers must then serve every such queue.
+func MarketplaceQueue(marketplaceID string) string { return QueueBids + ":" + marketplaceID }
+
 // ErrBadPayload: the task cannot be processed as sent; it is archived.
 var ErrBadPayload = errors.New("worker: bad bid task payload")
 

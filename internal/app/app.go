@@ -187,6 +187,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 	if pageSize > 0 {
 		scanOpts = append(scanOpts, scanner.WithPageSize(pageSize))
 	}
+	scanOpts = append(scanOpts, scanner.WithQueuePerMarketplace(cfg.Worker.QueuePerMarketplace))
 	a.Scan = scanner.NewScanHandler(rdb, a.Client, a.Ledger, a.Adapters, a.Metrics, scanOpts...)
 	return a, nil
 }
@@ -337,7 +338,7 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 		mux.Handle(scanner.TypeScan, a.Scan)
 		srv = worker.NewServer(a.Conn.Client, worker.ServerConfig{
 			Concurrency:     a.Cfg.Worker.Concurrency,
-			Queues:          a.Cfg.Worker.Queues,
+			Queues:          a.queues(),
 			ShutdownTimeout: time.Duration(a.Cfg.Worker.ShutdownTimeout),
 			PollInterval:    time.Duration(a.Cfg.Worker.PollInterval),
 			Logger:          log,
@@ -348,7 +349,7 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 			return err
 		}
 		workerUp.Store(true)
-		log.Info("worker started", zap.Int("concurrency", a.Cfg.Worker.Concurrency), zap.Any("queues", a.Cfg.Worker.Queues))
+		log.Info("worker started", zap.Int("concurrency", a.Cfg.Worker.Concurrency), zap.Any("queues", a.queues()))
 	}
 
 	// A nil channel never fires: without a scheduler only ctx and HTTP end the run.
@@ -394,4 +395,24 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 	}
 	log.Info("bidder stopped")
 	return nil
+}
+
+// queues are the queue weights the worker serves. With one queue per
+// marketplace each "bids:<id>" gets the weight of "bids"; "bids" itself is
+// still served, for tasks enqueued before the switch.
+func (a *App) queues() map[string]int {
+	q := make(map[string]int, len(a.Cfg.Worker.Queues)+len(a.Cfg.Marketplaces))
+	for name, w := range a.Cfg.Worker.Queues {
+		q[name] = w
+	}
+	if a.Cfg.Worker.QueuePerMarketplace {
+		w := q[worker.QueueBids]
+		if w == 0 {
+			w = 1
+		}
+		for _, m := range a.Cfg.Marketplaces {
+			q[worker.MarketplaceQueue(m.ID)] = w
+		}
+	}
+	return q
 }

@@ -181,6 +181,10 @@ type Worker struct {
 	ShutdownTimeout Duration       `yaml:"shutdown_timeout"`
 	SettleDelay     Duration       `yaml:"settle_delay"`
 	PollInterval    Duration       `yaml:"poll_interval"`
+	// QueuePerMarketplace puts each marketplace's bid tasks on its own queue
+	// ("bids:<id>", weighted like "bids"), so that on Redis Cluster the
+	// queues spread over nodes. Every instance must agree.
+	QueuePerMarketplace bool `yaml:"queue_per_marketplace"`
 }
 
 // HTTP configures the one listener: /metrics, /healthz, /readyz, /monitoring/, /.

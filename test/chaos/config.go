@@ -124,7 +124,7 @@ type Config struct {
 	// BidAll drops the rules that skip some postings (a keyword, a client
 	// rating), so that every posting gets a bid (load runs).
 	BidAll bool
-	Logf            func(format string, args ...any) // progress (default: none)
+	Logf   func(format string, args ...any) // progress (default: none)
 }
 
 func (c *Config) defaults() {
