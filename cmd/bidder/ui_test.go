@@ -47,11 +47,16 @@ func headless(t *testing.T, bin string, args ...string) []byte {
 	return out
 }
 
-var placedCell = regexp.MustCompile(`<tr data-marketplace="sandbox">.*?<td data-metric="placed">([0-9.e+]+)</td>`)
+var (
+	placedCell = regexp.MustCompile(`<tr data-marketplace="sandbox">.*?<td data-metric="placed">([0-9.e+]+)</td>`)
+	// asynqmon's queue table: the queue's link, its state, then its size.
+	bidsQueueRow = regexp.MustCompile(`href="/monitoring/queues/bids">bids</a></th><td[^>]*><span[^>]*>run</span></td><td[^>]*>([0-9]+)</td>`)
+)
 
-// TestStatusPageInBrowser renders the status page of an embedded `run` in a
-// real headless Chromium: the DOM it builds must show bids actually placed,
-// and the screenshot must be a real rendering, not a blank page.
+// TestStatusPageInBrowser renders the UI pages of an embedded `run` in a
+// real headless Chromium: the status page's DOM must show bids actually
+// placed and its screenshot must be a real rendering, not a blank page; the
+// asynq web UI must render the bids queue with tasks in it.
 func TestStatusPageInBrowser(t *testing.T) {
 	bin := chromium(t)
 	dir := t.TempDir()
@@ -106,6 +111,17 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if len(colours) < 20 {
 		t.Fatalf("screenshot has %d colours: the page did not render", len(colours))
 	}
+	// The asynq web UI is a React app fed by its API: give its scripts
+	// virtual time to fetch and render, then read the queue table.
+	ui := headless(t, bin, "--virtual-time-budget=8000", "--dump-dom", base+"/monitoring/")
+	q := bidsQueueRow.FindSubmatch(ui)
+	if q == nil {
+		t.Fatalf("asynqmon rendered no row for the bids queue:\n%.3000s", ui)
+	}
+	if n, _ := strconv.Atoi(string(q[1])); n <= 0 {
+		t.Fatalf("asynqmon shows bids queue size %s, want > 0 (completed tasks are retained)", q[1])
+	}
+
 	if out := os.Getenv("BIDDER_SCREENSHOT_DIR"); out != "" {
 		data, _ := os.ReadFile(shot)
 		_ = os.WriteFile(filepath.Join(out, "status.png"), data, 0o644)
