@@ -44,7 +44,7 @@ const (
 	// MaxAnswerBytes caps how much of an answer is read. A page of 100
 	// projects with full descriptions and owner details is well under 2 MiB.
 	MaxAnswerBytes  = 8 << 20
-	maxRetryAfter   = 24 * time.Hour
+	maxRetryAfter   = httpx.MaxRetryAfter
 	maxMessageBytes = 200
 	maxCodeBytes    = 100
 )
@@ -232,24 +232,8 @@ func answerError(op string, status int, header http.Header, body []byte, bid boo
 	return err
 }
 
-// parseRetryAfter reads delay-seconds or an HTTP date; anything else is 0
-// (the caller's own backoff applies).
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return time.Duration(min(n, int64(maxRetryAfter/time.Second))) * time.Second
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return min(t.Sub(now), maxRetryAfter)
-	}
-	return 0
-}
+// parseRetryAfter reads delay-seconds or an HTTP date (see httpx.RetryAfter).
+func parseRetryAfter(v string, now time.Time) time.Duration { return httpx.RetryAfter(v, now) }
 
 // successResult returns the result of a 200 {"status":"success"} answer to a
 // GET, or a classified error.

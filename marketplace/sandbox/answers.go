@@ -7,7 +7,6 @@ import (
 	"math"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/bidder/bidder/marketplace"
@@ -30,7 +29,7 @@ const (
 )
 
 const (
-	maxRetryAfter       = 24 * time.Hour
+	maxRetryAfter       = httpx.MaxRetryAfter
 	maxDetailInErrorLen = 200
 )
 
@@ -87,24 +86,8 @@ func statusError(op string, status int, header http.Header, body []byte) *market
 	return marketplace.NewError(marketplace.ErrPermanent, op, ReasonUnexpected, cause)
 }
 
-// parseRetryAfter reads delay-seconds or an HTTP date; anything else is 0
-// (the caller's own backoff applies).
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return min(time.Duration(min(n, int64(maxRetryAfter/time.Second)))*time.Second, maxRetryAfter)
-	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return min(t.Sub(now), maxRetryAfter)
-	}
-	return 0
-}
+// parseRetryAfter reads delay-seconds or an HTTP date (see httpx.RetryAfter).
+func parseRetryAfter(v string, now time.Time) time.Duration { return httpx.RetryAfter(v, now) }
 
 // decodeError classifies a body that did not decode: broken JSON (possibly a
 // truncated transfer) may go away on retry, valid JSON of the wrong shape

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 func TestReadCapped(t *testing.T) {
@@ -37,6 +38,21 @@ func TestReasonValues(t *testing.T) {
 	} {
 		if got != want {
 			t.Errorf("reason %q, want %q", got, want)
+		}
+	}
+}
+
+func TestRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 27, 10, 0, 0, 0, time.UTC)
+	for v, want := range map[string]time.Duration{
+		"": 0, "  ": 0, "0": 0, "-3": 0, "soon": 0, "12": 12 * time.Second, " 7 ": 7 * time.Second,
+		"99999999999":                   MaxRetryAfter,
+		"Fri, 27 Nov 2026 10:00:30 GMT": 30 * time.Second,
+		"Fri, 27 Nov 2026 09:59:00 GMT": 0,
+		"Sun, 27 Nov 2033 10:00:00 GMT": MaxRetryAfter,
+	} {
+		if got := RetryAfter(v, now); got != want {
+			t.Errorf("RetryAfter(%q) = %s, want %s", v, got, want)
 		}
 	}
 }
