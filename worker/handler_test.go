@@ -16,6 +16,7 @@ import (
 	"github.com/bidder/bidder/lock"
 	"github.com/bidder/bidder/marketplace/sandbox"
 	"github.com/bidder/bidder/worker"
+	"github.com/bidder/bidder/worker/rules"
 )
 
 func TestSameTaskToEightWorkersAtOnce(t *testing.T) {
@@ -219,4 +220,62 @@ func TestBidTaskIDs(t *testing.T) {
 	if worker.BidTaskID("m", "%7B") == worker.BidTaskID("m", "{") {
 		t.Fatal("escaping is not injective")
 	}
+}
+
+// TestBidBudgetSpentWaitsWithoutIntent: with a budget of one bid per hour,
+// the second posting waits for the next window (a retry that is not a
+// failure), leaves no intent behind, and is not bid on.
+func TestBidBudgetSpentWaitsWithoutIntent(t *testing.T) {
+	e := newEnv(t, func(c *sandbox.ServerConfig) { c.Postings = 2 })
+	ps := e.postings(t)
+	locks := lock.NewManager(e.rdb)
+	h, err := worker.NewBidHandler(locks, e.ledger, map[string]worker.Marketplace{
+		mpID: {Adapter: e.adapter, Rules: bidAll(t), Budget: rules.NewBudget(e.rdb, rules.DefaultBudgetPrefix, 1, 10)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := h.ProcessTask(ctx, bidTask(t, ps[0])); err != nil {
+		t.Fatalf("first posting: %v", err)
+	}
+	err = h.ProcessTask(ctx, bidTask(t, ps[1]))
+	if err == nil || worker.IsFailure(err) {
+		t.Fatalf("second posting: %v, want a wait that is not a failure", err)
+	}
+	if d := worker.RetryDelay(0, err, nil); d <= 0 || d > time.Hour+6*time.Minute {
+		t.Fatalf("retry in %s, want until the next hour", d)
+	}
+	if rec, _ := e.ledger.Get(ctx, mpID, ps[1].ID); rec.State != ledger.StateNone {
+		t.Fatalf("spent budget left %+v, want no record", rec)
+	}
+	e.assertNoDuplicates(t, 1)
+}
+
+func TestDryRunDecidesWithoutBidding(t *testing.T) {
+	e := newEnv(t, func(c *sandbox.ServerConfig) { c.Postings = 1 })
+	p := e.postings(t)[0]
+	eng, err := rules.New(rules.Config{
+		DryRun: true,
+		Amount: rules.AmountConfig{
+			Fixed:  rules.AmountRule{Strategy: rules.StrategyFixed, Amount: 100},
+			Hourly: rules.AmountRule{Strategy: rules.StrategyFixed, Amount: 30},
+		},
+		Proposal: rules.ProposalConfig{Template: "I can do {{.Title}}."},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := worker.NewBidHandler(lock.NewManager(e.rdb), e.ledger, map[string]worker.Marketplace{mpID: {Adapter: e.adapter, Rules: eng}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.ProcessTask(context.Background(), bidTask(t, p)); err != nil {
+		t.Fatal(err)
+	}
+	rec, _ := e.ledger.Get(context.Background(), mpID, p.ID)
+	if rec.State != ledger.StateDryRun || rec.Amount <= 0 {
+		t.Fatalf("dry run recorded %+v, want dry_run with the amount it would bid", rec)
+	}
+	e.assertNoDuplicates(t, 0)
 }
