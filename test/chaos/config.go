@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -23,7 +24,34 @@ const (
 	// stop_worker also does it once the stopped worker's locks have
 	// expired, so that a second worker really takes over its postings.
 	FaultRedeliver = "redeliver"
+	// FaultKillMaster (topology sentinel): SIGKILL the node the sentinels
+	// name as master, wait for them to promote a replica, then start the
+	// old master again as a replica of the new one.
+	FaultKillMaster = "kill_master"
 )
+
+// Topologies of the Redis the harness runs.
+const (
+	TopologyStandalone = "standalone" // one redis-server, each worker behind its own TCP proxy
+	TopologySentinel   = "sentinel"   // 1 master + replicas + 3 sentinels; no proxies
+)
+
+// proxyFaults need the per-worker TCP proxy, which only the standalone
+// topology has.
+var proxyFaults = []string{FaultProxyLatency, FaultProxyCut, FaultProxyBlackhole}
+
+// SentinelMix is the fault mix of the sentinel scenario: the standalone
+// mix without the proxy faults, kill_master in place of kill_redis.
+var SentinelMix = Mix{
+	FaultKillWorker: 3, FaultKillScanner: 1, FaultStopWorker: 3, FaultKillMaster: 3, FaultRedeliver: 2,
+}
+
+// knownFault reports whether name is a fault of any topology.
+func knownFault(name string) bool {
+	_, a := DefaultMix[name]
+	_, b := SentinelMix[name]
+	return a || b
+}
 
 // DefaultMix is the fault mix of the standard scenarios (relative weights).
 var DefaultMix = Mix{
@@ -52,8 +80,8 @@ func ParseMix(s string) (Mix, error) {
 		if !ok {
 			v = "1"
 		}
-		if _, known := DefaultMix[k]; !known {
-			return nil, fmt.Errorf("unknown fault %q (known: %s)", k, strings.Join(DefaultMix.Names(), ", "))
+		if !knownFault(k) {
+			return nil, fmt.Errorf("unknown fault %q (known: %s, %s)", k, strings.Join(DefaultMix.Names(), ", "), FaultKillMaster)
 		}
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
@@ -102,6 +130,17 @@ type Config struct {
 	// Off, a Redis restart loses every lock, fence counter, ledger record,
 	// cursor and queued task.
 	Persistence bool
+
+	// Topology: TopologyStandalone ("" = standalone) or TopologySentinel.
+	// Sentinel runs 1 master, Replicas replicas and 3 sentinels (quorum 2),
+	// every node with the persistence above; bidder reaches them through
+	// redis.sentinel, so there is no per-worker proxy and no proxy fault.
+	Topology string
+	Replicas int // replicas of the sentinel topology (default 2)
+	// WaitReplicas is ledger.wait_replicas of the sentinel topology (0 =
+	// no WAIT); WaitTimeout its ledger.wait_timeout (default 200ms).
+	WaitReplicas int
+	WaitTimeout  time.Duration
 
 	Mix           Mix           // fault weights (nil: DefaultMix; empty: no faults)
 	FaultInterval time.Duration // mean time between injected faults (default 1.5s)
@@ -152,8 +191,20 @@ func (c *Config) defaults() {
 	if c.Seed == 0 {
 		c.Seed = 1
 	}
+	if c.Topology == "" {
+		c.Topology = TopologyStandalone
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 2
+	}
+	if c.WaitTimeout <= 0 {
+		c.WaitTimeout = 200 * time.Millisecond
+	}
 	if c.Mix == nil {
 		c.Mix = DefaultMix
+		if c.Topology == TopologySentinel {
+			c.Mix = SentinelMix
+		}
 	}
 	if c.FaultInterval <= 0 {
 		c.FaultInterval = 1500 * time.Millisecond
@@ -198,12 +249,71 @@ func NoPersistenceConfig() Config {
 	return c
 }
 
-func (c *Config) bidderYAML(sandboxURL string) string {
+// SentinelConfig is the sentinel scenario: the standard sandbox faults and
+// persistence, 1 master + 2 replicas + 3 sentinels, ledger WAIT 1 (with two
+// replicas WAIT 1 is still met while the old master is down), and
+// SentinelMix. A duplicate bid fails the run.
+func SentinelConfig() Config {
+	c := StandardConfig()
+	c.Scenario = "sentinel"
+	c.Topology = TopologySentinel
+	c.Replicas = 2
+	c.WaitReplicas = 1
+	c.Mix = SentinelMix
+	return c
+}
+
+// topologyMix drops the faults the topology cannot inject and says which.
+func (c *Config) topologyMix() (Mix, []string) {
+	out := Mix{}
+	var dropped []string
+	for k, v := range c.Mix {
+		drop := false
+		switch c.Topology {
+		case TopologySentinel:
+			drop = k == FaultKillRedis || slices.Contains(proxyFaults, k)
+		default:
+			drop = k == FaultKillMaster
+		}
+		if drop {
+			if v > 0 {
+				dropped = append(dropped, k)
+			}
+			continue
+		}
+		out[k] = v
+	}
+	sort.Strings(dropped)
+	return out, dropped
+}
+
+// redisYAML is the redis and ledger part of bidder.yaml: nothing for the
+// standalone topology (REDIS_URL in the environment points at the worker's
+// proxy), the sentinels and WAIT for the sentinel topology.
+func (c *Config) redisYAML(sentinelAddrs []string) string {
+	if c.Topology != TopologySentinel {
+		return ""
+	}
+	s := fmt.Sprintf(`redis:
+  sentinel:
+    master_name: %s
+    addrs: [%s]
+  dial_timeout: 500ms
+  read_timeout: 2s
+  write_timeout: 2s
+`, sentinelMasterName, strings.Join(sentinelAddrs, ", "))
+	if c.WaitReplicas > 0 {
+		s += fmt.Sprintf("ledger:\n  wait_replicas: %d\n  wait_timeout: %s\n", c.WaitReplicas, c.WaitTimeout)
+	}
+	return s
+}
+
+func (c *Config) bidderYAML(sandboxURL string, sentinelAddrs ...string) string {
 	exclude, minRating := `"video call"`, 2.0
 	if c.BidAll {
 		exclude, minRating = "", 0
 	}
-	return fmt.Sprintf(`# written by test/chaos for scenario %q
+	return c.redisYAML(sentinelAddrs) + fmt.Sprintf(`# written by test/chaos for scenario %q
 lock:
   ttl: %s
   wait: 500ms

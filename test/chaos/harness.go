@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,8 +27,9 @@ type Harness struct {
 	logDir string
 
 	redisAddr string
-	redis     *Proc
-	rdb       *redis.Client
+	redis     *Proc         // standalone topology
+	topo      *sentinelTopo // sentinel topology
+	rdb       *redis.Client // the harness's own client (a failover client with sentinels)
 
 	sandboxURL string
 	sandbox    *Proc
@@ -52,6 +54,11 @@ type Harness struct {
 // finds a violation returns a report with Passed false and Failures set.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	cfg.defaults()
+	if cfg.Topology != TopologyStandalone && cfg.Topology != TopologySentinel {
+		return nil, fmt.Errorf("unknown topology %q (want %s or %s)", cfg.Topology, TopologyStandalone, TopologySentinel)
+	}
+	mix, dropped := cfg.topologyMix()
+	cfg.Mix = mix
 	if cfg.SettleDelay <= cfg.RequestTimeout {
 		return nil, fmt.Errorf("settle delay %s must exceed the adapter's request timeout %s", cfg.SettleDelay, cfg.RequestTimeout)
 	}
@@ -77,10 +84,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{
 		Scenario: cfg.Scenario, Seed: cfg.Seed, Workers: cfg.Workers, Scanners: cfg.Scanners,
 		Concurrency: cfg.Concurrency, Persistence: cfg.Persistence, Mix: cfg.Mix.String(),
+		Topology:       cfg.Topology,
 		PublishSeconds: cfg.Duration.Seconds(), LockTTL: cfg.LockTTL.String(), SettleDelay: cfg.SettleDelay.String(),
 		RequestTimeout: cfg.RequestTimeout.String(), LogDir: logDir,
 		SandboxFaults: fmt.Sprintf("idempotency=off duplicates=accept latency=%s error=%g ambiguous=%g rate_limited=%g",
 			cfg.SandboxLatency, cfg.ErrorRate, cfg.AmbiguousRate, cfg.RateLimitRate),
+	}
+	if cfg.Topology == TopologySentinel {
+		rep.Replicas, rep.WaitReplicas = cfg.Replicas, cfg.WaitReplicas
+		rep.note("topology sentinel: 1 master, %d replicas, 3 sentinels (quorum 2); ledger.wait_replicas=%d; "+
+			"bidder reaches the sentinels directly, so there is no per-worker TCP proxy and no proxy fault", cfg.Replicas, cfg.WaitReplicas)
+	}
+	if len(dropped) > 0 {
+		rep.note("faults not available in topology %s, dropped from the mix: %s", cfg.Topology, strings.Join(dropped, ", "))
 	}
 	start := time.Now()
 	defer h.stopAll()
@@ -111,6 +127,16 @@ func (r *Report) RemoveLogs() {
 }
 
 func (h *Harness) start() error {
+	if h.cfg.Topology == TopologySentinel {
+		if err := h.startSentinelTopology(); err != nil {
+			return err
+		}
+		return h.startRest()
+	}
+	return h.startStandalone()
+}
+
+func (h *Harness) startStandalone() error {
 	cfg := h.cfg
 	port, err := FreePort()
 	if err != nil {
@@ -126,7 +152,13 @@ func (h *Harness) start() error {
 		return err
 	}
 	h.rdb = redis.NewClient(&redis.Options{Addr: h.redisAddr, PoolSize: 8})
+	return h.startRest()
+}
 
+// startRest starts the sandbox, the scanners and the workers (each worker
+// behind its own proxy in the standalone topology).
+func (h *Harness) startRest() error {
+	cfg := h.cfg
 	sport, err := FreePort()
 	if err != nil {
 		return err
@@ -149,10 +181,19 @@ func (h *Harness) start() error {
 	}
 
 	cfgPath := filepath.Join(h.logDir, "bidder.yaml")
-	if err := os.WriteFile(cfgPath, []byte(cfg.bidderYAML(h.sandboxURL)), 0o644); err != nil {
+	var sentinels []string
+	if h.topo != nil {
+		sentinels = h.topo.addrs
+	}
+	if err := os.WriteFile(cfgPath, []byte(cfg.bidderYAML(h.sandboxURL, sentinels...)), 0o644); err != nil {
 		return err
 	}
 	env := func(redisAddr string) []string {
+		if h.topo != nil {
+			// redis.sentinel in bidder.yaml; an inherited REDIS_URL or
+			// REDIS_HOST would conflict with it (empty = unset).
+			return []string{"REDIS_URL=", "REDIS_HOST=", "BIDDER_CHAOS_SANDBOX_TOKEN=" + sandboxToken}
+		}
 		return []string{"REDIS_URL=redis://" + redisAddr + "/0", "BIDDER_CHAOS_SANDBOX_TOKEN=" + sandboxToken}
 	}
 	for i := 0; i < cfg.Scanners; i++ {
@@ -161,9 +202,14 @@ func (h *Harness) start() error {
 		h.scanners = append(h.scanners, p)
 	}
 	for i := 0; i < cfg.Workers; i++ {
-		px, err := NewProxy(h.redisAddr)
-		if err != nil {
-			return err
+		redisAddr := h.redisAddr
+		if h.topo == nil {
+			px, err := NewProxy(h.redisAddr)
+			if err != nil {
+				return err
+			}
+			h.proxies = append(h.proxies, px)
+			redisAddr = px.Addr()
 		}
 		hport, err := FreePort()
 		if err != nil {
@@ -171,8 +217,7 @@ func (h *Harness) start() error {
 		}
 		addr := fmt.Sprintf("127.0.0.1:%d", hport)
 		p := &Proc{Name: fmt.Sprintf("worker-%d", i+1), Bin: cfg.BidderBin, Dir: h.logDir,
-			Args: []string{"worker", "--config", cfgPath, "--http-addr", addr}, Env: env(px.Addr())}
-		h.proxies = append(h.proxies, px)
+			Args: []string{"worker", "--config", cfgPath, "--http-addr", addr}, Env: env(redisAddr)}
 		h.workers = append(h.workers, p)
 		h.workerURL = append(h.workerURL, "http://"+addr)
 	}
@@ -284,6 +329,12 @@ func (h *Harness) run(ctx context.Context, rep *Report) {
 	}
 	h.mu.Unlock()
 	rep.DuplicatesPrevented, rep.Reconciliations, rep.BidOutcomes = h.scrape.totals()
+	if h.topo != nil {
+		h.topo.mu.Lock()
+		rep.Failovers = append([]string{}, h.topo.failovers...)
+		h.topo.mu.Unlock()
+		rep.RedisNodes = h.topo.nodeRoles()
+	}
 	h.check(ctx, rep, posts)
 	if code, err := h.sandbox.Terminate(10 * time.Second); err != nil {
 		rep.fail("%v", err)
@@ -356,8 +407,19 @@ func (h *Harness) count(kind string, n int, format string, args ...any) {
 // inject runs one fault; recovery happens in the background (tracked by wg).
 func (h *Harness) inject(kind string, wg *sync.WaitGroup) {
 	i := h.rng.IntN(len(h.workers))
-	w, px := h.workers[i], h.proxies[i]
+	w := h.workers[i]
+	var px *Proxy
+	if i < len(h.proxies) {
+		px = h.proxies[i]
+	}
+	if px == nil && slices.Contains(proxyFaults, kind) {
+		return // no proxy in this topology (topologyMix drops these)
+	}
 	switch kind {
+	case FaultKillMaster:
+		if h.topo != nil {
+			h.killMaster(wg)
+		}
 	case FaultKillWorker:
 		if !h.claim(w) {
 			return
@@ -523,5 +585,8 @@ func (h *Harness) stopAll() {
 	}
 	if h.redis != nil && h.redis.Running() {
 		_, _ = h.redis.Terminate(10 * time.Second)
+	}
+	if h.topo != nil {
+		h.topo.stop()
 	}
 }

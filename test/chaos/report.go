@@ -21,6 +21,9 @@ type Report struct {
 	Scanners       int     `json:"scanners"`
 	Concurrency    int     `json:"concurrency_per_worker"`
 	Persistence    bool    `json:"redis_persistence"`
+	Topology       string  `json:"topology"`
+	Replicas       int     `json:"replicas,omitempty"`      // sentinel topology
+	WaitReplicas   int     `json:"wait_replicas,omitempty"` // ledger.wait_replicas (sentinel topology)
 	Mix            string  `json:"fault_mix"`
 	SandboxFaults  string  `json:"sandbox"`
 	LockTTL        string  `json:"lock_ttl"`
@@ -37,6 +40,9 @@ type Report struct {
 	DuplicatesPrevented map[string]float64 `json:"duplicates_prevented"`
 	Reconciliations     map[string]float64 `json:"reconciliations"`
 	BidOutcomes         map[string]float64 `json:"bid_outcomes"`
+
+	Failovers  []string `json:"failovers,omitempty"`   // one line per kill_master
+	RedisNodes string   `json:"redis_nodes,omitempty"` // roles at the end (sentinel topology)
 
 	Drained      bool              `json:"drained"`
 	DrainSeconds float64           `json:"drain_seconds"`
@@ -95,6 +101,12 @@ func (r *Report) String() string {
 		r.Workers, r.Concurrency, r.Scanners, r.Persistence, r.Seed)
 	fmt.Fprintf(&b, "                lock ttl %s, settle delay %s, adapter timeout %s, publishing %.0fs\n",
 		r.LockTTL, r.SettleDelay, r.RequestTimeout, r.PublishSeconds)
+	if r.Topology == TopologySentinel {
+		fmt.Fprintf(&b, "  topology:     sentinel, %d replicas, ledger.wait_replicas=%d; nodes at the end: %s\n", r.Replicas, r.WaitReplicas, r.RedisNodes)
+		for _, f := range r.Failovers {
+			fmt.Fprintf(&b, "    failover: %s\n", f)
+		}
+	}
 	fmt.Fprintf(&b, "  sandbox:      %s\n", r.SandboxFaults)
 	fmt.Fprintf(&b, "  faults:       %s\n", kv(r.Faults))
 	fmt.Fprintf(&b, "  postings:     %d   bids: %d   duplicate_bids: %d   postings_with_multiple_bids: %d\n",
