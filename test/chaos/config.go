@@ -43,7 +43,7 @@ var proxyFaults = []string{FaultProxyLatency, FaultProxyCut, FaultProxyBlackhole
 // SentinelMix is the fault mix of the sentinel scenario: the standalone
 // mix without the proxy faults, kill_master in place of kill_redis.
 var SentinelMix = Mix{
-	FaultKillWorker: 3, FaultKillScanner: 1, FaultStopWorker: 3, FaultKillMaster: 3, FaultRedeliver: 2,
+	FaultKillWorker: 3, FaultKillScanner: 1, FaultStopWorker: 3, FaultKillMaster: 4, FaultRedeliver: 2,
 }
 
 // knownFault reports whether name is a fault of any topology.
