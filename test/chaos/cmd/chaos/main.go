@@ -5,6 +5,8 @@
 //	go run ./test/chaos/cmd/chaos --duration 10m --workers 6 --json /tmp/chaos.json
 //	go run ./test/chaos/cmd/chaos --no-persistence --duration 60s
 //	go run ./test/chaos/cmd/chaos --faults kill_worker=1,stop_worker=1 --interval 3s
+//	go run ./test/chaos/cmd/chaos --topology sentinel --duration 60s
+//	go run ./test/chaos/cmd/chaos --topology sentinel --wait-replicas 0   # report only
 //
 // It exits 1 if an invariant failed (the report names the log directory),
 // 2 if the run could not be carried out.
@@ -30,7 +32,10 @@ func main() {
 
 	cfg := chaos.StandardConfig()
 	noPersist := flag.Bool("no-persistence", false, "Redis without persistence: report what a restart costs (duplicates reported, not failed)")
-	faults := flag.String("faults", "default", "fault mix: default, none, or name=weight,... ("+chaos.DefaultMix.String()+")")
+	faults := flag.String("faults", "default", "fault mix: default, none, or name=weight,... (standalone: "+chaos.DefaultMix.String()+"; sentinel: "+chaos.SentinelMix.String()+")")
+	topology := flag.String("topology", chaos.TopologyStandalone, "Redis topology: standalone (one redis-server, a TCP proxy per worker) or sentinel (1 master, --replicas replicas, 3 sentinels; no proxy faults)")
+	replicas := flag.Int("replicas", 2, "replicas of the sentinel topology")
+	waitReplicas := flag.Int("wait-replicas", 1, "ledger.wait_replicas of the sentinel topology; 0 = no WAIT, duplicates are then reported, not failed")
 	jsonPath := flag.String("json", "", "write the report as JSON to this path")
 	bidder := flag.String("bidder", "", "bidder binary (default: go build ./cmd/bidder into the log directory)")
 	redisBin := flag.String("redis-server", "redis-server", "redis-server binary")
@@ -58,14 +63,30 @@ func main() {
 	if *noPersist {
 		cfg.Persistence, cfg.AllowDuplicates = false, true
 	}
+	switch *topology {
+	case chaos.TopologyStandalone:
+	case chaos.TopologySentinel:
+		cfg.Topology, cfg.Replicas, cfg.WaitReplicas = chaos.TopologySentinel, *replicas, *waitReplicas
+		if cfg.WaitReplicas == 0 {
+			cfg.AllowDuplicates = true
+		}
+	default:
+		fatal(2, "--topology: want standalone or sentinel, got %q", *topology)
+	}
 	if cfg.Scenario == "" {
 		cfg.Scenario = map[bool]string{true: "persistent", false: "no-persistence"}[cfg.Persistence]
+		if cfg.Topology == chaos.TopologySentinel {
+			cfg.Scenario = fmt.Sprintf("sentinel-wait%d", cfg.WaitReplicas)
+		}
 	}
 	mix, err := chaos.ParseMix(*faults)
 	if err != nil {
 		fatal(2, "--faults: %v", err)
 	}
 	cfg.Mix = mix
+	if *faults == "default" && cfg.Topology == chaos.TopologySentinel {
+		cfg.Mix = chaos.SentinelMix
+	}
 	if cfg.RedisBin, err = exec.LookPath(*redisBin); err != nil {
 		fatal(2, "redis-server: %v", err)
 	}
