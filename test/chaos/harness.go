@@ -258,6 +258,12 @@ func (h *Harness) run(ctx context.Context, rep *Report) {
 	scrapeCtx, stopScrape := context.WithCancel(ctx)
 	scrapeDone := make(chan struct{})
 	go func() { h.scrape.loop(scrapeCtx, time.Second); close(scrapeDone) }()
+	watchDone := make(chan struct{})
+	if h.topo != nil {
+		go func() { h.watchMaster(scrapeCtx); close(watchDone) }()
+	} else {
+		close(watchDone)
+	}
 
 	cfg.Logf("chaos %s: %d workers, %d scanners, publishing %s at %g/s after %d, faults %s, logs %s",
 		cfg.Scenario, cfg.Workers, cfg.Scanners, cfg.Duration, cfg.Rate, cfg.InitialPostings, cfg.Mix, h.logDir)
@@ -303,6 +309,7 @@ func (h *Harness) run(ctx context.Context, rep *Report) {
 	h.scrape.once(ctx)
 	stopScrape()
 	<-scrapeDone
+	<-watchDone
 	rep.Exits = map[string]string{}
 	var wg sync.WaitGroup
 	var emu sync.Mutex
@@ -334,6 +341,10 @@ func (h *Harness) run(ctx context.Context, rep *Report) {
 		rep.Failovers = append([]string{}, h.topo.failovers...)
 		h.topo.mu.Unlock()
 		rep.RedisNodes = h.topo.nodeRoles()
+		if extra := rep.Faults["master_changes"] - rep.Faults["failovers"]; extra > 0 {
+			rep.note("Sentinel changed the master %d time(s) without a kill_master (master_changes=%d, failovers=%d); see faults.log",
+				extra, rep.Faults["master_changes"], rep.Faults["failovers"])
+		}
 	}
 	h.check(ctx, rep, posts)
 	if code, err := h.sandbox.Terminate(10 * time.Second); err != nil {
