@@ -35,7 +35,7 @@ func main() {
 	faults := flag.String("faults", "default", "fault mix: default, none, or name=weight,... (standalone: "+chaos.DefaultMix.String()+"; sentinel: "+chaos.SentinelMix.String()+")")
 	topology := flag.String("topology", chaos.TopologyStandalone, "Redis topology: standalone (one redis-server, a TCP proxy per worker) or sentinel (1 master, --replicas replicas, 3 sentinels; no proxy faults)")
 	replicas := flag.Int("replicas", 2, "replicas of the sentinel topology")
-	waitReplicas := flag.Int("wait-replicas", 1, "ledger.wait_replicas of the sentinel topology; 0 = no WAIT, duplicates are then reported, not failed")
+	waitReplicas := flag.Int("wait-replicas", -1, "ledger.wait_replicas of the sentinel topology; -1 = every replica (the safe setting, docs/redis.md); 0 = no WAIT, duplicates are then reported, not failed")
 	jsonPath := flag.String("json", "", "write the report as JSON to this path")
 	bidder := flag.String("bidder", "", "bidder binary (default: go build ./cmd/bidder into the log directory)")
 	redisBin := flag.String("redis-server", "redis-server", "redis-server binary")
@@ -67,6 +67,9 @@ func main() {
 	case chaos.TopologyStandalone:
 	case chaos.TopologySentinel:
 		cfg.Topology, cfg.Replicas, cfg.WaitReplicas = chaos.TopologySentinel, *replicas, *waitReplicas
+		if cfg.WaitReplicas < 0 {
+			cfg.WaitReplicas = cfg.Replicas
+		}
 		if cfg.WaitReplicas == 0 {
 			cfg.AllowDuplicates = true
 		}
