@@ -378,6 +378,26 @@ func (h *Harness) pick(total int) string {
 }
 
 // claim marks a process as under a fault; false if it already is.
+// killAndRestart SIGKILLs p and starts it again after a moment, unless
+// another fault holds it.
+func (h *Harness) killAndRestart(wg *sync.WaitGroup, kind string, p *Proc, note string) {
+	if !h.claim(p) {
+		return
+	}
+	back := h.dur(200*time.Millisecond, 1500*time.Millisecond)
+	p.Kill()
+	h.record(kind, "%s%s, restart in %s", p.Name, note, back)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer h.release(p)
+		time.Sleep(back)
+		if err := p.Start(); err != nil {
+			h.record("restart_error", "%s: %v", p.Name, err)
+		}
+	}()
+}
+
 func (h *Harness) claim(p any) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -432,38 +452,9 @@ func (h *Harness) inject(kind string, wg *sync.WaitGroup) {
 			h.killMaster(wg)
 		}
 	case FaultKillWorker:
-		if !h.claim(w) {
-			return
-		}
-		back := h.dur(200*time.Millisecond, 1500*time.Millisecond)
-		w.Kill()
-		h.record(kind, "%s (pid was killed), restart in %s", w.Name, back)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer h.release(w)
-			time.Sleep(back)
-			if err := w.Start(); err != nil {
-				h.record("restart_error", "%s: %v", w.Name, err)
-			}
-		}()
+		h.killAndRestart(wg, kind, w, " (pid was killed)")
 	case FaultKillScanner:
-		s := h.scanners[h.rng.IntN(len(h.scanners))]
-		if !h.claim(s) {
-			return
-		}
-		back := h.dur(200*time.Millisecond, 1500*time.Millisecond)
-		s.Kill()
-		h.record(kind, "%s, restart in %s", s.Name, back)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer h.release(s)
-			time.Sleep(back)
-			if err := s.Start(); err != nil {
-				h.record("restart_error", "%s: %v", s.Name, err)
-			}
-		}()
+		h.killAndRestart(wg, kind, h.scanners[h.rng.IntN(len(h.scanners))], "")
 	case FaultStopWorker:
 		if !h.claim(w) {
 			return
