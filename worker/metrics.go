@@ -33,6 +33,8 @@ type Metrics struct {
 	reconciliation *prometheus.CounterVec
 	attempts       *prometheus.CounterVec
 	invalid        *prometheus.CounterVec
+	unhandled      *prometheus.CounterVec
+	parked         *prometheus.CounterVec
 	tasks          *prometheus.CounterVec
 	taskDuration   *prometheus.HistogramVec
 }
@@ -66,6 +68,14 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 			Name: "bidder_bid_tasks_invalid_total",
 			Help: "Bid tasks archived without processing because their payload was unusable.",
 		}, []string{"reason"}),
+		unhandled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_bid_tasks_unhandled_total",
+			Help: "Bid tasks this worker left for another (a retry that does not count) because it cannot run them, by reason (unknown_marketplace, payload_version).",
+		}, []string{"reason"}),
+		parked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_postings_parked_total",
+			Help: "Postings this process parked because their attempts ran out, by marketplace and the class of the last failure; each waits for `bidder ledger resume`.",
+		}, []string{"marketplace", "reason"}),
 		tasks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bidder_tasks_total",
 			Help: "Tasks handled by type and result (ok, retry, wait, archived).",
@@ -83,6 +93,8 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 		m.reconciliation = promx.Register(r, m.reconciliation)
 		m.attempts = promx.Register(r, m.attempts)
 		m.invalid = promx.Register(r, m.invalid)
+		m.unhandled = promx.Register(r, m.unhandled)
+		m.parked = promx.Register(r, m.parked)
 		m.tasks = promx.Register(r, m.tasks)
 		m.taskDuration = promx.Register(r, m.taskDuration)
 	}
@@ -93,6 +105,9 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 	}
 	for _, r := range []string{"found", "not_found", "too_early", "error"} {
 		m.reconciliation.WithLabelValues(r)
+	}
+	for _, r := range []string{"unknown_marketplace", "payload_version"} {
+		m.unhandled.WithLabelValues(r)
 	}
 	return m
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/bidder/bidder/internal/ops"
 	"github.com/bidder/bidder/ledger"
 	"github.com/bidder/bidder/lock"
+	"github.com/bidder/bidder/scanner"
 )
 
 func newLedgerCommand(e env) *cobra.Command {
@@ -19,10 +20,10 @@ func newLedgerCommand(e env) *cobra.Command {
 		Short: "Read the per-posting decision ledger",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageError{errors.New("ledger needs a subcommand: get or stats")}
+			return usageError{errors.New("ledger needs a subcommand: get, list, resume or stats")}
 		},
 	}
-	cmd.AddCommand(newLedgerGetCommand(e), newLedgerStatsCommand(e))
+	cmd.AddCommand(newLedgerGetCommand(e), newLedgerListCommand(e), newLedgerResumeCommand(e), newLedgerStatsCommand(e))
 	return cmd
 }
 
@@ -53,12 +54,25 @@ func newLedgerGetCommand(e env) *cobra.Command {
 			}
 			state := string(r.State)
 			if state == "" {
-				state = "none (never decided)"
+				state = "none (undecided)"
 			}
 			w := e.stdout
 			fmt.Fprintf(w, "key:      %s\nstate:    %s\n", led.Key(mp, posting), state)
-			if r.State != ledger.StateNone {
-				fmt.Fprintf(w, "token:    %d\nat:       %s\nworker:   %s\n", r.Token, r.At.UTC().Format(time.RFC3339Nano), r.Worker)
+			if !r.At.IsZero() {
+				fmt.Fprintf(w, "token:    %d\nat:       %s\nholder:   %s\n", r.Token, r.At.UTC().Format(time.RFC3339Nano), r.Holder)
+			}
+			if !r.SettledAt.IsZero() {
+				fmt.Fprintf(w, "settled:  %s (no request of this intent can be in flight after it)\n", r.SettledAt.UTC().Format(time.RFC3339Nano))
+			}
+			if r.State == ledger.StateParked {
+				from := string(r.ParkedFrom)
+				if from == "" {
+					from = "undecided"
+				}
+				fmt.Fprintf(w, "parked:   %s, from %s\npark:     %s: %s\n", r.ParkedAt.UTC().Format(time.RFC3339Nano), from, r.ParkRule, r.ParkReason)
+			}
+			if !r.Discovered.IsZero() {
+				fmt.Fprintf(w, "found:    %s\n", r.Discovered.UTC().Format(time.RFC3339Nano))
 			}
 			if r.BidID != "" || r.Amount != 0 {
 				fmt.Fprintf(w, "bid:      %s\namount:   %.2f %s\n", r.BidID, r.Amount, r.Currency)
@@ -94,7 +108,7 @@ func newLedgerStatsCommand(e env) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("ledger stats: %s", conn.Scrub(err.Error()))
 			}
-			states := []ledger.State{ledger.StateIntent, ledger.StatePlaced, ledger.StateSkipped, ledger.StateFailed, ledger.StateDryRun}
+			states := []ledger.State{ledger.StateNone, ledger.StateIntent, ledger.StateParked, ledger.StatePlaced, ledger.StateSkipped, ledger.StateFailed, ledger.StateDryRun}
 			for s := range counts {
 				if !slices.Contains(states, s) {
 					states = append(states, s)
@@ -102,14 +116,147 @@ func newLedgerStatsCommand(e env) *cobra.Command {
 			}
 			total := 0
 			for _, s := range states {
-				fmt.Fprintf(e.stdout, "%-8s %d\n", s, counts[s])
+				name := string(s)
+				if s == ledger.StateNone {
+					name = "undecided"
+				}
+				fmt.Fprintf(e.stdout, "%-9s %d\n", name, counts[s])
 				total += counts[s]
 			}
-			_, err = fmt.Fprintf(e.stdout, "%-8s %d\n", "total", total)
+			_, err = fmt.Fprintf(e.stdout, "%-9s %d\n", "total", total)
 			return err
 		},
 	}
 	f.add(cmd, false)
 	cmd.Flags().StringVar(&mp, "marketplace", "", "only this marketplace")
+	return cmd
+}
+
+func newLedgerListCommand(e env) *cobra.Command {
+	var f configFlags
+	var mp, state string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List postings in a state (parked: from the parked index, cheap)",
+		Long: `List a marketplace's postings in a state. Parked postings (their attempts
+ran out; they wait for 'bidder ledger resume') come from the parked index and
+cost one read each; any other state is found by SCAN over the ledger.`,
+		Example: `  bidder ledger list --marketplace sandbox --state parked
+  bidder ledger list --marketplace sandbox --state intent`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if mp == "" {
+				return usageError{errors.New("--marketplace is required")}
+			}
+			if err := lock.ValidateMarketplaceID(mp); err != nil {
+				return usageError{err}
+			}
+			cfg, conn, err := opsConn(cmd.Context(), &f)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			led := ledger.New(conn.Client, ledger.WithHashTags(cfg.Redis.HashTags))
+			if ledger.State(state) != ledger.StateParked {
+				ids, err := ops.ListState(cmd.Context(), conn.Client, ledger.DefaultKeyPrefix, mp, ledger.State(state), limit)
+				if err != nil {
+					return fmt.Errorf("ledger list: %s", conn.Scrub(err.Error()))
+				}
+				for _, id := range ids {
+					fmt.Fprintln(e.stdout, id)
+				}
+				return nil
+			}
+			ps, err := ops.ListParked(cmd.Context(), led, mp, limit)
+			if err != nil {
+				return fmt.Errorf("ledger list: %s", conn.Scrub(err.Error()))
+			}
+			for _, p := range ps {
+				from := ""
+				if p.From == ledger.StateIntent {
+					from = " (had an intent: a bid may exist; resume reconciles first)"
+				}
+				fmt.Fprintf(e.stdout, "%s\tparked %s\t%s\t%s%s\n", p.Posting, p.Since.UTC().Format(time.RFC3339), p.Rule, p.Reason, from)
+			}
+			return nil
+		},
+	}
+	f.add(cmd, false)
+	cmd.Flags().StringVar(&mp, "marketplace", "", "marketplace ID (required)")
+	cmd.Flags().StringVar(&state, "state", string(ledger.StateParked), "parked, intent, placed, skipped, failed, dry_run, or none (undecided)")
+	cmd.Flags().IntVar(&limit, "limit", 1000, "list at most this many (0: all)")
+	return cmd
+}
+
+func newLedgerResumeCommand(e env) *cobra.Command {
+	var f configFlags
+	var mp, posting, rule string
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "resume",
+		Short: "Bring parked postings back (through reconciliation: never a second bid)",
+		Long: `Bring parked postings back. Each gets back what it held before it was parked
+(an unresolved intent stays one, so the next attempt asks the marketplace
+whether the bid exists before anything is sent) and its bid task is enqueued
+again. Resuming twice, or from two places at once, changes nothing more.`,
+		Example: `  bidder ledger resume --marketplace sandbox --posting p-000123
+  bidder ledger resume --marketplace sandbox --all --reason marketplace_transient
+  bidder ledger resume --marketplace sandbox --all`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case mp == "":
+				return usageError{errors.New("--marketplace is required")}
+			case (posting == "") == !all:
+				return usageError{errors.New("give --posting, or --all (optionally with --reason)")}
+			case rule != "" && !all:
+				return usageError{errors.New("--reason goes with --all")}
+			}
+			if err := lock.ValidateMarketplaceID(mp); err != nil {
+				return usageError{err}
+			}
+			if posting != "" {
+				if err := lock.ValidatePostingID(posting); err != nil {
+					return usageError{err}
+				}
+			}
+			cfg, conn, err := opsConn(cmd.Context(), &f)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			led := ledger.New(conn.Client, ledger.WithHashTags(cfg.Redis.HashTags), ledger.WithRecheck(time.Duration(cfg.Recovery.After)))
+			r := ops.NewResumer(conn.Client, led, cfg.Worker.QueuePerMarketplace, scanner.DefaultBidRetention)
+			ids := []string{posting}
+			if all {
+				ps, err := ops.ListParked(cmd.Context(), led, mp, 0)
+				if err != nil {
+					return fmt.Errorf("ledger resume: %s", conn.Scrub(err.Error()))
+				}
+				ids = ids[:0]
+				for _, p := range ps {
+					if rule == "" || p.Rule == rule {
+						ids = append(ids, p.Posting)
+					}
+				}
+			}
+			n := 0
+			for _, id := range ids {
+				if err := r.Resume(cmd.Context(), mp, id); err != nil {
+					return fmt.Errorf("ledger resume: %s (%d resumed before it)", conn.Scrub(err.Error()), n)
+				}
+				n++
+				fmt.Fprintf(e.stdout, "resumed %s:%s\n", mp, id)
+			}
+			_, err = fmt.Fprintf(e.stdout, "%d resumed\n", n)
+			return err
+		},
+	}
+	f.add(cmd, false)
+	cmd.Flags().StringVar(&mp, "marketplace", "", "marketplace ID (required)")
+	cmd.Flags().StringVar(&posting, "posting", "", "the posting to resume")
+	cmd.Flags().BoolVar(&all, "all", false, "every parked posting of the marketplace")
+	cmd.Flags().StringVar(&rule, "reason", "", "with --all: only those parked for this reason (as 'ledger list' shows it)")
 	return cmd
 }

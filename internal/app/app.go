@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -92,8 +94,11 @@ type App struct {
 	Adapters map[string]marketplace.Adapter
 	Markets  map[string]worker.Marketplace
 	Metrics  *worker.Metrics
-	Scan     *scanner.ScanHandler
-	ScanMet  *scanner.Metrics
+	// Conditions are what makes this process's tasks wait rather than fail
+	// (replicas short, Redis or a marketplace down): /readyz reports them.
+	Conditions *worker.Conditions
+	Scan       *scanner.ScanHandler
+	ScanMet    *scanner.Metrics
 	// Reload re-reads the config from where it came from; the scheduler
 	// uses it to pick up schedule changes without a restart. nil: the
 	// schedules of Cfg stay as they are.
@@ -125,7 +130,6 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 	rdb := a.Conn.Client
 	a.Locks = lock.NewManager(rdb,
 		lock.WithTTL(time.Duration(cfg.Lock.TTL)),
-		lock.WithFenceRetention(time.Duration(cfg.Lock.FenceRetention)),
 		lock.WithHashTags(cfg.Redis.HashTags),
 		lock.WithLogger(log.Named("lock")),
 		lock.WithRegisterer(a.Registry))
@@ -133,9 +137,11 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 		ledger.WithRetention(time.Duration(cfg.Ledger.Retention)),
 		ledger.WithHashTags(cfg.Redis.HashTags),
 		ledger.WithWaitReplicas(cfg.Ledger.WaitReplicas, time.Duration(cfg.Ledger.WaitTimeout)),
+		ledger.WithRecheck(time.Duration(cfg.Recovery.After)),
 		ledger.WithRegisterer(a.Registry))
 	a.Client = asynq.NewClientFromRedisClient(rdb)
 	a.Metrics = worker.NewMetrics(a.Registry)
+	a.Conditions = worker.NewConditions(a.Registry)
 	a.ScanMet = scanner.NewMetrics(a.Registry)
 
 	reg, err := Adapters()
@@ -187,7 +193,12 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 	if pageSize > 0 {
 		scanOpts = append(scanOpts, scanner.WithPageSize(pageSize))
 	}
-	scanOpts = append(scanOpts, scanner.WithQueuePerMarketplace(cfg.Worker.QueuePerMarketplace))
+	recoverEvery := time.Duration(cfg.Recovery.Every)
+	if recoverEvery == 0 {
+		recoverEvery = -1 // off
+	}
+	scanOpts = append(scanOpts, scanner.WithQueuePerMarketplace(cfg.Worker.QueuePerMarketplace),
+		scanner.WithRecoverEvery(recoverEvery))
 	a.Scan = scanner.NewScanHandler(rdb, a.Client, a.Ledger, a.Adapters, a.Metrics, scanOpts...)
 	return a, nil
 }
@@ -265,6 +276,10 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 		if roles.Scheduler && !schedulerUp.Load() {
 			return errors.New("scheduler not started")
 		}
+		if roles.Worker {
+			// Waits that stop every bid this process could place.
+			return a.Conditions.Blocking(slices.Collect(maps.Keys(a.Markets)))
+		}
 		return nil
 	}
 
@@ -281,6 +296,7 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 	if roles.Monitor {
 		insp := asynq.NewInspectorFromRedisClient(a.Conn.Client)
 		a.Registry.MustRegister(asynqmetrics.NewQueueMetricsCollector(insp))
+		a.Registry.MustRegister(newParkedCollector(a.Ledger, slices.Sorted(maps.Keys(a.Markets)), log.Named("parked")))
 		if mon.Enabled {
 			// asynqmon is handed the shared client and never closed, so it
 			// cannot close the client everyone else uses.
@@ -327,9 +343,10 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 	var srv *worker.Server
 	if roles.Worker {
 		bids, err := worker.NewBidHandler(a.Locks, a.Ledger, a.Markets,
-			worker.WithLockWait(time.Duration(a.Cfg.Lock.Wait)),
 			worker.WithSettleDelay(time.Duration(a.Cfg.Worker.SettleDelay)),
+			worker.WithMaxRetry(a.Cfg.Worker.MaxRetry),
 			worker.WithMetrics(a.Metrics),
+			worker.WithConditions(a.Conditions),
 			worker.WithLogger(log.Named("bid")))
 		if err != nil {
 			return fmt.Errorf("worker: %w", err)

@@ -55,6 +55,7 @@ type Config struct {
 	Lock         Lock          `yaml:"lock"`
 	Ledger       Ledger        `yaml:"ledger"`
 	Worker       Worker        `yaml:"worker"`
+	Recovery     Recovery      `yaml:"recovery"`
 	HTTP         HTTP          `yaml:"http"`
 	Log          Log           `yaml:"log"`
 	Marketplaces []Marketplace `yaml:"marketplaces"`
@@ -159,9 +160,7 @@ func (r Redis) Mode() string {
 
 // Lock configures the per-posting lock.
 type Lock struct {
-	TTL            Duration `yaml:"ttl"`
-	Wait           Duration `yaml:"wait"`
-	FenceRetention Duration `yaml:"fence_retention"`
+	TTL Duration `yaml:"ttl"`
 }
 
 // Ledger configures the decision record.
@@ -181,10 +180,28 @@ type Worker struct {
 	ShutdownTimeout Duration       `yaml:"shutdown_timeout"`
 	SettleDelay     Duration       `yaml:"settle_delay"`
 	PollInterval    Duration       `yaml:"poll_interval"`
-	// QueuePerMarketplace puts each marketplace's bid tasks on its own queue
-	// ("bids:<id>", weighted like "bids"), so that on Redis Cluster the
-	// queues spread over nodes. Every instance must agree.
+	// QueuePerMarketplace (the default) puts each marketplace's bid tasks on
+	// its own queue ("bids:<id>", weighted like "bids"): a worker then only
+	// takes tasks of marketplaces it is configured for, and on Redis Cluster
+	// the queues spread over nodes. Workers serve "bids" as well, for tasks
+	// enqueued with it off.
 	QueuePerMarketplace bool `yaml:"queue_per_marketplace"`
+	// MaxRetry is how many counted failures a posting survives before it is
+	// parked (waiting for a busy lock, a rate limit, the budget, replicas or
+	// a marketplace outage never counts).
+	MaxRetry int `yaml:"max_retry"`
+}
+
+// Recovery configures the pass that enqueues again a discovered, undecided
+// posting whose bid task was lost (a failover, an eviction, a deletion).
+type Recovery struct {
+	// Every is how often, across all instances, a marketplace's pass runs
+	// (after one of its scans); 0 turns the pass off.
+	Every Duration `yaml:"every"`
+	// After is how long a posting may stay undecided before the pass checks
+	// that its task exists, and between checks. Tasks that wait (a budget
+	// window, a marketplace outage) are fine: they exist.
+	After Duration `yaml:"after"`
 }
 
 // HTTP configures the one listener: /metrics, /healthz, /readyz, /monitoring/, /.
@@ -257,20 +274,19 @@ const DefaultRequestTimeout = 10 * time.Second
 // Defaults returns the built-in values a config file is decoded onto.
 func Defaults() Config {
 	return Config{
-		Redis: Redis{Port: 6379},
-		Lock: Lock{
-			TTL:            Duration(30 * time.Second),
-			Wait:           Duration(2 * time.Second),
-			FenceRetention: Duration(168 * time.Hour),
-		},
+		Redis:  Redis{Port: 6379},
+		Lock:   Lock{TTL: Duration(30 * time.Second)},
 		Ledger: Ledger{Retention: Duration(720 * time.Hour), WaitTimeout: Duration(100 * time.Millisecond)},
 		Worker: Worker{
-			Concurrency:     20,
-			Queues:          map[string]int{"bids": 6, "scans": 3},
-			ShutdownTimeout: Duration(30 * time.Second),
-			SettleDelay:     Duration(15 * time.Second),
-			PollInterval:    Duration(time.Second),
+			Concurrency:         20,
+			Queues:              map[string]int{"bids": 6, "scans": 3},
+			ShutdownTimeout:     Duration(30 * time.Second),
+			SettleDelay:         Duration(15 * time.Second),
+			PollInterval:        Duration(time.Second),
+			QueuePerMarketplace: true,
+			MaxRetry:            10,
 		},
+		Recovery: Recovery{Every: Duration(time.Minute), After: Duration(10 * time.Minute)},
 		HTTP: HTTP{
 			Addr:       "127.0.0.1:8080",
 			Monitoring: Monitoring{Enabled: true, ReadOnly: true},

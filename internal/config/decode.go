@@ -83,6 +83,13 @@ func (idx pathIndex) add(n *yaml.Node, path string) {
 	}
 }
 
+// removedKeys are keys earlier versions took, with why they are gone: a
+// config that still sets one is told so, not merely that it is unknown.
+var removedKeys = map[string]string{
+	"lock.fence_retention": "fence counters are shared per Redis node or Cluster slot and never expire (docs/redis.md)",
+	"lock.wait":            "a bid task whose posting another worker holds is retried after a short delay, without waiting",
+}
+
 var (
 	lineRe     = regexp.MustCompile(`^line (\d+): (.*)$`)
 	unknownRe  = regexp.MustCompile(`^field (\S+) not found in type (\S+)$`)
@@ -102,6 +109,9 @@ func (idx pathIndex) explain(msg string) *Error {
 	if u := unknownRe.FindStringSubmatch(rest); u != nil {
 		for _, e := range entries {
 			if e.key == u[1] {
+				if why, ok := removedKeys[e.path]; ok {
+					return &Error{Key: e.path, Problem: "no longer used: " + why + "; remove it"}
+				}
 				return &Error{Key: e.path, Problem: "unknown key"}
 			}
 		}

@@ -195,12 +195,6 @@ func validateLock(cfg *Config) error {
 	if d := time.Duration(l.TTL); d < lock.MinTTL || d > lock.MaxTTL {
 		return errorf("lock.ttl", "want %s-%s, got %s", lock.MinTTL, lock.MaxTTL, d)
 	}
-	if l.Wait < 0 {
-		return errorf("lock.wait", "must not be negative")
-	}
-	if l.FenceRetention < l.TTL {
-		return errorf("lock.fence_retention", "must be at least lock.ttl (%s)", time.Duration(l.TTL))
-	}
 	if cfg.Ledger.Retention <= 0 {
 		return errorf("ledger.retention", "must be positive")
 	}
@@ -228,6 +222,14 @@ func validateWorker(cfg *Config) error {
 	}
 	if w.PollInterval <= 0 {
 		return errorf("worker.poll_interval", "must be positive")
+	}
+	if w.MaxRetry < 1 {
+		return errorf("worker.max_retry", "want >= 1, got %d", w.MaxRetry)
+	}
+	if r := cfg.Recovery; r.Every < 0 {
+		return errorf("recovery.every", "must not be negative (0 turns the pass off)")
+	} else if r.After < Duration(time.Minute) {
+		return errorf("recovery.after", "want >= 1m (a posting's task must have had time to exist), got %s", time.Duration(r.After))
 	}
 	return nil
 }

@@ -46,10 +46,10 @@ type Budget struct {
 }
 
 // NewBudget returns a Budget allowing perHour bids per UTC hour and perDay
-// per UTC day for each marketplace (0 = unlimited). Keys are
-// <keyPrefix>:{<marketplace>}:h:<unix hour> and ...:d:<unix day>; the braces
-// are a Cluster hash tag so both keys live in one slot and one script can
-// check them together. Bad arguments surface as ErrInvalidBudget from Take,
+// per UTC day for each marketplace (0 = unlimited). Keys are sets of the
+// postings counted in a window, <keyPrefix>:{<marketplace>}:hs:<unix hour>
+// and ...:ds:<unix day>; the braces are a Cluster hash tag so both keys
+// live in one slot and one script can check them together. Bad arguments surface as ErrInvalidBudget from Take,
 // so that a misconfigured budget fails closed rather than unlimited.
 func NewBudget(rdb redis.UniversalClient, keyPrefix string, perHour, perDay int) *Budget {
 	if keyPrefix == "" {
@@ -73,46 +73,72 @@ func (b *Budget) check(marketplaceID string) error {
 	return nil
 }
 
-// Keys returns the hour and day counter keys Take uses at now; for
-// operators and tests.
+// Keys returns the hour and day keys Take uses at now (sets of the postings
+// counted in each window); for operators and tests.
 func (b *Budget) Keys(marketplaceID string, now time.Time) (hourKey, dayKey string) {
 	now = now.UTC()
 	base := b.prefix + ":{" + marketplaceID + "}:"
-	return base + "h:" + strconv.FormatInt(now.Unix()/3600, 10), base + "d:" + strconv.FormatInt(now.Unix()/86400, 10)
+	return base + "hs:" + strconv.FormatInt(now.Unix()/3600, 10), base + "ds:" + strconv.FormatInt(now.Unix()/86400, 10)
 }
 
-// Take spends one bid of marketplaceID's budget at wall-clock time now, or
-// reports that the hour or day is spent and when the next window opens
-// (retryAt). Both windows are checked and incremented in one script, so
-// concurrent callers on any number of instances never overspend. Any Redis
-// error returns ok=false and an error matching ErrBudgetUnavailable.
-func (b *Budget) Take(ctx context.Context, marketplaceID string, now time.Time) (ok bool, retryAt time.Time, err error) {
-	if err := b.check(marketplaceID); err != nil {
-		return false, time.Time{}, err
-	}
+// window is one budget window at a moment: its key, limit and end.
+type window struct {
+	key   string
+	limit int
+	end   time.Time
+}
+
+func (b *Budget) windows(marketplaceID string, now time.Time) []window {
 	now = now.UTC()
 	// Windows are whole UTC hours and days since the Unix epoch; the key
 	// names use the same numbers so every instance agrees on them.
-	hourStart := time.Unix(now.Unix()/3600*3600, 0).UTC()
-	dayStart := time.Unix(now.Unix()/86400*86400, 0).UTC()
-	hourEnd, dayEnd := hourStart.Add(time.Hour), dayStart.Add(24*time.Hour)
 	hourKey, dayKey := b.Keys(marketplaceID, now)
+	hourEnd := time.Unix(now.Unix()/3600*3600, 0).UTC().Add(time.Hour)
+	dayEnd := time.Unix(now.Unix()/86400*86400, 0).UTC().Add(24 * time.Hour)
+	// The day first: its retry time is the later one, so a caller stopped
+	// by both waits once. An unlimited window is not tracked at all.
+	var ws []window
+	if b.perDay > 0 {
+		ws = append(ws, window{dayKey, b.perDay, dayEnd})
+	}
+	if b.perHour > 0 {
+		ws = append(ws, window{hourKey, b.perHour, hourEnd})
+	}
+	return ws
+}
 
-	res, err := takeScript.Run(ctx, b.rdb, []string{hourKey, dayKey},
-		b.perHour, b.perDay, ttlMillis(hourEnd.Sub(now)), ttlMillis(dayEnd.Sub(now))).Int64Slice()
+// Take counts posting's bid against marketplaceID's budget at wall-clock
+// time now, or reports that a window is spent and when the next one opens
+// (retryAt). Every window is checked and counted in one script, so
+// concurrent callers on any number of instances never overspend, and a
+// posting counts once per window however often Take runs for it (a retry
+// after a failed bid, a script resent by the client). Any Redis error
+// returns ok=false and an error matching ErrBudgetUnavailable.
+func (b *Budget) Take(ctx context.Context, marketplaceID, postingID string, now time.Time) (ok bool, retryAt time.Time, err error) {
+	if err := b.check(marketplaceID); err != nil {
+		return false, time.Time{}, err
+	}
+	ws := b.windows(marketplaceID, now)
+	if len(ws) == 0 {
+		return true, time.Time{}, nil
+	}
+	keys := make([]string, len(ws))
+	args := make([]any, 0, 1+2*len(ws))
+	args = append(args, postingID)
+	for i, w := range ws {
+		keys[i] = w.key
+		args = append(args, w.limit, ttlMillis(w.end.Sub(now.UTC())))
+	}
+	res, err := takeScript.Run(ctx, b.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return false, time.Time{}, fmt.Errorf("%w: take for %q: %w", ErrBudgetUnavailable, marketplaceID, err)
 	}
-	if len(res) != 2 {
-		return false, time.Time{}, fmt.Errorf("%w: take for %q: unexpected script reply %v", ErrBudgetUnavailable, marketplaceID, res)
-	}
 	switch {
+	case len(res) != 2:
 	case res[0] == 1:
 		return true, time.Time{}, nil
-	case res[1] == 2:
-		return false, dayEnd, nil
-	case res[1] == 1:
-		return false, hourEnd, nil
+	case res[1] >= 1 && int(res[1]) <= len(ws):
+		return false, ws[res[1]-1].end, nil
 	}
 	return false, time.Time{}, fmt.Errorf("%w: take for %q: unexpected script reply %v", ErrBudgetUnavailable, marketplaceID, res)
 }

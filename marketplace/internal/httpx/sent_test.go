@@ -103,6 +103,7 @@ func TestPostBidFullySentIsAmbiguousOnEveryProtocol(t *testing.T) {
 			c.HTTP = &http.Client{Transport: tr}
 
 			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
 			done := make(chan error, 1)
 			go func() {
 				_, err := c.PostBid(ctx, "place_bid", srv.URL+"/bids", []byte(bidBody), nil)
