@@ -62,7 +62,8 @@ func Adapters() (*marketplace.Registry, error) {
 	return reg, nil
 }
 
-// NewLogger builds the process logger: JSON by default, console on request.
+// NewLogger builds the process logger: with log.format auto (the
+// default) console on a terminal and JSON elsewhere; json or console always.
 func NewLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(c.Level)
 	if err != nil {
@@ -71,7 +72,7 @@ func NewLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
 	var e zapcore.Encoder
-	if c.Format == "console" {
+	if c.Format == "console" || (c.Format == config.LogFormatAuto && isTerminal(w)) {
 		enc.EncodeLevel = zapcore.CapitalLevelEncoder
 		e = zapcore.NewConsoleEncoder(enc)
 	} else {
