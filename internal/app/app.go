@@ -291,6 +291,14 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 			hopts.Username, hopts.Password = mon.BasicAuth.Username, mon.BasicAuth.Password
 		}
 	}
+	// SIGHUP is handled from here on (main ignores it until now).
+	var reload chan struct{}
+	if roles.Scheduler {
+		reload = make(chan struct{}, 1)
+	}
+	stopHUP := watchSIGHUP(log, roles.Name, reload)
+	defer stopHUP()
+
 	hs, err := httpserver.Listen(hopts)
 	if err != nil {
 		return err
@@ -351,6 +359,13 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 		}
 		workerUp.Store(true)
 		log.Info("worker started", zap.Int("concurrency", a.Cfg.Worker.Concurrency), zap.Any("queues", a.queues()))
+		if every := time.Duration(a.Cfg.Log.SummaryInterval); every > 0 {
+			sum := &summarizer{log: log.Named("summary"), every: every, ids: a.marketplaceIDs(), source: a.snapshots}
+			sumCtx, stopSum := context.WithCancel(ctx)
+			sumDone := make(chan struct{})
+			go func() { defer close(sumDone); sum.run(sumCtx) }()
+			defer func() { stopSum(); <-sumDone }()
+		}
 	}
 
 	// A nil channel never fires: without a scheduler only ctx and HTTP end the run.
@@ -359,7 +374,7 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 	defer stopSched()
 	if roles.Scheduler {
 		schedDone = make(chan error, 1)
-		go func() { schedDone <- a.runScheduler(schedCtx, &schedulerUp) }()
+		go func() { schedDone <- a.runScheduler(schedCtx, &schedulerUp, reload) }()
 	}
 
 	var runErr error
@@ -396,6 +411,15 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 	}
 	log.Info("bidder stopped")
 	return nil
+}
+
+// marketplaceIDs are the configured marketplaces, in config order.
+func (a *App) marketplaceIDs() []string {
+	ids := make([]string, 0, len(a.Cfg.Marketplaces))
+	for _, m := range a.Cfg.Marketplaces {
+		ids = append(ids, m.ID)
+	}
+	return ids
 }
 
 // queues are the queue weights the worker serves. With one queue per

@@ -226,6 +226,9 @@ func (b BasicAuth) Enabled() bool { return b.Username != "" }
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
 	Format string `yaml:"format"` // LogFormatAuto, json, console
+	// SummaryInterval: a worker logs one line per marketplace this often
+	// (decisions in the interval, bid budget left); 0 = never.
+	SummaryInterval Duration `yaml:"summary_interval"`
 }
 
 // LogFormatAuto logs for people on a terminal (console) and for machines
@@ -287,7 +290,7 @@ func Defaults() Config {
 			Addr:       "127.0.0.1:8080",
 			Monitoring: Monitoring{Enabled: true, ReadOnly: true},
 		},
-		Log: Log{Level: "info", Format: LogFormatAuto},
+		Log: Log{Level: "info", Format: LogFormatAuto, SummaryInterval: Duration(30 * time.Second)},
 	}
 }
 

@@ -274,6 +274,9 @@ func validateLog(cfg *Config) error {
 	default:
 		return errorf("log.format", "want auto, json or console, got %q", cfg.Log.Format)
 	}
+	if cfg.Log.SummaryInterval < 0 {
+		return errorf("log.summary_interval", "must not be negative (0 = no summary lines)")
+	}
 	return nil
 }
 

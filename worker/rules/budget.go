@@ -120,3 +120,42 @@ func (b *Budget) Take(ctx context.Context, marketplaceID string, now time.Time) 
 func ttlMillis(untilWindowEnd time.Duration) int64 {
 	return (untilWindowEnd + budgetGrace).Milliseconds()
 }
+
+// Left returns how many bids marketplaceID may still place in the UTC hour
+// and day of now (-1 for a window without a limit), for summaries and
+// status pages. It spends nothing, and a Take may change it at once.
+func (b *Budget) Left(ctx context.Context, marketplaceID string, now time.Time) (hour, day int, err error) {
+	if err := b.check(marketplaceID); err != nil {
+		return 0, 0, err
+	}
+	hourKey, dayKey := b.Keys(marketplaceID, now)
+	// One slot (the hash tag), so one MGET on Cluster too.
+	vals, err := b.rdb.MGet(ctx, hourKey, dayKey).Result()
+	if err != nil {
+		return 0, 0, fmt.Errorf("%w: read for %q: %w", ErrBudgetUnavailable, marketplaceID, err)
+	}
+	if len(vals) != 2 {
+		return 0, 0, fmt.Errorf("%w: read for %q: unexpected reply %v", ErrBudgetUnavailable, marketplaceID, vals)
+	}
+	left := func(limit int, v any) (int, error) {
+		if limit == 0 {
+			return -1, nil
+		}
+		used := 0
+		if s, ok := v.(string); ok {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				return 0, fmt.Errorf("%w: read for %q: counter holds %q", ErrBudgetUnavailable, marketplaceID, s)
+			}
+			used = n
+		}
+		return max(limit-used, 0), nil
+	}
+	if hour, err = left(b.perHour, vals[0]); err != nil {
+		return 0, 0, err
+	}
+	if day, err = left(b.perDay, vals[1]); err != nil {
+		return 0, 0, err
+	}
+	return hour, day, nil
+}
