@@ -58,18 +58,13 @@ func TestBinaryDemoNeverMeetsRealRedis(t *testing.T) {
 		oneLine(t, p, exitUsage, "--config FILE")
 	})
 	t.Run("embedded sandbox with a real Redis", func(t *testing.T) {
-		cfg := writeFile(t, t.TempDir(), "demo.yaml", `
-http: {addr: "127.0.0.1:0"}
-marketplaces:
-  - id: sandbox
-    adapter: sandbox
-    embedded: true
-    rules:
-      amount: {fixed: {strategy: fixed, amount: 100}}
-      proposal: {template: "hi"}
-`)
+		// The demo config itself, named explicitly.
+		demo, err := filepath.Abs("../../configs/embedded.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, role := range []string{"run", "worker", "scanner"} {
-			p := start(t, dir, realRedis, role, "--config", cfg)
+			p := start(t, dir, realRedis, role, "--config", demo, "--http-addr", "127.0.0.1:0")
 			oneLine(t, p, exitUsage, "config: marketplaces[0].embedded: ")
 		}
 	})
@@ -232,16 +227,7 @@ func TestBinaryVersion(t *testing.T) {
 func TestBinaryConfigValidateRunsStartupChecks(t *testing.T) {
 	dir := t.TempDir()
 	noMarket := writeFile(t, dir, "monitor.yaml", "http: {addr: \"127.0.0.1:0\"}\n")
-	withMarket := writeFile(t, dir, "single.yaml", `
-marketplaces:
-  - id: mp1
-    adapter: sandbox
-    base_url: http://127.0.0.1:9
-    token_env: TOK
-    rules:
-      amount: {fixed: {strategy: fixed, amount: 100}}
-      proposal: {template: "hi"}
-`)
+	withMarket := writeFile(t, dir, "single.yaml", minimalMarketplace)
 	// A Redis URL that url.Parse takes but the client does not: the reason,
 	// never the password. 127.0.0.1:9 is never dialled.
 	badDB := []string{"REDIS_URL=redis://:hunter2-pw@127.0.0.1:9/abc", "TOK=x"}
@@ -283,9 +269,9 @@ func TestBinarySummaryLines(t *testing.T) {
 	writeFile(t, dir, "bidder.yaml", doc)
 	p := start(t, dir, nil, "run")
 	type line struct {
-		Msg, Logger, Marketplace string
-		Placed, Skipped, Failed  *int64
-		BudgetHourLeft           *int64 `json:"budget_hour_left"`
+		Msg, Interval, Marketplace string
+		Placed, Skipped, Failed    *int64
+		BudgetHourLeft             *int64 `json:"budget_hour_left"`
 	}
 	var placed int64
 	var last line
@@ -298,7 +284,7 @@ func TestBinarySummaryLines(t *testing.T) {
 				continue
 			}
 			n++
-			if l.Logger != "summary" || l.Marketplace != "sandbox" || l.Placed == nil || l.Skipped == nil || l.Failed == nil || l.BudgetHourLeft == nil {
+			if l.Interval != "1s" || l.Marketplace != "sandbox" || l.Placed == nil || l.Skipped == nil || l.Failed == nil || l.BudgetHourLeft == nil {
 				t.Fatalf("summary line lacks a field: %s", s)
 			}
 			placed += *l.Placed

@@ -360,7 +360,7 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 		workerUp.Store(true)
 		log.Info("worker started", zap.Int("concurrency", a.Cfg.Worker.Concurrency), zap.Any("queues", a.queues()))
 		if every := time.Duration(a.Cfg.Log.SummaryInterval); every > 0 {
-			sum := &summarizer{log: log.Named("summary"), every: every, ids: a.marketplaceIDs(), source: a.snapshots}
+			sum := &summarizer{log: log, every: every, ids: a.marketplaceIDs(), source: a.snapshots}
 			sumCtx, stopSum := context.WithCancel(ctx)
 			sumDone := make(chan struct{})
 			go func() { defer close(sumDone); sum.run(sumCtx) }()

@@ -79,7 +79,7 @@ func (s *summarizer) run(ctx context.Context) {
 func (s *summarizer) tick(ctx context.Context) {
 	now := s.source(ctx)
 	for _, id := range s.ids {
-		s.log.Info("summary", zap.String("marketplace", id), zap.Duration("interval", s.every),
+		s.log.Info("summary", zap.String("marketplace", id), zap.Stringer("interval", s.every),
 			zap.Inline(now[id].delta(s.prev[id])))
 	}
 	s.prev = now
