@@ -16,6 +16,10 @@ const (
 	LayerMarketplace = "marketplace" // the marketplace said "already bid": should stay 0
 )
 
+// MetricBids is the name of the counter of final decisions, labelled
+// marketplace and outcome; the periodic summary reads it.
+const MetricBids = "bidder_bids_total"
+
 // Bid outcomes, the label values of bidder_bids_total.
 const (
 	OutcomePlaced  = "placed"
@@ -44,7 +48,7 @@ type Metrics struct {
 func NewMetrics(r prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		bids: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "bidder_bids_total",
+			Name: MetricBids,
 			Help: "Final bid decisions by marketplace and outcome (placed, skipped, failed, dry_run).",
 		}, []string{"marketplace", "outcome"}),
 		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{

@@ -99,6 +99,9 @@ func newLedgerStatsCommand(e env) *cobra.Command {
   bidder ledger stats --marketplace upwork`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := validMarketplaceFilter(mp); err != nil {
+				return err
+			}
 			_, conn, err := opsConn(cmd.Context(), &f)
 			if err != nil {
 				return err

@@ -64,7 +64,8 @@ func Adapters() (*marketplace.Registry, error) {
 	return reg, nil
 }
 
-// NewLogger builds the process logger: JSON by default, console on request.
+// NewLogger builds the process logger: with log.format auto (the
+// default) console on a terminal and JSON elsewhere; json or console always.
 func NewLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(c.Level)
 	if err != nil {
@@ -73,7 +74,7 @@ func NewLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
 	var e zapcore.Encoder
-	if c.Format == "console" {
+	if c.Format == "console" || (c.Format == config.LogFormatAuto && isTerminal(w)) {
 		enc.EncodeLevel = zapcore.CapitalLevelEncoder
 		e = zapcore.NewConsoleEncoder(enc)
 	} else {
@@ -306,6 +307,14 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 			hopts.Username, hopts.Password = mon.BasicAuth.Username, mon.BasicAuth.Password
 		}
 	}
+	// SIGHUP is handled from here on (main ignores it until now).
+	var reload chan struct{}
+	if roles.Scheduler {
+		reload = make(chan struct{}, 1)
+	}
+	stopHUP := watchSIGHUP(log, roles.Name, reload)
+	defer stopHUP()
+
 	hs, err := httpserver.Listen(hopts)
 	if err != nil {
 		return err
@@ -367,6 +376,13 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 		}
 		workerUp.Store(true)
 		log.Info("worker started", zap.Int("concurrency", a.Cfg.Worker.Concurrency), zap.Any("queues", a.queues()))
+		if every := time.Duration(a.Cfg.Log.SummaryInterval); every > 0 {
+			sum := &summarizer{log: log, every: every, ids: a.marketplaceIDs(), source: a.snapshots}
+			sumCtx, stopSum := context.WithCancel(ctx)
+			sumDone := make(chan struct{})
+			go func() { defer close(sumDone); sum.run(sumCtx) }()
+			defer func() { stopSum(); <-sumDone }()
+		}
 	}
 
 	// A nil channel never fires: without a scheduler only ctx and HTTP end the run.
@@ -375,7 +391,7 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 	defer stopSched()
 	if roles.Scheduler {
 		schedDone = make(chan error, 1)
-		go func() { schedDone <- a.runScheduler(schedCtx, &schedulerUp) }()
+		go func() { schedDone <- a.runScheduler(schedCtx, &schedulerUp, reload) }()
 	}
 
 	var runErr error
@@ -412,6 +428,15 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 	}
 	log.Info("bidder stopped")
 	return nil
+}
+
+// marketplaceIDs are the configured marketplaces, in config order.
+func (a *App) marketplaceIDs() []string {
+	ids := make([]string, 0, len(a.Cfg.Marketplaces))
+	for _, m := range a.Cfg.Marketplaces {
+		ids = append(ids, m.ID)
+	}
+	return ids
 }
 
 // queues are the queue weights the worker serves. With one queue per

@@ -64,8 +64,16 @@ type Config struct {
 	Source string `yaml:"-"`
 }
 
-// EmbeddedSource is Config.Source when no config file was found.
+// EmbeddedSource is Config.Source when no config file was found and no
+// Redis is configured: the built-in demo config.
 const EmbeddedSource = "embedded defaults"
+
+// NoFileSource is Config.Source when no config file was found but the
+// environment names a real Redis (REDIS_URL, REDIS_HOST): the built-in
+// defaults without the demo's marketplace, whose in-process sandbox must
+// never meet a real Redis. Enough for operator commands; the daemons
+// refuse it and say what to pass.
+const NoFileSource = "no config file (built-in defaults, Redis from the environment)"
 
 // Redis says how to reach Redis. With none of url, host, sentinel and
 // cluster set, bidder runs an in-process Redis (embedded mode, data in memory).
@@ -234,8 +242,15 @@ func (b BasicAuth) Enabled() bool { return b.Username != "" }
 // Log configures logging.
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
-	Format string `yaml:"format"` // json, console
+	Format string `yaml:"format"` // LogFormatAuto, json, console
+	// SummaryInterval: a worker logs one line per marketplace this often
+	// (decisions in the interval, bid budget left); 0 = never.
+	SummaryInterval Duration `yaml:"summary_interval"`
 }
+
+// LogFormatAuto logs for people on a terminal (console) and for machines
+// elsewhere (JSON): the format follows where stderr goes.
+const LogFormatAuto = "auto"
 
 // Marketplace is one marketplace bidder scans and bids on.
 type Marketplace struct {
@@ -291,7 +306,7 @@ func Defaults() Config {
 			Addr:       "127.0.0.1:8080",
 			Monitoring: Monitoring{Enabled: true, ReadOnly: true},
 		},
-		Log: Log{Level: "info", Format: "json"},
+		Log: Log{Level: "info", Format: LogFormatAuto, SummaryInterval: Duration(30 * time.Second)},
 	}
 }
 

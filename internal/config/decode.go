@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/bidder/bidder/internal/suggest"
 )
 
 // decode reads doc strictly onto cfg. yaml.v3 reports problems by line
@@ -107,15 +109,16 @@ func (idx pathIndex) explain(msg string) *Error {
 	entries := idx[line]
 
 	if u := unknownRe.FindStringSubmatch(rest); u != nil {
+		hint := suggest.Hint(u[1], fieldNames(u[2]))
 		for _, e := range entries {
 			if e.key == u[1] {
 				if why, ok := removedKeys[e.path]; ok {
 					return &Error{Key: e.path, Problem: "no longer used: " + why + "; remove it"}
 				}
-				return &Error{Key: e.path, Problem: "unknown key"}
+				return &Error{Key: e.path, Problem: "unknown key" + hint}
 			}
 		}
-		return &Error{Problem: fmt.Sprintf("line %d: unknown key %q", line, u[1])}
+		return &Error{Problem: fmt.Sprintf("line %d: unknown key %q%s", line, u[1], hint)}
 	}
 
 	// The deepest node on the line is the one whose value failed; with

@@ -272,9 +272,12 @@ func validateLog(cfg *Config) error {
 		return errorf("log.level", "want debug, info, warn or error, got %q", cfg.Log.Level)
 	}
 	switch cfg.Log.Format {
-	case "json", "console":
+	case LogFormatAuto, "json", "console":
 	default:
-		return errorf("log.format", "want json or console, got %q", cfg.Log.Format)
+		return errorf("log.format", "want auto, json or console, got %q", cfg.Log.Format)
+	}
+	if cfg.Log.SummaryInterval < 0 {
+		return errorf("log.summary_interval", "must not be negative (0 = no summary lines)")
 	}
 	return nil
 }
@@ -299,6 +302,12 @@ func validateMarketplaces(cfg *Config, adapters []string) error {
 		if m.Embedded {
 			if m.Adapter != "sandbox" {
 				return errorf(key+".embedded", "only the sandbox adapter can run embedded")
+			}
+			if cfg.Redis.Mode() != ModeEmbedded {
+				// Its generated postings carry IDs a real marketplace uses
+				// too (p-000001...): in a shared Redis they would be
+				// recorded, and skipped for good, under those IDs.
+				return errorf(key+".embedded", "an in-process sandbox runs only with the in-process Redis, not with a %s one (remove redis.* / unset REDIS_URL and REDIS_HOST, or give the marketplace a base_url)", cfg.Redis.Mode())
 			}
 			if m.BaseURL != "" || m.TokenEnv != "" || m.TokenFile != "" {
 				return errorf(key+".embedded", "an embedded sandbox takes no base_url, token_env or token_file")

@@ -146,3 +146,27 @@ func (b *Budget) Take(ctx context.Context, marketplaceID, postingID string, now 
 func ttlMillis(untilWindowEnd time.Duration) int64 {
 	return (untilWindowEnd + budgetGrace).Milliseconds()
 }
+
+// Left reports how many bids each window has left at now (-1: unlimited),
+// without spending any; for the periodic summary and the status page.
+func (b *Budget) Left(ctx context.Context, marketplaceID string, now time.Time) (hour, day int, err error) {
+	if err := b.check(marketplaceID); err != nil {
+		return 0, 0, err
+	}
+	hourKey, dayKey := b.Keys(marketplaceID, now)
+	// One slot (the hash tag), so one pipeline to one node on Cluster too.
+	var hc, dc *redis.IntCmd
+	if _, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		hc, dc = p.SCard(ctx, hourKey), p.SCard(ctx, dayKey)
+		return nil
+	}); err != nil {
+		return 0, 0, fmt.Errorf("%w: read for %q: %w", ErrBudgetUnavailable, marketplaceID, err)
+	}
+	left := func(limit int, used int64) int {
+		if limit == 0 {
+			return -1
+		}
+		return max(limit-int(used), 0)
+	}
+	return left(b.perHour, hc.Val()), left(b.perDay, dc.Val()), nil
+}

@@ -303,3 +303,38 @@ func hashTag(key string) string {
 	}
 	return key
 }
+
+// TestBudgetLeft: Left reads what Take left in both windows, spends
+// nothing, and reports an unlimited window as -1.
+func TestBudgetLeft(t *testing.T) {
+	_, rdb := realRedis(t)
+	ctx := ctxT(t)
+	b := NewBudget(rdb, "", 3, 5)
+	if h, d, err := b.Left(ctx, "sandbox", budgetNow); err != nil || h != 3 || d != 5 {
+		t.Fatalf("fresh: hour %d day %d %v", h, d, err)
+	}
+	for range 2 {
+		if ok, _, err := b.Take(ctx, "sandbox", uniq(), budgetNow); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+	}
+	for range 2 { // reading twice spends nothing
+		if h, d, err := b.Left(ctx, "sandbox", budgetNow); err != nil || h != 1 || d != 3 {
+			t.Fatalf("after 2 bids: hour %d day %d %v", h, d, err)
+		}
+	}
+	// The next hour starts full, the day goes on.
+	if h, d, err := b.Left(ctx, "sandbox", budgetNow.Add(time.Hour)); err != nil || h != 3 || d != 3 {
+		t.Fatalf("next hour: hour %d day %d %v", h, d, err)
+	}
+	if h, d, err := NewBudget(rdb, "", 0, 5).Left(ctx, "sandbox", budgetNow); err != nil || h != -1 || d != 3 {
+		t.Fatalf("no hourly limit: hour %d day %d %v", h, d, err)
+	}
+	// Spent beyond the limit (the limit was lowered): 0, not negative.
+	if h, _, err := NewBudget(rdb, "", 1, 0).Left(ctx, "sandbox", budgetNow); err != nil || h != 0 {
+		t.Fatalf("lowered limit: hour %d %v", h, err)
+	}
+	if _, _, err := b.Left(ctx, "bad{id}", budgetNow); !errors.Is(err, ErrInvalidBudget) {
+		t.Fatalf("bad id: %v", err)
+	}
+}
