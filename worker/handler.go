@@ -391,7 +391,7 @@ func (h *BidHandler) settleBid(ctx context.Context, log *zap.Logger, p marketpla
 	case "rate_limited":
 		h.settleNothing(ctx, log, l, p)
 		after, _ := marketplace.RetryAfter(err)
-		log.Info("rate limited", zap.Duration("retry_after", after))
+		log.Debug("rate limited", zap.Duration("retry_after", after))
 		return retryIn(max(after, time.Second), false, err)
 	case "closed", "not_found":
 		log.Debug("bid not possible", zap.String("reason", class))
