@@ -5,8 +5,6 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -21,9 +19,7 @@ var takeScript = redis.NewScript(takeLua)
 // DefaultBudgetPrefix is used when NewBudget gets an empty prefix.
 const DefaultBudgetPrefix = "bid_budget"
 
-// budgetGrace keeps a counter alive past its window so an instance whose
-// clock lags another's by less than this still counts into the same key
-// instead of finding it expired and starting again from zero.
+// budgetGrace keeps a counter alive past its window (see Windows.TTLs).
 const budgetGrace = time.Hour
 
 var (
@@ -64,11 +60,9 @@ func (b *Budget) check(marketplaceID string) error {
 		return fmt.Errorf("%w: no Redis client", ErrInvalidBudget)
 	case b.perHour < 0 || b.perDay < 0:
 		return fmt.Errorf("%w: limits must be >= 0, got per hour %d, per day %d", ErrInvalidBudget, b.perHour, b.perDay)
-	case strings.ContainsAny(b.prefix, "{}"):
-		// A brace in the prefix would change which part is the hash tag.
-		return fmt.Errorf("%w: key prefix %q must not contain braces", ErrInvalidBudget, b.prefix)
-	case marketplaceID == "" || strings.ContainsAny(marketplaceID, "{}"):
-		return fmt.Errorf("%w: marketplace ID %q must be non-empty and without braces", ErrInvalidBudget, marketplaceID)
+	}
+	if err := CheckWindowKeys(b.prefix, marketplaceID); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidBudget, err)
 	}
 	return nil
 }
@@ -76,9 +70,8 @@ func (b *Budget) check(marketplaceID string) error {
 // Keys returns the hour and day counter keys Take uses at now; for
 // operators and tests.
 func (b *Budget) Keys(marketplaceID string, now time.Time) (hourKey, dayKey string) {
-	now = now.UTC()
-	base := b.prefix + ":{" + marketplaceID + "}:"
-	return base + "h:" + strconv.FormatInt(now.Unix()/3600, 10), base + "d:" + strconv.FormatInt(now.Unix()/86400, 10)
+	w := WindowsAt(b.prefix, marketplaceID, now)
+	return w.HourKey, w.DayKey
 }
 
 // Take spends one bid of marketplaceID's budget at wall-clock time now, or
@@ -90,16 +83,12 @@ func (b *Budget) Take(ctx context.Context, marketplaceID string, now time.Time) 
 	if err := b.check(marketplaceID); err != nil {
 		return false, time.Time{}, err
 	}
-	now = now.UTC()
-	// Windows are whole UTC hours and days since the Unix epoch; the key
-	// names use the same numbers so every instance agrees on them.
-	hourStart := time.Unix(now.Unix()/3600*3600, 0).UTC()
-	dayStart := time.Unix(now.Unix()/86400*86400, 0).UTC()
-	hourEnd, dayEnd := hourStart.Add(time.Hour), dayStart.Add(24*time.Hour)
-	hourKey, dayKey := b.Keys(marketplaceID, now)
+	w := WindowsAt(b.prefix, marketplaceID, now)
+	hourEnd, dayEnd := w.HourEnd, w.DayEnd
+	hourTTL, dayTTL := w.TTLs(now, budgetGrace)
 
-	res, err := takeScript.Run(ctx, b.rdb, []string{hourKey, dayKey},
-		b.perHour, b.perDay, ttlMillis(hourEnd.Sub(now)), ttlMillis(dayEnd.Sub(now))).Int64Slice()
+	res, err := takeScript.Run(ctx, b.rdb, []string{w.HourKey, w.DayKey},
+		b.perHour, b.perDay, hourTTL, dayTTL).Int64Slice()
 	if err != nil {
 		return false, time.Time{}, fmt.Errorf("%w: take for %q: %w", ErrBudgetUnavailable, marketplaceID, err)
 	}
@@ -115,8 +104,4 @@ func (b *Budget) Take(ctx context.Context, marketplaceID string, now time.Time) 
 		return false, hourEnd, nil
 	}
 	return false, time.Time{}, fmt.Errorf("%w: take for %q: unexpected script reply %v", ErrBudgetUnavailable, marketplaceID, res)
-}
-
-func ttlMillis(untilWindowEnd time.Duration) int64 {
-	return (untilWindowEnd + budgetGrace).Milliseconds()
 }
