@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bidder/bidder/worker/proposal"
 	"github.com/bidder/bidder/worker/rules"
 )
 
@@ -270,6 +271,9 @@ type Marketplace struct {
 	Embedded bool         `yaml:"embedded"`
 	Scan     Scan         `yaml:"scan"`
 	Rules    rules.Config `yaml:"rules"`
+	// Proposals says who writes the proposal text: the rules' template
+	// (default) or a language model (see docs/proposals.md).
+	Proposals proposal.Config `yaml:"proposals,omitempty"`
 
 	// Token is the resolved API token (never printed).
 	Token string `yaml:"-"`

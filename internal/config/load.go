@@ -304,6 +304,9 @@ func resolveSecrets(cfg *Config, o Options) error {
 				return errorf(key+".token_file", "%q is empty", m.TokenFile)
 			}
 		}
+		if err := m.Proposals.ResolveAPIKey(o.LookupEnv, o.ReadFile); err != nil {
+			return rulesError(key, err)
+		}
 	}
 	return nil
 }

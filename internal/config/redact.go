@@ -24,6 +24,7 @@ func (c Config) Redacted() Config {
 	r.Marketplaces = slices.Clone(c.Marketplaces)
 	for i := range r.Marketplaces {
 		r.Marketplaces[i].Token = redact(r.Marketplaces[i].Token)
+		r.Marketplaces[i].Proposals.APIKey = redact(r.Marketplaces[i].Proposals.APIKey)
 	}
 	return r
 }
@@ -71,6 +72,7 @@ func (c Config) Secrets() []string {
 	add(c.HTTP.Monitoring.BasicAuth.Password)
 	for _, m := range c.Marketplaces {
 		add(m.Token)
+		add(m.Proposals.APIKey)
 	}
 	return out
 }

@@ -351,6 +351,9 @@ func validateMarketplaces(cfg *Config, adapters []string) error {
 		if err := m.Rules.Validate(); err != nil {
 			return rulesError(key, err)
 		}
+		if err := m.Proposals.Validate(); err != nil {
+			return rulesError(key, err) // the same *rules.FieldError, keys from "proposals."
+		}
 	}
 	return nil
 }

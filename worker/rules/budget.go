@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -21,9 +20,7 @@ var takeScript = redis.NewScript(takeLua)
 // DefaultBudgetPrefix is used when NewBudget gets an empty prefix.
 const DefaultBudgetPrefix = "bid_budget"
 
-// budgetGrace keeps a counter alive past its window so an instance whose
-// clock lags another's by less than this still counts into the same key
-// instead of finding it expired and starting again from zero.
+// budgetGrace keeps a counter alive past its window (see Windows.TTLs).
 const budgetGrace = time.Hour
 
 var (
@@ -64,11 +61,9 @@ func (b *Budget) check(marketplaceID string) error {
 		return fmt.Errorf("%w: no Redis client", ErrInvalidBudget)
 	case b.perHour < 0 || b.perDay < 0:
 		return fmt.Errorf("%w: limits must be >= 0, got per hour %d, per day %d", ErrInvalidBudget, b.perHour, b.perDay)
-	case strings.ContainsAny(b.prefix, "{}"):
-		// A brace in the prefix would change which part is the hash tag.
-		return fmt.Errorf("%w: key prefix %q must not contain braces", ErrInvalidBudget, b.prefix)
-	case marketplaceID == "" || strings.ContainsAny(marketplaceID, "{}"):
-		return fmt.Errorf("%w: marketplace ID %q must be non-empty and without braces", ErrInvalidBudget, marketplaceID)
+	}
+	if err := CheckWindowKeys(b.prefix, marketplaceID); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidBudget, err)
 	}
 	return nil
 }
@@ -76,9 +71,10 @@ func (b *Budget) check(marketplaceID string) error {
 // Keys returns the hour and day keys Take uses at now (sets of the postings
 // counted in each window); for operators and tests.
 func (b *Budget) Keys(marketplaceID string, now time.Time) (hourKey, dayKey string) {
-	now = now.UTC()
-	base := b.prefix + ":{" + marketplaceID + "}:"
-	return base + "hs:" + strconv.FormatInt(now.Unix()/3600, 10), base + "ds:" + strconv.FormatInt(now.Unix()/86400, 10)
+	// Sets, not the counters WindowsAt names ("h:", "d:"): a counter left
+	// by an older version must not be read as a set.
+	w := WindowsAt(b.prefix, marketplaceID, now)
+	return w.Base + "hs:" + strconv.FormatInt(now.Unix()/3600, 10), w.Base + "ds:" + strconv.FormatInt(now.Unix()/86400, 10)
 }
 
 // window is one budget window at a moment: its key, limit and end.
@@ -86,23 +82,21 @@ type window struct {
 	key   string
 	limit int
 	end   time.Time
+	ttl   int64 // ms: to the end, plus grace
 }
 
 func (b *Budget) windows(marketplaceID string, now time.Time) []window {
-	now = now.UTC()
-	// Windows are whole UTC hours and days since the Unix epoch; the key
-	// names use the same numbers so every instance agrees on them.
+	w := WindowsAt(b.prefix, marketplaceID, now)
 	hourKey, dayKey := b.Keys(marketplaceID, now)
-	hourEnd := time.Unix(now.Unix()/3600*3600, 0).UTC().Add(time.Hour)
-	dayEnd := time.Unix(now.Unix()/86400*86400, 0).UTC().Add(24 * time.Hour)
+	hourTTL, dayTTL := w.TTLs(now, budgetGrace)
 	// The day first: its retry time is the later one, so a caller stopped
 	// by both waits once. An unlimited window is not tracked at all.
 	var ws []window
 	if b.perDay > 0 {
-		ws = append(ws, window{dayKey, b.perDay, dayEnd})
+		ws = append(ws, window{dayKey, b.perDay, w.DayEnd, dayTTL})
 	}
 	if b.perHour > 0 {
-		ws = append(ws, window{hourKey, b.perHour, hourEnd})
+		ws = append(ws, window{hourKey, b.perHour, w.HourEnd, hourTTL})
 	}
 	return ws
 }
@@ -127,7 +121,7 @@ func (b *Budget) Take(ctx context.Context, marketplaceID, postingID string, now 
 	args = append(args, postingID)
 	for i, w := range ws {
 		keys[i] = w.key
-		args = append(args, w.limit, ttlMillis(w.end.Sub(now.UTC())))
+		args = append(args, w.limit, w.ttl)
 	}
 	res, err := takeScript.Run(ctx, b.rdb, keys, args...).Int64Slice()
 	if err != nil {
@@ -141,10 +135,6 @@ func (b *Budget) Take(ctx context.Context, marketplaceID, postingID string, now 
 		return false, ws[res[1]-1].end, nil
 	}
 	return false, time.Time{}, fmt.Errorf("%w: take for %q: unexpected script reply %v", ErrBudgetUnavailable, marketplaceID, res)
-}
-
-func ttlMillis(untilWindowEnd time.Duration) int64 {
-	return (untilWindowEnd + budgetGrace).Milliseconds()
 }
 
 // Left reports how many bids each window has left at now (-1: unlimited),
