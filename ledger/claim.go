@@ -103,7 +103,7 @@ func (l *Ledger) Claim(ctx context.Context, a Attempt, marketplaceID, postingID 
 	default:
 		return Claim{}, fmt.Errorf("ledger: claim %s: cannot claim for state %q", key, d.State)
 	}
-	keys := []string{a.Key(), a.FenceKey(), key, l.OpenKey(marketplaceID, postingID)}
+	keys := []string{a.Key(), a.FenceKey(), key, l.OpenKey(marketplaceID, postingID), l.PayloadKey(marketplaceID, postingID)}
 	args := append([]any{a.Holder(), ms(a.TTL()), ms(l.retention), postingID, ms(d.Settle), string(d.State)}, fields...)
 	res, replErr, err := l.run(ctx, l.sc.claim, keys, args...)
 	if err != nil {
@@ -118,6 +118,7 @@ func (l *Ledger) Claim(ctx context.Context, a Attempt, marketplaceID, postingID 
 	switch c.Outcome {
 	case Claimed, Recorded, Pending:
 		if replErr != nil {
+			replErr.Key = key
 			l.count("unreplicated")
 			if c.Outcome == Claimed {
 				return c, replErr

@@ -41,7 +41,7 @@ func (l *Ledger) Discover(ctx context.Context, marketplaceID string, found []Fou
 	}
 	cmds, err := l.pipelined(ctx, l.sc.discover, len(found), func(i int) ([]string, []any) {
 		f := found[i]
-		return []string{l.Key(marketplaceID, f.PostingID), l.OpenKey(marketplaceID, f.PostingID)},
+		return []string{l.Key(marketplaceID, f.PostingID), l.OpenKey(marketplaceID, f.PostingID), l.PayloadKey(marketplaceID, f.PostingID)},
 			[]any{f.PostingID, f.Payload, ms(l.recheck), ms(l.retention)}
 	})
 	if err != nil {

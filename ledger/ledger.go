@@ -242,6 +242,15 @@ func (l *Ledger) Key(marketplaceID, postingID string) string {
 	return l.prefix + ":" + marketplaceID + ":" + postingID
 }
 
+// PayloadKey holds the task payload the scanner stored with an undecided
+// posting (in the record's slot), until the posting is decided.
+func (l *Ledger) PayloadKey(marketplaceID, postingID string) string {
+	if l.locks.HashTags {
+		return l.prefix + "_payload:{" + marketplaceID + ":" + postingID + "}"
+	}
+	return l.prefix + "_payload:" + marketplaceID + ":" + postingID
+}
+
 // OpenKey is the index of a marketplace's undecided postings that holds
 // postingID: "bid_ledger_open:<marketplace>", or with hash tags one such
 // index per Cluster slot, in the posting's slot so the scripts that decide
@@ -289,8 +298,8 @@ func (l *Ledger) Get(ctx context.Context, marketplaceID, postingID string) (Reco
 // Payload returns what the scanner stored with the posting at discovery (the
 // bid task's payload), until the posting is decided; nil when there is none.
 func (l *Ledger) Payload(ctx context.Context, marketplaceID, postingID string) ([]byte, error) {
-	key := l.Key(marketplaceID, postingID)
-	b, err := l.rdb.HGet(ctx, key, "p").Bytes()
+	key := l.PayloadKey(marketplaceID, postingID)
+	b, err := l.rdb.Get(ctx, key).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}

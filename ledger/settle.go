@@ -53,7 +53,7 @@ func (l *Ledger) Settle(ctx context.Context, f Fence, marketplaceID, postingID s
 	if o.Release {
 		release = "1"
 	}
-	keys := []string{f.Key(), key, l.OpenKey(marketplaceID, postingID)}
+	keys := []string{f.Key(), key, l.OpenKey(marketplaceID, postingID), l.PayloadKey(marketplaceID, postingID)}
 	args := append([]any{f.Holder(), f.Token(), string(o.State), o.Replaces, release,
 		ms(l.retention), postingID, ms(o.Settle)}, fields...)
 	res, replErr, err := l.run(ctx, l.sc.settle, keys, args...)

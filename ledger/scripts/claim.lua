@@ -2,7 +2,8 @@
 -- its lock and a fencing token, and record the decision. A skip (or dry
 -- run) is final at once and leaves no lock; a bid leaves the lock held and
 -- an intent recorded, for the caller to send the bid and Settle it.
--- KEYS[1] lock, KEYS[2] fence counter, KEYS[3] record, KEYS[4] open index
+-- KEYS[1] lock, KEYS[2] fence counter, KEYS[3] record, KEYS[4] open index,
+-- KEYS[5] the posting's discovery payload
 -- ARGV[1] holder (new for every claim), ARGV[2] lock ttl (ms),
 -- ARGV[3] retention (ms), ARGV[4] posting (index member),
 -- ARGV[5] settle (ms): how long after an intent none of its requests can
@@ -21,7 +22,7 @@
 -- reply was lost): the second run reports what the first did.
 local holder = ARGV[1]
 local cur = redis.call('GET', KEYS[1])
-local r = redis.call('HMGET', KEYS[3], 's', 'h', 't', 'at', 'sa', 'w', 'prule')
+local r = redis.call('HMGET', KEYS[3], 's', 'h', 't', 'at', 'sa', 'w', 'prule', 'd')
 local s, h = r[1], r[2] or r[6]
 local t = tonumber(r[3] or '0') or 0
 
@@ -70,14 +71,21 @@ local d = ARGV[6]
 if d == 'intent' then
   redis.call('SET', KEYS[1], holder, 'PX', ARGV[2])
   redis.call('HSET', KEYS[3], 's', 'intent', 'h', holder, 't', token, 'at', now, 'sa', now + settle)
-  redis.call('HDEL', KEYS[3], 'w')
+  if r[6] then
+    redis.call('HDEL', KEYS[3], 'w') -- an older version's holder field
+  end
   redis.call('PEXPIRE', KEYS[3], ARGV[3])
   return {'intent', token}
 end
 -- A final decision needs no lock: this script is the whole critical
 -- section, and the new token makes any older holder's later write stale.
 redis.call('HSET', KEYS[3], 's', d, 'h', holder, 't', token, 'at', now, unpack(ARGV, 7))
-redis.call('HDEL', KEYS[3], 'p', 'd', 'sa', 'w')
-redis.call('ZREM', KEYS[4], ARGV[4])
+redis.call('HDEL', KEYS[3], 'd', 'sa', 'w')
+if r[8] then
+  -- Discovered by a scan: its payload and open-index entry go with the
+  -- decision.
+  redis.call('DEL', KEYS[5])
+  redis.call('ZREM', KEYS[4], ARGV[4])
+end
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
 return {'final', d, token}

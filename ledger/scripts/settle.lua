@@ -3,7 +3,7 @@
 -- and no newer acquisition exists; a final record never changes; an
 -- earlier attempt's intent is only replaced by the holder that reconciled
 -- it (ARGV[4]).
--- KEYS[1] lock, KEYS[2] record, KEYS[3] open index
+-- KEYS[1] lock, KEYS[2] record, KEYS[3] open index, KEYS[4] discovery payload
 -- ARGV[1] holder, ARGV[2] token,
 -- ARGV[3] state: placed | failed | '' (nothing was placed: undecided again)
 --         | intent (take over a reconciled earlier intent, to bid now)
@@ -13,7 +13,7 @@
 -- Returns {'ok'}, {'stale', why}, {'decided', state}, {'pending', holder, token, at}
 -- Safe to run twice: a run that finds its own write reports ok.
 local holder, want = ARGV[1], ARGV[3]
-local r = redis.call('HMGET', KEYS[2], 's', 'h', 't', 'at', 'w')
+local r = redis.call('HMGET', KEYS[2], 's', 'h', 't', 'at', 'w', 'd')
 local s, h = r[1], r[2] or r[5]
 local t = tonumber(r[3] or '0') or 0
 local release = ARGV[5] == '1'
@@ -46,8 +46,13 @@ else
   if want == 'intent' then
     redis.call('HSET', KEYS[2], 'sa', now + tonumber(ARGV[8]))
   else
-    redis.call('HDEL', KEYS[2], 'p', 'd', 'sa', 'w')
-    redis.call('ZREM', KEYS[3], ARGV[7])
+    redis.call('HDEL', KEYS[2], 'd', 'sa', 'w')
+    if r[6] then
+      -- Discovered by a scan: its payload and open-index entry go with
+      -- the decision.
+      redis.call('DEL', KEYS[4])
+      redis.call('ZREM', KEYS[3], ARGV[7])
+    end
   end
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[6])
