@@ -26,6 +26,7 @@ type Decision struct {
 	Reason   string  // skipped
 	Amount   float64 // dry run
 	Currency string  // dry run
+	Proposal string  // dry run: the text that would have been sent
 	// Settle is how long after the intent none of its requests can still be
 	// in flight: the longest the caller will take to send the bid after the
 	// claim, plus the marketplace's request timeout and processing. It is
@@ -99,7 +100,7 @@ func (l *Ledger) Claim(ctx context.Context, a Attempt, marketplaceID, postingID 
 	case StateSkipped:
 		fields = []any{"rule", d.Rule, "why", d.Reason}
 	case StateDryRun:
-		fields = []any{"amt", strconv.FormatFloat(d.Amount, 'f', -1, 64), "cur", d.Currency}
+		fields = []any{"amt", strconv.FormatFloat(d.Amount, 'f', -1, 64), "cur", d.Currency, "txt", d.Proposal}
 	default:
 		return Claim{}, fmt.Errorf("ledger: claim %s: cannot claim for state %q", key, d.State)
 	}

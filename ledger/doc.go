@@ -64,7 +64,8 @@
 // One hash per posting, "bid_ledger:<marketplace>:<posting>" (with hash
 // tags "bid_ledger:{<marketplace>:<posting>}", the slot of the lock's
 // keys): s (state), h (holder), t (token), at (Redis time, ms), sa (intent:
-// settled at), b/amt/cur (placed bid), rule/why (skipped, failed),
+// settled at), b/amt/cur (placed bid; dry run, with txt: the proposal),
+// rule/why (skipped, failed),
 // ps/pat/prule/pwhy (parked: from, at, rule, reason), d (undecided:
 // discovered at). An undecided posting's task payload has a key of its own,
 // "bid_ledger_payload:<marketplace>:<posting>", deleted with the decision

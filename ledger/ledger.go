@@ -121,6 +121,7 @@ type Record struct {
 	Currency  string    // placed, dry_run
 	Rule      string    // skipped, failed: the rule or error class that decided
 	Reason    string    // skipped, failed: human-readable reason
+	Proposal  string    // dry_run: the proposal that would have been sent
 
 	// Parked: what it held before (an intent: a bid may exist), since
 	// when, and why.
@@ -320,6 +321,7 @@ func parse(m map[string]string) (Record, error) {
 		Currency:   m["cur"],
 		Rule:       m["rule"],
 		Reason:     m["why"],
+		Proposal:   m["txt"],
 		ParkedFrom: State(m["ps"]),
 		ParkRule:   m["prule"],
 		ParkReason: m["pwhy"],

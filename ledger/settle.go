@@ -21,6 +21,7 @@ type Outcome struct {
 	Currency string  // placed, dry run
 	Rule     string  // failed: the error class; skipped: the rule
 	Reason   string  // failed, skipped
+	Proposal string  // dry run: the text that would have been sent
 	// Replaces is the holder of the earlier attempt's intent this outcome
 	// resolves (after a Pending claim); "" for the caller's own intent.
 	Replaces string
@@ -42,7 +43,7 @@ func (l *Ledger) Settle(ctx context.Context, f Fence, marketplaceID, postingID s
 	case StatePlaced:
 		fields = []any{"b", o.BidID, "amt", strconv.FormatFloat(o.Amount, 'f', -1, 64), "cur", o.Currency}
 	case StateDryRun:
-		fields = []any{"amt", strconv.FormatFloat(o.Amount, 'f', -1, 64), "cur", o.Currency}
+		fields = []any{"amt", strconv.FormatFloat(o.Amount, 'f', -1, 64), "cur", o.Currency, "txt", o.Proposal}
 	case StateFailed, StateSkipped:
 		fields = []any{"rule", o.Rule, "why", o.Reason}
 	case StateNone, StateIntent:

@@ -12,6 +12,7 @@ import (
 	"github.com/bidder/bidder/ledger"
 	"github.com/bidder/bidder/lock"
 	"github.com/bidder/bidder/marketplace"
+	"github.com/bidder/bidder/worker/proposal"
 	"github.com/bidder/bidder/worker/rules"
 )
 
@@ -20,6 +21,16 @@ type Marketplace struct {
 	Adapter marketplace.Adapter
 	Rules   *rules.Engine
 	Budget  *rules.Budget // nil: no bid budget
+	// Proposals writes the proposal when a language model does (see
+	// worker/proposal); nil: the rules' template text is sent as it is.
+	Proposals *Proposals
+}
+
+// Proposals is a marketplace's proposal writer and the store that keeps
+// what it wrote, so every attempt at a posting sends the first text.
+type Proposals struct {
+	Writer proposal.Writer
+	Store  *proposal.Store
 }
 
 // Hooks are fault-injection points for tests and the chaos harness: each
@@ -198,7 +209,21 @@ func (h *BidHandler) process(ctx context.Context, log *zap.Logger, mk Marketplac
 // whatever the adapter needs before a bid can go out at once.
 func (h *BidHandler) decide(ctx context.Context, mk Marketplace, p marketplace.Posting) (rules.Decision, error) {
 	d := mk.Rules.Decide(p, h.now())
-	if !d.Bid || mk.Rules.DryRun() {
+	if !d.Bid {
+		return d, nil
+	}
+	if mk.Proposals != nil {
+		// Written once per posting and stored before the claim, so a
+		// retry, a reconciliation or another worker sends byte for byte the
+		// same text. The template needs no store: it is a function of the
+		// posting and the config.
+		text, err := h.propose(ctx, mk.Proposals, p, d)
+		if err != nil {
+			return d, err
+		}
+		d.Proposal = text
+	}
+	if mk.Rules.DryRun() {
 		return d, nil
 	}
 	if pr, ok := mk.Adapter.(marketplace.Preparer); ok {
@@ -207,6 +232,24 @@ func (h *BidHandler) decide(ctx context.Context, mk Marketplace, p marketplace.P
 		}
 	}
 	return d, nil
+}
+
+// propose returns the posting's stored proposal, writing it first if no
+// attempt has.
+func (h *BidHandler) propose(ctx context.Context, pp *Proposals, p marketplace.Posting, d rules.Decision) (string, error) {
+	pr, err := pp.Store.GetOrCreate(ctx, pp.Writer, proposal.Request{Posting: p, Amount: d.Amount, Currency: d.Currency, Template: d.Proposal})
+	var we *proposal.WaitError
+	switch {
+	case err == nil:
+		return pr.Text, nil
+	case errors.As(err, &we):
+		// The model failed or its token budget is spent, and on_error says
+		// wait: nothing was stored, nothing counts.
+		return "", h.wait(max(we.After, time.Second), err)
+	case errors.Is(err, proposal.ErrStoreUnavailable):
+		return "", h.redisFailed(fmt.Errorf("worker: proposal of %s:%s: %w", p.MarketplaceID, p.ID, err))
+	}
+	return "", fmt.Errorf("worker: proposal of %s:%s: %w", p.MarketplaceID, p.ID, err)
 }
 
 // claim takes the posting for d in one script. It returns the lock when the
@@ -263,7 +306,7 @@ func (h *BidHandler) ledgerDecision(mk Marketplace, d rules.Decision) ledger.Dec
 	case !d.Bid:
 		return ledger.Decision{State: ledger.StateSkipped, Rule: d.Rule, Reason: d.Reason}
 	case mk.Rules.DryRun():
-		return ledger.Decision{State: ledger.StateDryRun, Amount: d.Amount, Currency: d.Currency}
+		return ledger.Decision{State: ledger.StateDryRun, Amount: d.Amount, Currency: d.Currency, Proposal: d.Proposal}
 	}
 	return ledger.Decision{State: ledger.StateIntent, Settle: h.sendWindow() + h.settle}
 }
@@ -293,7 +336,7 @@ func (h *BidHandler) reconcile(ctx context.Context, log *zap.Logger, mk Marketpl
 	o := h.ledgerDecision(mk, d)
 	if o.State != ledger.StateIntent {
 		return true, h.settleAs(ctx, log, l, p, ledger.Outcome{
-			State: o.State, Rule: o.Rule, Reason: o.Reason, Amount: o.Amount, Currency: o.Currency, Replaces: earlier.Holder,
+			State: o.State, Rule: o.Rule, Reason: o.Reason, Amount: o.Amount, Currency: o.Currency, Proposal: o.Proposal, Replaces: earlier.Holder,
 		})
 	}
 	err = h.ledger.Settle(ctx, l, mp, id, ledger.Outcome{State: ledger.StateIntent, Replaces: earlier.Holder, Settle: o.Settle})

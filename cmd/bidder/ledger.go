@@ -77,6 +77,9 @@ func newLedgerGetCommand(e env) *cobra.Command {
 			if r.BidID != "" || r.Amount != 0 {
 				fmt.Fprintf(w, "bid:      %s\namount:   %.2f %s\n", r.BidID, r.Amount, r.Currency)
 			}
+			if r.Proposal != "" {
+				fmt.Fprintf(w, "proposal: %q\n", r.Proposal)
+			}
 			if r.Rule != "" || r.Reason != "" {
 				fmt.Fprintf(w, "rule:     %s\nreason:   %s\n", r.Rule, r.Reason)
 			}

@@ -37,6 +37,7 @@ import (
 	"github.com/bidder/bidder/marketplace/sandbox"
 	"github.com/bidder/bidder/scanner"
 	"github.com/bidder/bidder/worker"
+	"github.com/bidder/bidder/worker/proposal"
 	"github.com/bidder/bidder/worker/rules"
 )
 
@@ -106,6 +107,7 @@ type App struct {
 	Reload func() (config.Config, error)
 
 	version   string
+	propMet   *proposal.Metrics
 	sandboxes []*embeddedSandbox
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
@@ -181,6 +183,15 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 			return nil, &config.Error{Key: key + ".rules", Problem: err.Error(), Err: err}
 		}
 		wm := worker.Marketplace{Adapter: ad, Rules: eng}
+		if m.Proposals.IsModel() {
+			w, err := proposal.New(m.Proposals, proposal.WithRedis(rdb), proposal.WithMetrics(a.propMetrics()))
+			if err != nil {
+				return nil, &config.Error{Key: key + ".proposals", Problem: err.Error(), Err: err}
+			}
+			wm.Proposals = &worker.Proposals{Writer: w, Store: proposal.NewStore(rdb,
+				proposal.WithHashTags(cfg.Redis.HashTags), proposal.WithRetention(time.Duration(cfg.Ledger.Retention)),
+				proposal.WithStoreMetrics(a.propMetrics()))}
+		}
 		if b := m.Rules.BidBudget; b.PerHour > 0 || b.PerDay > 0 {
 			wm.Budget = rules.NewBudget(rdb, rules.DefaultBudgetPrefix, b.PerHour, b.PerDay)
 		}
@@ -202,6 +213,14 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 		scanner.WithRecoverEvery(recoverEvery))
 	a.Scan = scanner.NewScanHandler(rdb, a.Client, a.Ledger, a.Adapters, a.Metrics, scanOpts...)
 	return a, nil
+}
+
+// propMetrics is the proposal writers' one set of metrics, made on first use.
+func (a *App) propMetrics() *proposal.Metrics {
+	if a.propMet == nil {
+		a.propMet = proposal.NewMetrics(a.Registry)
+	}
+	return a.propMet
 }
 
 // Close releases what New built. Safe to call more than once.
