@@ -47,8 +47,9 @@ func (f *configFlags) setup(ctx context.Context, e env, role string) (*app.App, 
 	}
 	log = log.With(zap.String("role", role))
 	// go-redis logs dial failures on its own through a global logger; route
-	// them to zap (scrubbed) so no unstructured line reaches the log.
-	redis.SetLogger(redisLogger{log.Named("redis"), cfg.Secrets()})
+	// them to zap so no unstructured line reaches the log. (Its messages
+	// name addresses and master names, never credentials.)
+	redis.SetLogger(redisLogger{log.Named("redis")})
 	a, err := app.New(ctx, cfg, log, version)
 	if err != nil {
 		_ = log.Sync()
@@ -59,13 +60,10 @@ func (f *configFlags) setup(ctx context.Context, e env, role string) (*app.App, 
 	return a, nil
 }
 
-type redisLogger struct {
-	log     *zap.Logger
-	secrets []string
-}
+type redisLogger struct{ log *zap.Logger }
 
 func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
-	l.log.Debug(config.Scrub(fmt.Sprintf(format, v...), l.secrets))
+	l.log.Debug(fmt.Sprintf(format, v...))
 }
 
 // runDaemon is the body of run, worker, scanner and monitor.

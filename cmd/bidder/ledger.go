@@ -49,7 +49,7 @@ func newLedgerGetCommand(e env) *cobra.Command {
 			led := ledger.New(conn.Client, ledger.WithHashTags(cfg.Redis.HashTags))
 			r, err := led.Get(cmd.Context(), mp, posting)
 			if err != nil {
-				return fmt.Errorf("ledger get: %s", conn.Scrub(err.Error()))
+				return fmt.Errorf("ledger get: %w", err)
 			}
 			state := string(r.State)
 			if state == "" {
@@ -92,7 +92,7 @@ func newLedgerStatsCommand(e env) *cobra.Command {
 			defer conn.Close()
 			counts, err := ops.LedgerStats(cmd.Context(), conn.Client, ledger.DefaultKeyPrefix, mp)
 			if err != nil {
-				return fmt.Errorf("ledger stats: %s", conn.Scrub(err.Error()))
+				return fmt.Errorf("ledger stats: %w", err)
 			}
 			states := []ledger.State{ledger.StateIntent, ledger.StatePlaced, ledger.StateSkipped, ledger.StateFailed, ledger.StateDryRun}
 			for s := range counts {

@@ -43,7 +43,7 @@ func newLocksListCommand(e env) *cobra.Command {
 			keys := lock.Keys{Prefix: lock.DefaultKeyPrefix, HashTags: cfg.Redis.HashTags}
 			list, err := ops.ListLocks(cmd.Context(), conn.Client, keys, mp)
 			if err != nil {
-				return fmt.Errorf("locks list: %s", conn.Scrub(err.Error()))
+				return fmt.Errorf("locks list: %w", err)
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "MARKETPLACE\tPOSTING\tHOLDER\tTTL")
@@ -94,7 +94,7 @@ you know is dead (locks expire by themselves after lock.ttl anyway).`,
 			keys := lock.Keys{Prefix: lock.DefaultKeyPrefix, HashTags: cfg.Redis.HashTags}
 			info, err := ops.ReadLock(cmd.Context(), conn.Client, keys, mp, posting)
 			if err != nil {
-				return fmt.Errorf("locks release: %s", conn.Scrub(err.Error()))
+				return fmt.Errorf("locks release: %w", err)
 			}
 			if info.Holder == "" {
 				_, err := fmt.Fprintf(e.stdout, "%s: not locked\n", info.Key)

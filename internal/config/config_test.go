@@ -165,9 +165,6 @@ func TestSecretsAndRedaction(t *testing.T) {
 	if cfg.Redis.URL != "redis://user:s3cret-pw@db:6379/2" {
 		t.Fatal("Redacted changed the original")
 	}
-	if got := Scrub("dial redis://user:s3cret-pw@db failed", cfg.Secrets()); strings.Contains(got, "s3cret-pw") {
-		t.Fatal(got)
-	}
 
 	env := map[string]string{EnvRedisPassword: "pw-from-env", "TOK": "x"}
 	cfg, err = loadDoc(t, "redis: {host: db}\n"+goodMarket, env, Flags{})
