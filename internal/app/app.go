@@ -278,6 +278,7 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 			"role": roles.Name, "version": a.version, "redis": a.Conn.Where, "config": a.Cfg.Source,
 		},
 	}
+	hopts.AllowedHosts = a.Cfg.HTTP.AllowedHosts
 	mon := a.Cfg.HTTP.Monitoring
 	if roles.Monitor {
 		insp := asynq.NewInspectorFromRedisClient(a.Conn.Client)

@@ -172,3 +172,16 @@ func TestSecretsAndRedaction(t *testing.T) {
 		t.Fatalf("REDIS_PASSWORD not read: %v %q", err, cfg.Redis.Password)
 	}
 }
+
+func TestAllowedHostsKey(t *testing.T) {
+	cfg, err := loadDoc(t, "http: {allowed_hosts: [bidder.internal, 10.0.0.5, \"::1\", \"[fd00::1]\"]}\n", nil, Flags{})
+	if err != nil || len(cfg.HTTP.AllowedHosts) != 4 {
+		t.Fatalf("got %v %v", cfg.HTTP.AllowedHosts, err)
+	}
+	for _, bad := range []string{"http://bidder.internal", "bidder.internal:8080", "*.example.com", "", "a b"} {
+		_, err := loadDoc(t, "http: {allowed_hosts: [ok.example, \""+bad+"\"]}\n", nil, Flags{})
+		if err == nil || !strings.HasPrefix(err.Error(), "config: http.allowed_hosts[1]: ") {
+			t.Errorf("allowed_hosts %q: got %v", bad, err)
+		}
+	}
+}

@@ -255,6 +255,11 @@ func validateHTTP(cfg *Config) error {
 	if err != nil {
 		return errorf("http.addr", "want host:port, got %q", h.Addr)
 	}
+	for i, name := range h.AllowedHosts {
+		if err := checkAllowedHost(name); err != nil {
+			return errorf(fmt.Sprintf("http.allowed_hosts[%d]", i), "%v", err)
+		}
+	}
 	m := h.Monitoring
 	ba := m.BasicAuth
 	if ba.Username != "" && ba.PasswordEnv == "" {
@@ -266,6 +271,24 @@ func validateHTTP(cfg *Config) error {
 	if m.Enabled && !ba.Enabled() && !m.AllowUnauthenticatedRemote && !IsLoopback(host) {
 		return errorf("http.monitoring", "refusing to serve the monitoring UI without basic_auth on non-loopback address %q "+
 			"(set http.monitoring.basic_auth, or allow_unauthenticated_remote: true)", h.Addr)
+	}
+	return nil
+}
+
+// checkAllowedHost accepts a host name or IP literal as a Host header
+// carries it, without port or scheme: the guard compares names only.
+func checkAllowedHost(name string) error {
+	if ip := net.ParseIP(strings.Trim(name, "[]")); ip != nil {
+		return nil
+	}
+	if name == "" || len(name) > 253 {
+		return fmt.Errorf("want a host name, got %q", name)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return fmt.Errorf("want a host name without scheme, port or wildcard, got %q", name)
+		}
 	}
 	return nil
 }
