@@ -49,22 +49,23 @@ func newLedgerGetCommand(e env) *cobra.Command {
 			led := ledger.New(conn.Client, ledger.WithHashTags(cfg.Redis.HashTags))
 			r, err := led.Get(cmd.Context(), mp, posting)
 			if err != nil {
-				return fmt.Errorf("ledger get: %w", err)
+				return fmt.Errorf("ledger get: %w", escaped{err})
 			}
-			state := string(r.State)
-			if state == "" {
+			// Every field is read from Redis: printed quoted.
+			state := fmt.Sprintf("%q", r.State)
+			if r.State == ledger.StateNone {
 				state = "none (never decided)"
 			}
 			w := e.stdout
 			fmt.Fprintf(w, "key:      %s\nstate:    %s\n", led.Key(mp, posting), state)
 			if r.State != ledger.StateNone {
-				fmt.Fprintf(w, "token:    %d\nat:       %s\nworker:   %s\n", r.Token, r.At.UTC().Format(time.RFC3339Nano), r.Worker)
+				fmt.Fprintf(w, "token:    %d\nat:       %s\nworker:   %q\n", r.Token, r.At.UTC().Format(time.RFC3339Nano), r.Worker)
 			}
 			if r.BidID != "" || r.Amount != 0 {
-				fmt.Fprintf(w, "bid:      %s\namount:   %.2f %s\n", r.BidID, r.Amount, r.Currency)
+				fmt.Fprintf(w, "bid:      %q\namount:   %.2f %q\n", r.BidID, r.Amount, r.Currency)
 			}
 			if r.Rule != "" || r.Reason != "" {
-				fmt.Fprintf(w, "rule:     %s\nreason:   %s\n", r.Rule, r.Reason)
+				fmt.Fprintf(w, "rule:     %q\nreason:   %q\n", r.Rule, r.Reason)
 			}
 			return nil
 		},
@@ -92,9 +93,10 @@ func newLedgerStatsCommand(e env) *cobra.Command {
 			defer conn.Close()
 			counts, err := ops.LedgerStats(cmd.Context(), conn.Client, ledger.DefaultKeyPrefix, mp)
 			if err != nil {
-				return fmt.Errorf("ledger stats: %w", err)
+				return fmt.Errorf("ledger stats: %w", escaped{err})
 			}
-			states := []ledger.State{ledger.StateIntent, ledger.StatePlaced, ledger.StateSkipped, ledger.StateFailed, ledger.StateDryRun}
+			known := []ledger.State{ledger.StateIntent, ledger.StatePlaced, ledger.StateSkipped, ledger.StateFailed, ledger.StateDryRun}
+			states := slices.Clone(known)
 			for s := range counts {
 				if !slices.Contains(states, s) {
 					states = append(states, s)
@@ -102,7 +104,11 @@ func newLedgerStatsCommand(e env) *cobra.Command {
 			}
 			total := 0
 			for _, s := range states {
-				fmt.Fprintf(e.stdout, "%-8s %d\n", s, counts[s])
+				name := string(s)
+				if !slices.Contains(known, s) {
+					name = fmt.Sprintf("%q", s) // read from Redis
+				}
+				fmt.Fprintf(e.stdout, "%-8s %d\n", name, counts[s])
 				total += counts[s]
 			}
 			_, err = fmt.Fprintf(e.stdout, "%-8s %d\n", "total", total)

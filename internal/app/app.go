@@ -27,6 +27,7 @@ import (
 
 	"github.com/bidder/bidder/internal/config"
 	"github.com/bidder/bidder/internal/httpserver"
+	"github.com/bidder/bidder/internal/logx"
 	"github.com/bidder/bidder/internal/redisconn"
 	"github.com/bidder/bidder/ledger"
 	"github.com/bidder/bidder/lock"
@@ -77,7 +78,7 @@ func NewLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 	} else {
 		e = zapcore.NewJSONEncoder(enc)
 	}
-	return zap.New(zapcore.NewCore(e, zapcore.AddSync(w), lvl)), nil
+	return zap.New(zapcore.NewCore(logx.Escaping(e), zapcore.AddSync(w), lvl)), nil
 }
 
 // App is one assembled process. Build it with New, then Run or use its parts.

@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/bidder/bidder/internal/textsafe"
 	"github.com/bidder/bidder/marketplace"
 	"github.com/bidder/bidder/marketplace/internal/httpx"
 )
@@ -391,7 +392,7 @@ func (a *Adapter) endpoint(path string, q url.Values) string {
 func parseProjectID(op, postingID string) (int64, error) {
 	id, err := strconv.ParseInt(postingID, 10, 64)
 	if err != nil || id <= 0 || strconv.FormatInt(id, 10) != postingID {
-		return 0, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalidInput, fmt.Errorf("posting id %q is not a Freelancer project ID", printable(postingID, 64)))
+		return 0, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalidInput, fmt.Errorf("posting id %q is not a Freelancer project ID", textsafe.Line(postingID, 64)))
 	}
 	return id, nil
 }

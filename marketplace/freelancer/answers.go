@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bidder/bidder/internal/textsafe"
 	"github.com/bidder/bidder/marketplace"
 	"github.com/bidder/bidder/marketplace/internal/httpx"
 )
@@ -184,29 +185,12 @@ func codeKey(code string) string {
 	return strings.ToUpper(strings.TrimSpace(code))
 }
 
-// printable cuts s to n bytes of printable ASCII, for error text built from
-// what a server sent.
-func printable(s string, n int) string {
-	var b strings.Builder
-	for i := 0; i < len(s) && b.Len() < n; i++ {
-		c := s[i]
-		if c < ' ' || c > '~' {
-			c = '?'
-		}
-		b.WriteByte(c)
-	}
-	if len(s) > n {
-		b.WriteString("...")
-	}
-	return b.String()
-}
-
 // answerError builds the classified error of a non-success answer. bid marks
 // the bid POST; callers handle its 5xx and 2xx themselves (ambiguous).
 func answerError(op string, status int, header http.Header, body []byte, bid bool, now time.Time) *marketplace.Error {
 	env, _ := parseEnvelope(body)
 	class, reason := statusRule(status, bid)
-	code := printable(env.Code, maxCodeBytes)
+	code := textsafe.Line(env.Code, maxCodeBytes)
 	if status >= 400 && status <= 499 && env.Code != "" {
 		if r, ok := lookupCode(env.Code, bid); ok {
 			class, reason = r.class, r.reason
@@ -217,10 +201,10 @@ func answerError(op string, status int, header http.Header, body []byte, bid boo
 		msg += " " + code
 	}
 	if env.Message != "" {
-		msg += ": " + printable(env.Message, maxMessageBytes)
+		msg += ": " + textsafe.Line(env.Message, maxMessageBytes)
 	}
 	if env.RequestID != "" {
-		msg += " (request_id " + printable(env.RequestID, 64) + ")"
+		msg += " (request_id " + textsafe.Line(env.RequestID, 64) + ")"
 	}
 	err := marketplace.NewError(class, op, reason, errors.New(msg))
 	if class == marketplace.ErrRateLimited {
@@ -249,10 +233,10 @@ func successResult(op string, status int, header http.Header, body []byte, now t
 	if env.Status != "success" {
 		if env.Status == "error" && env.Code != "" {
 			if r, ok := lookupCode(env.Code, false); ok {
-				return nil, marketplace.NewError(r.class, op, r.reason, fmt.Errorf("HTTP 200 status error %s", printable(env.Code, maxCodeBytes)))
+				return nil, marketplace.NewError(r.class, op, r.reason, fmt.Errorf("HTTP 200 status error %s", textsafe.Line(env.Code, maxCodeBytes)))
 			}
 		}
-		return nil, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, fmt.Errorf("HTTP 200 with envelope status %q", printable(env.Status, 32)))
+		return nil, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, fmt.Errorf("HTTP 200 with envelope status %q", textsafe.Line(env.Status, 32)))
 	}
 	if len(env.Result) == 0 || bytes.Equal(env.Result, []byte("null")) {
 		return nil, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, errors.New(`success envelope without "result"`))
@@ -382,7 +366,7 @@ func decodeProjects(marketplaceID, siteBase string, status int, header http.Head
 		}
 		id, ok := positiveID(wp.ID)
 		if !ok {
-			page.dropped = append(page.dropped, fmt.Errorf("projects[%d]: id %q is not a positive integer", i, printable(wp.ID.String(), 32)))
+			page.dropped = append(page.dropped, fmt.Errorf("projects[%d]: id %q is not a positive integer", i, textsafe.Line(wp.ID.String(), 32)))
 			continue
 		}
 		if seen[id] {
@@ -410,7 +394,7 @@ func projectPosting(marketplaceID, siteBase string, id int64, wp wireProject, su
 	case "hourly":
 		budgetType = marketplace.BudgetHourly
 	default:
-		return marketplace.Posting{}, fmt.Errorf("type %q is neither fixed nor hourly", printable(wp.Type, 32))
+		return marketplace.Posting{}, fmt.Errorf("type %q is neither fixed nor hourly", textsafe.Line(wp.Type, 32))
 	}
 	if wp.Currency == nil || !isCurrency(strings.ToUpper(strings.TrimSpace(wp.Currency.Code))) {
 		return marketplace.Posting{}, errors.New("no 3-letter currency code")
@@ -437,15 +421,15 @@ func projectPosting(marketplaceID, siteBase string, id int64, wp wireProject, su
 	}
 	var skills []string
 	for _, j := range wp.Jobs {
-		if name := strings.TrimSpace(j.Name); name != "" {
+		if name := strings.TrimSpace(textsafe.Line(j.Name, 0)); name != "" {
 			skills = append(skills, name)
 		}
 	}
 	return marketplace.Posting{
 		MarketplaceID: marketplaceID,
 		ID:            strconv.FormatInt(id, 10),
-		Title:         wp.Title,
-		Description:   desc,
+		Title:         textsafe.Line(wp.Title, 0),
+		Description:   textsafe.Text(desc),
 		Budget: marketplace.Budget{
 			Type:     budgetType,
 			Min:      lo,
@@ -487,9 +471,9 @@ func ownerClient(ownerID json.Number, users map[string]json.RawMessage) marketpl
 		// Rules compare countries as config writes them (ISO codes such as
 		// "US"); the name is the fallback when there is no code.
 		if code := strings.TrimSpace(l.Country.Code); code != "" {
-			c.Country = strings.ToUpper(printable(code, 8))
+			c.Country = strings.ToUpper(textsafe.Line(code, 8))
 		} else {
-			c.Country = printable(strings.TrimSpace(l.Country.Name), 64)
+			c.Country = textsafe.Line(strings.TrimSpace(l.Country.Name), 64)
 		}
 	}
 	return c
@@ -533,14 +517,14 @@ func isCurrency(s string) bool {
 func placedBid(projectID, selfID int64, currency string, b wireBid) (marketplace.PlacedBid, error) {
 	id, ok := positiveID(b.ID)
 	if !ok {
-		return marketplace.PlacedBid{}, fmt.Errorf("bid id %q is not a positive integer", printable(b.ID.String(), 32))
+		return marketplace.PlacedBid{}, fmt.Errorf("bid id %q is not a positive integer", textsafe.Line(b.ID.String(), 32))
 	}
 	if pid, ok := positiveID(b.ProjectID); !ok || pid != projectID {
-		return marketplace.PlacedBid{}, fmt.Errorf("bid %d is on project %q, not %d", id, printable(b.ProjectID.String(), 32), projectID)
+		return marketplace.PlacedBid{}, fmt.Errorf("bid %d is on project %q, not %d", id, textsafe.Line(b.ProjectID.String(), 32), projectID)
 	}
 	if b.BidderID != "" {
 		if bid, ok := positiveID(b.BidderID); !ok || bid != selfID {
-			return marketplace.PlacedBid{}, fmt.Errorf("bid %d is by bidder %q, not %d", id, printable(b.BidderID.String(), 32), selfID)
+			return marketplace.PlacedBid{}, fmt.Errorf("bid %d is by bidder %q, not %d", id, textsafe.Line(b.BidderID.String(), 32), selfID)
 		}
 	}
 	pb := marketplace.PlacedBid{
@@ -572,7 +556,7 @@ func decodeBidAnswer(projectID, selfID int64, currency string, status int, heade
 		if env.Status != "success" {
 			// Even a 2xx "error" envelope is not trusted to mean "nothing
 			// stored": reconciliation is cheap, a duplicate is not.
-			return ambiguous(ReasonInvalid, fmt.Errorf("HTTP %d with envelope status %q %s", status, printable(env.Status, 32), printable(env.Code, maxCodeBytes)))
+			return ambiguous(ReasonInvalid, fmt.Errorf("HTTP %d with envelope status %q %s", status, textsafe.Line(env.Status, 32), textsafe.Line(env.Code, maxCodeBytes)))
 		}
 		var b wireBid
 		if err := json.Unmarshal(env.Result, &b); err != nil {
@@ -588,7 +572,7 @@ func decodeBidAnswer(projectID, selfID int64, currency string, status int, heade
 		return marketplace.PlacedBid{}, answerError(op, status, header, body, true, now)
 	case status >= 500 && status <= 599:
 		env, _ := parseEnvelope(body)
-		return ambiguous("http_"+strconv.Itoa(status), fmt.Errorf("HTTP %d %s", status, printable(env.Code, maxCodeBytes)))
+		return ambiguous("http_"+strconv.Itoa(status), fmt.Errorf("HTTP %d %s", status, textsafe.Line(env.Code, maxCodeBytes)))
 	}
 	// 1xx, 3xx: Freelancer saw the bid and said something unexpected.
 	return ambiguous(ReasonUnexpected, fmt.Errorf("HTTP %d", status))
@@ -653,7 +637,7 @@ func decodeSelf(status int, header http.Header, body []byte, now time.Time) (int
 	}
 	id, ok := positiveID(u.ID)
 	if !ok {
-		return 0, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, fmt.Errorf("user id %q is not a positive integer", printable(u.ID.String(), 32)))
+		return 0, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, fmt.Errorf("user id %q is not a positive integer", textsafe.Line(u.ID.String(), 32)))
 	}
 	return id, nil
 }

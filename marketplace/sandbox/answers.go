@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/bidder/bidder/internal/textsafe"
 	"github.com/bidder/bidder/marketplace"
 	"github.com/bidder/bidder/marketplace/internal/httpx"
 )
@@ -43,9 +44,7 @@ func errorBody(body []byte) wireError {
 	var e wireError
 	_ = json.Unmarshal(raw["error"], &e.Error)
 	_ = json.Unmarshal(raw["detail"], &e.Detail)
-	if len(e.Detail) > maxDetailInErrorLen {
-		e.Detail = e.Detail[:maxDetailInErrorLen] + "..."
-	}
+	e.Detail = textsafe.Line(e.Detail, maxDetailInErrorLen)
 	return e
 }
 
@@ -168,9 +167,9 @@ func placedBid(postingID string, b wireBid) (marketplace.PlacedBid, error) {
 		ID:             b.ID,
 		PostingID:      b.PostingID,
 		Amount:         b.Amount,
-		Currency:       b.Currency,
+		Currency:       textsafe.Line(b.Currency, 0),
 		FencingToken:   b.FencingToken,
-		IdempotencyKey: b.IdempotencyKey,
+		IdempotencyKey: textsafe.Line(b.IdempotencyKey, 0),
 		CreatedAt:      b.CreatedAt,
 	}, nil
 }
@@ -290,14 +289,14 @@ func posting(marketplaceID string, wp wirePosting) (marketplace.Posting, error) 
 		return marketplace.Posting{}, fmt.Errorf("posting %s: client total_spend %v is negative", wp.ID, wp.Client.TotalSpend)
 	}
 	var skills []string
-	if len(wp.Skills) > 0 {
-		skills = append([]string(nil), wp.Skills...)
+	for _, s := range wp.Skills {
+		skills = append(skills, textsafe.Line(s, 0))
 	}
 	return marketplace.Posting{
 		MarketplaceID: marketplaceID,
 		ID:            wp.ID,
-		Title:         wp.Title,
-		Description:   wp.Description,
+		Title:         textsafe.Line(wp.Title, 0),
+		Description:   textsafe.Text(wp.Description),
 		Budget: marketplace.Budget{
 			Type:     marketplace.BudgetType(b.Type),
 			Min:      b.Min,
@@ -305,12 +304,12 @@ func posting(marketplaceID string, wp wirePosting) (marketplace.Posting, error) 
 			Currency: b.Currency,
 		},
 		Skills:   skills,
-		URL:      wp.URL,
+		URL:      textsafe.Line(wp.URL, 0),
 		PostedAt: wp.PostedAt.UTC(),
 		Client: marketplace.Client{
 			Rating:     wp.Client.Rating,
 			TotalSpend: wp.Client.TotalSpend,
-			Country:    wp.Client.Country,
+			Country:    textsafe.Line(wp.Client.Country, 0),
 		},
 		Status: marketplace.Status(wp.Status),
 	}, nil
