@@ -27,6 +27,9 @@ const (
 	headerToken  = "freelancer-oauth-v1"
 	userAgent    = "bidder-freelancer-adapter"
 	defaultLimit = 50
+	// maxDroppedLogged is how many dropped projects' problems the one
+	// warning per scan answer quotes.
+	maxDroppedLogged = 3
 	// maxLimit is the largest page asked for. The docs give no maximum for
 	// /projects/active/; 100 is what public clients use without complaint.
 	maxLimit = 100
@@ -158,8 +161,14 @@ func (a *Adapter) Scan(ctx context.Context, cursor string, limit int) (marketpla
 	if err != nil {
 		return marketplace.Page{}, err
 	}
-	for _, d := range page.dropped {
-		a.log.Warn("freelancer: project left out of the scan page", zap.Error(d))
+	if n := len(page.dropped); n > 0 {
+		// One line per answer, not per project: a hostile answer holds
+		// millions of unusable projects.
+		first := make([]string, 0, min(n, maxDroppedLogged))
+		for _, d := range page.dropped[:min(n, maxDroppedLogged)] {
+			first = append(first, d.Error())
+		}
+		a.log.Warn("freelancer: projects left out of the scan page", zap.Int("dropped", n), zap.Strings("first", first))
 	}
 	next := nextCursor(cur, start, ask, page, now, a.s.lookback)
 	if next.discontinuous {

@@ -135,7 +135,7 @@ func TestScanMapsProjects(t *testing.T) {
 	if len(page.Postings) != 3 {
 		t.Fatalf("want 3 postings (one dropped), got %d: %+v", len(page.Postings), page.Postings)
 	}
-	if observed.Len() != 1 || !strings.Contains(observed.All()[0].ContextMap()["error"].(string), "project 3") {
+	if observed.Len() != 1 || !strings.Contains(observed.All()[0].ContextMap()["first"].([]any)[0].(string), "project 3") {
 		t.Fatalf("dropped project not logged: %v", observed.All())
 	}
 	got := map[string]marketplace.Posting{}

@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest/observer"
+
 	"github.com/bidder/bidder/internal/textsafe"
 	"github.com/bidder/bidder/marketplace"
 )
@@ -42,5 +45,34 @@ func TestServerTextIsCleanedAtTheBoundary(t *testing.T) {
 		if !textsafe.Clean(s) {
 			t.Errorf("adapter returned %q", s)
 		}
+	}
+}
+
+// TestDroppedProjectsLogOneLine: one warning per dropped project let one
+// hostile 8 MiB answer write millions of lines. Dropped projects are
+// reported once per answer: how many, and the first few problems.
+func TestDroppedProjectsLogOneLine(t *testing.T) {
+	f := newFakeServer(t)
+	for i := int64(1); i <= 60; i++ {
+		p := project(i, 1_700_000_000+i)
+		if i > 1 {
+			p.Currency = "" // cannot be mapped: dropped
+		}
+		f.add(p)
+	}
+	logs, observed := observer.New(zap.WarnLevel)
+	a := f.adapter(t, nil)
+	a.log = zap.New(logs)
+	page, err := a.Scan(ctx, "", 100)
+	if err != nil || len(page.Postings) != 1 {
+		t.Fatalf("scan: %d postings, %v", len(page.Postings), err)
+	}
+	if observed.Len() != 1 {
+		t.Fatalf("%d warnings for one answer, want 1", observed.Len())
+	}
+	fields := observed.All()[0].ContextMap()
+	first, _ := fields["first"].([]any)
+	if fields["dropped"] != int64(59) || len(first) != maxDroppedLogged || !strings.Contains(first[0].(string), "no 3-letter currency code") {
+		t.Fatalf("warning fields %v; want dropped=59 and the first %d problems", fields, maxDroppedLogged)
 	}
 }
