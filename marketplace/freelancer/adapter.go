@@ -157,18 +157,18 @@ func (a *Adapter) Scan(ctx context.Context, cursor string, limit int) (marketpla
 		return marketplace.Page{}, err
 	}
 	now := a.now()
-	page, err := decodeProjects(a.s.id, a.site, ans.Status, ans.Header, ans.Body, now)
+	page, err := decodeProjects(a.s.id, a.site, ask, ans.Status, ans.Header, ans.Body, now)
 	if err != nil {
 		return marketplace.Page{}, err
 	}
-	if n := len(page.dropped); n > 0 {
-		// One line per answer, not per project: a hostile answer holds
-		// millions of unusable projects.
-		first := make([]string, 0, min(n, maxDroppedLogged))
-		for _, d := range page.dropped[:min(n, maxDroppedLogged)] {
-			first = append(first, d.Error())
+	if page.dropped > 0 {
+		// One line per answer, not per project: a hostile answer could
+		// hold a page of unusable projects on every scan.
+		first := make([]string, 0, len(page.problems))
+		for _, p := range page.problems {
+			first = append(first, p.Error())
 		}
-		a.log.Warn("freelancer: projects left out of the scan page", zap.Int("dropped", n), zap.Strings("first", first))
+		a.log.Warn("freelancer: projects left out of the scan page", zap.Int("dropped", page.dropped), zap.Strings("first", first))
 	}
 	next := nextCursor(cur, start, ask, page, now, a.s.lookback)
 	if next.discontinuous {
@@ -270,7 +270,7 @@ func (a *Adapter) findBid(ctx context.Context, projectID, self int64) (marketpla
 	q := url.Values{}
 	q.Set("projects[]", strconv.FormatInt(projectID, 10))
 	q.Set("bidders[]", strconv.FormatInt(self, 10))
-	q.Set("limit", "10")
+	q.Set("limit", strconv.Itoa(maxFindBids))
 	ans, err := a.api.Get(ctx, "find_bid", a.endpoint(pathBids, q))
 	if err != nil {
 		return marketplace.PlacedBid{}, false, err

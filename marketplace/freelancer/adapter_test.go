@@ -181,7 +181,7 @@ func postingEqual(a, b marketplace.Posting) bool {
 func TestStatusMapping(t *testing.T) {
 	for _, tc := range []struct{ status, want string }{{"active", "open"}, {"ACTIVE", "open"}, {"closed", "closed"}, {"frozen", "closed"}, {"", "closed"}} {
 		body := `{"status":"success","result":{"projects":[{"id":7,"type":"fixed","status":"` + tc.status + `","currency":{"code":"USD"},"budget":{"minimum":10,"maximum":20}}]}}`
-		page, err := decodeProjects("fl", "https://x", 200, nil, []byte(body), time.Now())
+		page, err := decodeProjects("fl", "https://x", maxLimit, 200, nil, []byte(body), time.Now())
 		if err != nil || len(page.postings) != 1 || string(page.postings[0].Status) != tc.want {
 			t.Fatalf("status %q: %+v %v", tc.status, page, err)
 		}
