@@ -1,9 +1,9 @@
 package worker_test
 
 import (
-	"context"
+	"os"
+	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,40 +15,30 @@ import (
 	"github.com/bidder/bidder/worker"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestAsynqLogLinesEscaped: asynq logs task IDs, which anyone who can write
 // to Redis chooses, through the sugared logger the worker hands it. With
 // the process logger (console, as on a terminal) its lines must not carry
 // the ID's escape sequences.
 func TestAsynqLogLinesEscaped(t *testing.T) {
 	e := newEnv(t, nil)
-	h, locks := e.handler(t, nil)
-	var out lockedBuffer
-	log, err := app.NewLogger(config.Log{Level: "info", Format: "console"}, &out)
+	// A file, not a buffer: asynq's goroutines write while the test reads.
+	out, err := os.Create(filepath.Join(t.TempDir(), "log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := worker.NewServer(e.rdb, worker.ServerConfig{Concurrency: 2, PollInterval: 50 * time.Millisecond, Logger: log}, locks)
-	if err := srv.Start(worker.NewMux(h, worker.NewMetrics(nil), log)); err != nil {
+	defer out.Close()
+	logged := func() string {
+		b, err := os.ReadFile(out.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	log, err := app.NewLogger(config.Log{Level: "info", Format: "console"}, out)
+	if err != nil {
 		t.Fatal(err)
 	}
-	defer srv.Shutdown(context.Background())
+	e.serve(t, worker.NewMetrics(nil), log)
 
 	const id = "t-\x1b[2J\x1b]0;owned\x07\r\nconfig OK \u202eevil\u009b31m"
 	client := asynq.NewClientFromRedisClient(e.rdb)
@@ -56,9 +46,9 @@ func TestAsynqLogLinesEscaped(t *testing.T) {
 		t.Fatal(err)
 	}
 	eventually(t, 20*time.Second, "asynq logs the exhausted task", func() bool {
-		return strings.Contains(out.String(), "Retry exhausted for task id=t-")
+		return strings.Contains(logged(), "Retry exhausted for task id=t-")
 	})
-	for _, line := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+	for _, line := range strings.Split(strings.TrimSuffix(logged(), "\n"), "\n") {
 		if !textsafe.Clean(strings.ReplaceAll(line, "\t", "")) {
 			t.Errorf("log line with control characters: %q", line)
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/bidder/bidder/worker"
@@ -20,13 +21,8 @@ import (
 // past the known types plus "other".
 func TestJunkTaskTypesShareOneSeries(t *testing.T) {
 	e := newEnv(t, nil)
-	h, locks := e.handler(t, nil)
 	reg := prometheus.NewRegistry()
-	srv := worker.NewServer(e.rdb, worker.ServerConfig{Concurrency: 4, PollInterval: 50 * time.Millisecond}, locks)
-	if err := srv.Start(worker.NewMux(h, worker.NewMetrics(reg), zaptest.NewLogger(t))); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Shutdown(context.Background())
+	e.serve(t, worker.NewMetrics(reg), zaptest.NewLogger(t))
 
 	client := asynq.NewClientFromRedisClient(e.rdb)
 	const junk = 40
@@ -64,6 +60,18 @@ func TestJunkTaskTypesShareOneSeries(t *testing.T) {
 	if !types["other"] {
 		t.Errorf("junk tasks not counted as \"other\": types %v", types)
 	}
+}
+
+// serve runs a worker server with the standard mux over e until the test
+// ends, logging to log.
+func (e *env) serve(t *testing.T, m *worker.Metrics, log *zap.Logger) {
+	t.Helper()
+	h, locks := e.handler(t, nil)
+	srv := worker.NewServer(e.rdb, worker.ServerConfig{Concurrency: 4, PollInterval: 50 * time.Millisecond, Logger: log}, locks)
+	if err := srv.Start(worker.NewMux(h, m, log)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
 }
 
 // counterSum adds up every series of one counter family.

@@ -35,18 +35,7 @@ func TestOperatorOutputCannotDriveTheTerminal(t *testing.T) {
 	}))
 	defer hostile.Close()
 	dir := t.TempDir()
-	cfgPath := writeFile(t, dir, "bidder.yaml", fmt.Sprintf(`
-marketplaces:
-  - id: ops
-    adapter: sandbox
-    base_url: %s
-    token_env: MP_TOKEN
-    rules:
-      amount:
-        fixed: {strategy: fixed, amount: 100}
-        hourly: {strategy: fixed, amount: 30}
-      proposal: {template: "I can do {{.Title}}."}
-`, hostile.URL))
+	cfgPath := opsConfig(t, dir, hostile.URL)
 	env := []string{"REDIS_URL=redis://" + rs.Addr() + "/0", "MP_TOKEN=tok"}
 	run := func(args ...string) string {
 		t.Helper()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"runtime"
 	"strings"
+	"testing"
 )
 
 // Flood builds a JSON body of at most size bytes: head, then elem repeated
@@ -78,4 +79,60 @@ func AmbiguousKeys(data []byte) bool {
 		}
 	}
 	return false
+}
+
+// Bounds on what decoding one hostile answer of at most maxBytes may
+// allocate.
+//
+// FloodBound is for answers whose cost came from their element count: the
+// decoders refuse an answer with more JSON values than any real one before
+// decoding it and stop every list at the largest real one, so at most the
+// answer's own size is left (a decoder that skips a list it does not read
+// still buffers it).
+func FloodBound(maxBytes int) uint64 { return uint64(maxBytes) }
+
+// ValueBound is for everything else: one huge value is decoded, so it costs
+// a few times its size (json.Decoder buffers a value whole, doubling its
+// buffer, before decoding it), and encoding/json's worst per-value cost (an
+// escaped key of a field, with a value of the wrong type) is ~120 bytes.
+func ValueBound(maxBytes int) uint64 { return 6 * uint64(maxBytes) }
+
+// Hostile is one hostile answer and the decoders it is aimed at.
+type Hostile struct {
+	Name     string
+	Decoders string // names in CheckBounded's decoders, space-separated
+	Status   int
+	Body     []byte
+	Bound    uint64
+}
+
+// CheckBounded runs every answer through the decoders it names and fails
+// the test for a body over maxBytes or a decoder that allocates more than
+// the answer's bound. With -v it logs every figure (docs/BENCHMARKS.md).
+func CheckBounded(t *testing.T, maxBytes int, decoders map[string]func(status int, body []byte), answers []Hostile) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("decodes answers of the full size cap")
+	}
+	for _, a := range answers {
+		if len(a.Body) > maxBytes {
+			t.Fatalf("%s: %d bytes, over the cap", a.Name, len(a.Body))
+		}
+		for _, name := range strings.Fields(a.Decoders) {
+			decode, ok := decoders[name]
+			if !ok {
+				t.Fatalf("%s: no decoder %q", a.Name, name)
+			}
+			got := AllocatedBytes(func() { decode(a.Status, a.Body) })
+			t.Logf("%-8s %-40s %6.2f MiB", name, a.Name, float64(got)/(1<<20))
+			if got > a.Bound {
+				t.Errorf("%s decoder, %s (%d bytes): allocated %d bytes, bound %d", name, a.Name, len(a.Body), got, a.Bound)
+			}
+		}
+	}
+}
+
+// Aim is a Hostile answer with its fields in order.
+func Aim(name, decoders string, status int, body []byte, bound uint64) Hostile {
+	return Hostile{Name: name, Decoders: decoders, Status: status, Body: body, Bound: bound}
 }
