@@ -407,8 +407,8 @@ func decodeProjects(marketplaceID, siteBase string, limit int, status int, heade
 		d        = jsonstream.New(result)
 	)
 	_, err = d.Object(maxMembers, func(key string) error {
-		switch key {
-		case "projects":
+		switch {
+		case key == "projects" && !list:
 			null, err := d.Array(func(i int) error {
 				if i >= limit {
 					return fmt.Errorf("%w: more than %d projects for limit %d", jsonstream.ErrTooMany, limit, limit)
@@ -424,9 +424,9 @@ func decodeProjects(marketplaceID, siteBase string, limit int, status int, heade
 				projects = append(projects, wp)
 				return err
 			})
-			list = list || !null
+			list = !null
 			return err
-		case "users":
+		case key == "users":
 			_, err := d.Object(maxUsers, func(id string) error {
 				var raw json.RawMessage
 				if err := d.Decode(&raw); err != nil {
