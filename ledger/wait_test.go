@@ -14,18 +14,6 @@ import (
 	"github.com/bidder/bidder/lock"
 )
 
-// fence is a fixed token, for writes without a lock.
-type fence struct {
-	token int64
-	key   string
-	lock  string // a lock key the benchmark sets to holder "bench"
-}
-
-func (f fence) Token() int64     { return f.token }
-func (f fence) FenceKey() string { return f.key }
-func (f fence) Key() string      { return f.lock }
-func (f fence) Holder() string   { return "bench" }
-
 func TestWaitReplicas(t *testing.T) {
 	m := redistest.Start(t)
 	r := redistest.Start(t, redistest.WithReplicaOf(m))
@@ -34,17 +22,11 @@ func TestWaitReplicas(t *testing.T) {
 	rdb, replica := m.Client(t), r.Client(t)
 	reg := prometheus.NewRegistry()
 	led := ledger.New(rdb, ledger.WithWaitReplicas(1, 500*time.Millisecond), ledger.WithRegisterer(reg))
-	locks := lock.NewManager(rdb, lock.WithTTL(lock.MinTTL))
+	locks := lock.NewManager(rdb, lock.WithTTL(time.Minute))
 
-	l, err := locks.TryAcquire(ctx, "m", "p1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := led.Intent(ctx, l, "m", "p1", "w1"); err != nil {
-		t.Fatal(err)
-	}
-	// Acknowledged: the replica has the intent (and the fence before it)
-	// the moment Intent returns.
+	_, l := claim(t, led, locks, "p1", bid)
+	// Acknowledged: the replica has the intent, the lock and the counter
+	// the moment the claim returns.
 	if s := replica.HGet(ctx, led.Key("m", "p1"), "s").Val(); s != "intent" {
 		t.Fatalf("replica has state %q after an acknowledged intent", s)
 	}
@@ -57,7 +39,7 @@ func TestWaitReplicas(t *testing.T) {
 	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if err := led.Placed(ctx, l, "m", "p1", "w1", "bid-1", 10, "USD"); err != nil {
+	if err := settle(ctx, led, l, "p1", placed); err != nil {
 		t.Fatal(err)
 	}
 	if s := replica.HGet(ctx, led.Key("m", "p1"), "s").Val(); s != "placed" {
@@ -65,38 +47,38 @@ func TestWaitReplicas(t *testing.T) {
 	}
 
 	// Refusals are refusals, not replica errors.
-	if err := led.Intent(ctx, l, "m", "p1", "w1"); !errors.Is(err, ledger.ErrDecided) {
-		t.Fatalf("intent over placed: %v", err)
+	if c, _ := claim(t, led, locks, "p1", bid); c.Outcome != ledger.Decided {
+		t.Fatalf("claim over placed: %+v", c)
 	}
 
-	// Asking for more replicas than exist: the intent is written on the
-	// master but reported as an error (fail closed); a final write is not.
+	// More replicas asked for than exist: the intent is written on the
+	// master but reported as an error (fail closed: no bid); a final write
+	// is not.
 	led2 := ledger.New(rdb, ledger.WithWaitReplicas(2, 50*time.Millisecond), ledger.WithRegisterer(reg))
-	l2, err := locks.TryAcquire(ctx, "m", "p2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = led2.Intent(ctx, l2, "m", "p2", "w1")
+	a, _ := locks.Prepare("m", "p2")
+	c, err := led2.Claim(ctx, a, "m", "p2", bid)
 	var re *ledger.ReplicaError
-	if !errors.Is(err, ledger.ErrReplicas) || !errors.As(err, &re) || re.Acked != 1 || re.Want != 2 {
-		t.Fatalf("intent with 1 of 2 replicas: %v", err)
+	if !errors.Is(err, ledger.ErrReplicas) || !errors.As(err, &re) || re.Acked != 1 || re.Want != 2 || c.Outcome != ledger.Claimed {
+		t.Fatalf("intent with 1 of 2 replicas: %+v, %v", c, err)
 	}
-	t.Logf("short intent: %v", err)
-	if err := led2.Skipped(ctx, l2, "m", "p2", "r", "why"); err != nil {
-		t.Fatalf("final write with a short count: %v", err)
+	l2 := a.Held(ctx, c.Token)
+	if err := led2.Settle(ctx, l2, "m", "p2", ledger.Outcome{State: ledger.StateNone, Release: true}); err != nil {
+		t.Fatalf("clearing the unreplicated intent: %v", err)
 	}
-	if got := counter(t, reg, "unreplicated"); got != 2 {
-		t.Fatalf("unreplicated writes %v, want 2", got)
+	l2.MarkReleased()
+	a, _ = locks.Prepare("m", "p3")
+	if c, err := led2.Claim(ctx, a, "m", "p3", skip); err != nil || c.Outcome != ledger.Recorded {
+		t.Fatalf("final write with a short count: %+v, %v", c, err)
+	}
+	if got := counter(t, reg, "unreplicated"); got != 3 {
+		t.Fatalf("unreplicated writes %v, want 3", got)
 	}
 
-	// Replica gone: 0 of 1.
+	// Replica gone: 0 of 1, after the WAIT timeout.
 	r.Kill()
-	l3, err := locks.TryAcquire(ctx, "m", "p3")
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, _ = locks.Prepare("m", "p4")
 	start := time.Now()
-	err = led.Intent(ctx, l3, "m", "p3", "w1")
+	_, err = led.Claim(ctx, a, "m", "p4", bid)
 	if !errors.As(err, &re) || re.Acked != 0 {
 		t.Fatalf("intent without a replica: %v", err)
 	}
@@ -126,16 +108,17 @@ func counter(t *testing.T, reg *prometheus.Registry, result string) float64 {
 	return 0
 }
 
-// BenchmarkIntentWait measures one intent write (one round trip) on a
+// BenchmarkClaimWait measures one claim for a bid (one round trip) on a
 // master with one replica on loopback, without and with WAIT 1:
 //
-//	go test -run '^$' -bench IntentWait -benchtime 3000x ./ledger
-func BenchmarkIntentWait(b *testing.B) {
+//	go test -run '^$' -bench ClaimWait -benchtime 3000x ./ledger
+func BenchmarkClaimWait(b *testing.B) {
 	m := redistest.Start(b)
 	redistest.Start(b, redistest.WithReplicaOf(m))
 	m.WaitReplicas(b, 1, 10*time.Second)
 	rdb := m.Client(b)
 	ctx := context.Background()
+	locks := lock.NewManager(rdb, lock.WithTTL(time.Minute))
 	for _, c := range []struct {
 		name string
 		opts []ledger.Option
@@ -145,13 +128,14 @@ func BenchmarkIntentWait(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			led := ledger.New(rdb, c.opts...)
-			f := fence{token: 1, key: "bench_fence", lock: "bench_lock"}
-			if err := rdb.Set(ctx, f.lock, f.Holder(), 0).Err(); err != nil {
-				b.Fatal(err)
-			}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if err := led.Intent(ctx, f, "bench", c.name+strconv.Itoa(i), "w"); err != nil {
+				id := c.name + strconv.Itoa(i)
+				a, err := locks.Prepare("bench", id)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := led.Claim(ctx, a, "bench", id, bid); err != nil {
 					b.Fatal(err)
 				}
 			}

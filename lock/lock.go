@@ -149,6 +149,11 @@ func (l *Lock) Check() error {
 	return nil
 }
 
+// Age is how long ago the acquisition was sent, by the monotonic clock. A
+// step that must happen soon after the acquisition (the worker's bid, whose
+// settle window is counted from it) checks it together with Check.
+func (l *Lock) Age() time.Duration { return time.Since(l.acquiredAt) }
+
 // Refresh extends the lease now (the watchdog does this on its own; Refresh
 // is for callers that want a fresh full TTL before a long step). It returns
 // ErrLockLost, and cancels Context, if the lock is no longer ours.
@@ -228,10 +233,42 @@ func (l *Lock) Release(ctx context.Context) error {
 	l.mu.Unlock()
 	defer l.m.untrack(l)
 
-	ok, err := l.m.scripts.release.Run(ctx, l.m.rdb, []string{l.key}, l.holder).Int64()
-	if err == nil && ok != 1 {
+	res, err := l.m.scripts.release.RunOnce(ctx, l.m.rdb, []string{l.key}, l.holder).Int64()
+	if err != nil && !isReply(err) && ctx.Err() == nil {
+		// The first release may have deleted the key before its reply was
+		// lost. Ask again: "no key" now means that run deleted it (or the
+		// lease ran out meanwhile, which changes nothing for a release).
+		res, err = l.m.scripts.release.RunOnce(ctx, l.m.rdb, []string{l.key}, l.holder).Int64()
+		if err == nil && res < 0 {
+			res = 1
+		}
+	}
+	if err == nil && res != 1 {
 		return l.lose(fmt.Errorf("%w: %s: expired or taken over before release", ErrLockLost, l.key))
 	}
+	return l.end(err)
+}
+
+// MarkReleased ends the Lock without a round trip of its own, for a caller
+// whose script deleted the key by compare-and-delete on Holder (the
+// ledger's settle writes the outcome and releases in one script). The
+// watchdog stops and Context is cancelled as after Release.
+func (l *Lock) MarkReleased() {
+	l.mu.Lock()
+	if l.released {
+		l.mu.Unlock()
+		return
+	}
+	l.released = true
+	l.stopTimers()
+	l.mu.Unlock()
+	l.m.untrack(l)
+	_ = l.end(nil)
+}
+
+// end observes the held time once, cancels Context, and reports a release
+// error or an earlier loss.
+func (l *Lock) end(releaseErr error) error {
 	l.mu.Lock()
 	first := !l.ended
 	l.ended = true
@@ -241,9 +278,9 @@ func (l *Lock) Release(ctx context.Context) error {
 		l.m.prom.held.Observe(time.Since(l.acquiredAt).Seconds())
 	}
 	l.cancel(errReleased)
-	if err != nil {
+	if releaseErr != nil {
 		// The key expires by itself within the TTL.
-		return fmt.Errorf("lock: release %s: %w", l.key, err)
+		return fmt.Errorf("lock: release %s: %w", l.key, releaseErr)
 	}
 	// The watchdog may have given up (Redis unreachable) while the key was
 	// still ours: the work under the lock was told to stop, so say so.

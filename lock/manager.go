@@ -21,12 +21,12 @@ type Manager struct {
 	opts    options
 	scripts scripts
 	holder  string // "<hostname>:<pid>:"; a random part is added per lock
-	// The scripts' constant arguments, boxed once: converting them to
-	// interface values on every call would allocate on the hot path.
-	ttlArg, retentionArg any
-	log                  *zap.Logger
-	count                counters
-	prom                 *promMetrics
+	// The scripts' constant argument, boxed once: converting it to an
+	// interface value on every call would allocate on the hot path.
+	ttlArg any
+	log    *zap.Logger
+	count  counters
+	prom   *promMetrics
 
 	mu   sync.Mutex
 	held map[*Lock]struct{}
@@ -57,7 +57,7 @@ func NewManager(rdb redis.UniversalClient, opts ...Option) *Manager {
 		m.holder = host + ":" + strconv.Itoa(os.Getpid())
 	}
 	m.holder += ":"
-	m.ttlArg, m.retentionArg = o.ttl.Milliseconds(), o.fenceRetention.Milliseconds()
+	m.ttlArg = o.ttl.Milliseconds()
 	for _, f := range fixed {
 		m.log.Warn("lock option out of range", zap.String("fixed", f))
 	}
@@ -141,34 +141,72 @@ func (m *Manager) Acquire(ctx context.Context, marketplaceID, postingID string, 
 // try runs the acquire script once. It returns the lock, or how long the
 // current holder's lease still runs.
 func (m *Manager) try(ctx context.Context, key, fence string) (*Lock, time.Duration, error) {
-	var buf [16]byte
-	holder := m.holder + string(strconv.AppendUint(buf[:0], rand.Uint64(), 16))
+	holder := m.newHolder()
 	sent := time.Now()
-	res, err := m.scripts.acquire.Run(ctx, m.rdb, []string{key, fence}, holder, m.ttlArg, m.retentionArg).Int64()
+	res, err := m.scripts.acquire.RunOnce(ctx, m.rdb, []string{key, fence}, holder, m.ttlArg).Int64()
 	if err != nil {
-		// The SET may have happened before the reply was lost. Nobody will
-		// use this holder, so free the key now instead of after the TTL.
-		go m.releaseOrphan(key, holder)
+		if !isReply(err) {
+			// The script may have taken the key before the reply was lost.
+			// Nobody will use this holder: free the key now rather than
+			// leave it held by nobody for a TTL.
+			m.releaseOrphan(ctx, key, holder)
+		}
 		return nil, 0, err
 	}
 	if res <= 0 {
 		return nil, time.Duration(-res) * time.Millisecond, nil
 	}
+	return m.newLock(key, fence, holder, res, sent), 0, nil
+}
+
+// newHolder is a holder name no other acquisition has used:
+// "<hostname>:<pid>:<random>".
+func (m *Manager) newHolder() string {
+	var buf [16]byte
+	return m.holder + string(strconv.AppendUint(buf[:0], rand.Uint64(), 16))
+}
+
+func (m *Manager) newLock(key, fence, holder string, token int64, sent time.Time) *Lock {
 	return &Lock{
 		m:          m,
 		key:        key,
 		fenceKey:   fence,
 		holder:     holder,
-		token:      res,
+		token:      token,
 		acquiredAt: sent,
 		validUntil: sent.Add(m.opts.ttl),
-	}, 0, nil
+	}
 }
 
-func (m *Manager) releaseOrphan(key, holder string) {
-	ctx, cancel := context.WithTimeout(context.Background(), m.opts.ttl)
+// releaseOrphan deletes key if holder has it, retrying through short
+// network trouble: compare-and-delete of a holder nobody uses is safe to
+// repeat.
+func (m *Manager) releaseOrphan(ctx context.Context, key, holder string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), min(m.opts.ttl, 5*time.Second))
 	defer cancel()
-	_ = m.scripts.release.Run(ctx, m.rdb, []string{key}, holder).Err()
+	for ctx.Err() == nil {
+		if err := m.scripts.release.Run(ctx, m.rdb, []string{key}, holder).Err(); err == nil || isReply(err) {
+			return
+		}
+		sleepCtx(ctx, 20*time.Millisecond)
+	}
+}
+
+// isReply reports whether err is an error reply from Redis (the command ran
+// and was refused, or failed in its script), as opposed to a network or
+// context error after which the command may or may not have run.
+func isReply(err error) bool {
+	var re redis.Error
+	return errors.As(err, &re) && !errors.Is(err, redis.ErrClosed)
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // finish records an Acquire outcome and passes err through.

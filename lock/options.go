@@ -11,37 +11,34 @@ import (
 // NewManager), so a bad value can never produce a lock that expires before
 // its first renewal or one that outlives a crashed holder for days.
 const (
-	DefaultTTL            = 30 * time.Second
-	MinTTL                = 100 * time.Millisecond
-	MaxTTL                = 24 * time.Hour
-	DefaultRetryMin       = 50 * time.Millisecond
-	DefaultRetryMax       = time.Second
-	DefaultKeyPrefix      = "bid_lock"
-	DefaultFenceRetention = 7 * 24 * time.Hour
+	DefaultTTL       = 30 * time.Second
+	MinTTL           = 100 * time.Millisecond
+	MaxTTL           = 24 * time.Hour
+	DefaultRetryMin  = 50 * time.Millisecond
+	DefaultRetryMax  = time.Second
+	DefaultKeyPrefix = "bid_lock"
 )
 
 // Option configures a Manager.
 type Option func(*options)
 
 type options struct {
-	ttl            time.Duration
-	retryMin       time.Duration
-	retryMax       time.Duration
-	keys           Keys
-	fenceRetention time.Duration
-	logger         *zap.Logger
-	registerer     prometheus.Registerer
-	holderPrefix   string
+	ttl          time.Duration
+	retryMin     time.Duration
+	retryMax     time.Duration
+	keys         Keys
+	logger       *zap.Logger
+	registerer   prometheus.Registerer
+	holderPrefix string
 }
 
 func defaultOptions() options {
 	return options{
-		ttl:            DefaultTTL,
-		retryMin:       DefaultRetryMin,
-		retryMax:       DefaultRetryMax,
-		keys:           Keys{Prefix: DefaultKeyPrefix},
-		fenceRetention: DefaultFenceRetention,
-		logger:         zap.NewNop(),
+		ttl:      DefaultTTL,
+		retryMin: DefaultRetryMin,
+		retryMax: DefaultRetryMax,
+		keys:     Keys{Prefix: DefaultKeyPrefix},
+		logger:   zap.NewNop(),
 	}
 }
 
@@ -61,10 +58,6 @@ func WithKeyPrefix(prefix string) Option { return func(o *options) { o.keys.Pref
 // WithHashTags keeps every key of a posting in one Redis Cluster slot. It
 // changes the key layout, so all instances must agree on it.
 func WithHashTags(on bool) Option { return func(o *options) { o.keys.HashTags = on } }
-
-// WithFenceRetention sets how long an idle fence counter is kept (default 7
-// days, renewed on every acquisition). It must outlive any holder.
-func WithFenceRetention(d time.Duration) Option { return func(o *options) { o.fenceRetention = d } }
 
 // WithLogger sets the logger (default: none).
 func WithLogger(l *zap.Logger) Option { return func(o *options) { o.logger = l } }
@@ -95,7 +88,6 @@ func (o *options) normalize() []string {
 	clamp("ttl", &o.ttl, MinTTL, MaxTTL, DefaultTTL)
 	clamp("retry min", &o.retryMin, time.Millisecond, time.Minute, DefaultRetryMin)
 	clamp("retry max", &o.retryMax, o.retryMin, time.Minute, DefaultRetryMax)
-	clamp("fence retention", &o.fenceRetention, o.ttl*2, 365*24*time.Hour, DefaultFenceRetention)
 	if o.keys.Prefix == "" {
 		o.keys.Prefix = DefaultKeyPrefix
 	}

@@ -3,11 +3,15 @@ package lock
 import (
 	_ "embed"
 
-	"github.com/redis/go-redis/v9"
+	"github.com/bidder/bidder/internal/redisx"
 )
 
-// The scripts run with EVALSHA and fall back to EVAL after a Redis restart
-// flushed the script cache (redis.Script.Run does that).
+// The scripts. refresh is safe to run twice; acquire and release are not
+// (a second acquire finds the key its first run took and reports it busy,
+// leaving a lock held by nobody for a TTL; a second release finds nothing
+// and reports the lock lost), so they are sent with client retries off and
+// the Manager handles a lost reply itself, knowing what its first attempt
+// may have done.
 var (
 	//go:embed scripts/acquire.lua
 	acquireLua string
@@ -18,13 +22,13 @@ var (
 )
 
 type scripts struct {
-	acquire, refresh, release *redis.Script
+	acquire, refresh, release *redisx.Script
 }
 
 func newScripts() scripts {
 	return scripts{
-		acquire: redis.NewScript(acquireLua),
-		refresh: redis.NewScript(refreshLua),
-		release: redis.NewScript(releaseLua),
+		acquire: redisx.NewScript(acquireLua),
+		refresh: redisx.NewScript(refreshLua),
+		release: redisx.NewScript(releaseLua),
 	}
 }

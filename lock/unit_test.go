@@ -3,6 +3,7 @@ package lock
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -76,8 +77,8 @@ func TestKeyLayout(t *testing.T) {
 	if got := k.Lock("upwork", "job_123"); got != "bid_lock:upwork:job_123" {
 		t.Errorf("lock key %q is not the seed's layout", got)
 	}
-	if got := k.Fence("upwork", "job_123"); got != "bid_lock_fence:upwork:job_123" {
-		t.Errorf("fence key %q", got)
+	if got := k.Fence("upwork", "job_123"); got != "bid_lock_fence" {
+		t.Errorf("fence key %q: without hash tags one counter serves the node", got)
 	}
 	k.HashTags = true
 	if got := k.Lock("upwork", "job_123"); got != "bid_lock:{upwork:job_123}" {
@@ -85,23 +86,35 @@ func TestKeyLayout(t *testing.T) {
 	}
 	// Every key of a posting must hash to one Cluster slot, even when the
 	// posting ID carries braces of its own.
-	for _, p := range []string{"job", "a}b", "{x}", "}{"} {
+	for _, p := range []string{"job", "a}b", "{x}", "}{", "x{y}z"} {
 		l, f := k.Lock("mp", p), k.Fence("mp", p)
-		if redisHashTag(l) != redisHashTag(f) {
-			t.Errorf("posting %q: lock %q and fence %q hash on different tags", p, l, f)
+		if KeySlot(l) != KeySlot(f) {
+			t.Errorf("posting %q: lock %q (slot %d) and fence %q (slot %d) are in different slots", p, l, KeySlot(l), f, KeySlot(f))
 		}
 	}
 }
 
-// redisHashTag is Redis Cluster's rule: the part between the first { and the
-// next }, if non-empty, else the whole key.
-func redisHashTag(key string) string {
-	if i := strings.IndexByte(key, '{'); i >= 0 {
-		if j := strings.IndexByte(key[i+1:], '}'); j > 0 {
-			return key[i+1 : i+1+j]
+// TestSlotTagsCoverEverySlot: each slot has a tag that lands in it.
+func TestSlotTagsCoverEverySlot(t *testing.T) {
+	for slot := 0; slot < ClusterSlots; slot++ {
+		tag := SlotTag(slot)
+		if got := KeySlot("k:" + tag); got != slot {
+			t.Fatalf("SlotTag(%d) = %q lands in slot %d", slot, tag, got)
 		}
 	}
-	return key
+	// CRC-16/XMODEM check value, and slots Redis' own docs give.
+	if got := crc16("123456789"); got != 0x31C3 {
+		t.Fatalf("crc16 check value %#x, want 0x31c3", got)
+	}
+	if got := KeySlot("foo"); got != 12182 {
+		t.Fatalf("slot of foo %d, want 12182", got)
+	}
+	if got := KeySlot("{user1000}.following"); got != KeySlot("user1000") {
+		t.Fatal("hash tag not honoured")
+	}
+	if got := KeySlot("foo{}{bar}"); got != KeySlot("foo{}{bar}") || got == KeySlot("bar") {
+		t.Fatal("an empty first tag must hash the whole key")
+	}
 }
 
 func TestOptionsClamped(t *testing.T) {
@@ -124,10 +137,6 @@ func TestOptionsClamped(t *testing.T) {
 	if m.opts.retryMax < m.opts.retryMin {
 		t.Errorf("retry max %s below min %s", m.opts.retryMax, m.opts.retryMin)
 	}
-	m, _ = newMini(t, WithFenceRetention(time.Second), WithTTL(10*time.Second))
-	if m.opts.fenceRetention < 2*m.TTL() {
-		t.Errorf("fence retention %s shorter than two TTLs", m.opts.fenceRetention)
-	}
 }
 
 func TestAcquireReleaseOnMiniredis(t *testing.T) {
@@ -141,8 +150,8 @@ func TestAcquireReleaseOnMiniredis(t *testing.T) {
 	if v, _ := mr.Get("bid_lock:upwork:job_1"); v != l.Holder() {
 		t.Fatalf("stored holder %q, lock says %q", v, l.Holder())
 	}
-	if ttl := mr.TTL("bid_lock_fence:upwork:job_1"); ttl <= 0 {
-		t.Fatalf("fence counter has no TTL (%s)", ttl)
+	if v, _ := mr.Get("bid_lock_fence"); v != strconv.FormatInt(l.Token(), 10) {
+		t.Fatalf("fence counter %q, token %d", v, l.Token())
 	}
 	if _, err := m.TryAcquire(ctx, "upwork", "job_1"); !errors.Is(err, ErrNotAcquired) {
 		t.Fatalf("second TryAcquire: %v, want ErrNotAcquired", err)

@@ -109,3 +109,16 @@ type Adapter interface {
 	// there is none. It is how an ambiguous PlaceBid gets resolved.
 	FindBid(ctx context.Context, postingID string) (bid PlacedBid, found bool, err error)
 }
+
+// Preparer is an optional Adapter capability: what a bid needs besides the
+// bid itself (an account lookup, say), done before the worker claims the
+// posting. The worker bounds the time from its claim to the bid's first
+// byte, and the settle window other workers wait after an intent counts
+// from the claim; a request made inside PlaceBid before the bid would spend
+// that time unseen. So an adapter that needs such a request implements
+// PrepareBid, and its PlaceBid sends the bid and nothing before it.
+type Preparer interface {
+	// PrepareBid makes PlaceBid ready to send at once; it may be called
+	// before every bid, so it should cache what it learns.
+	PrepareBid(ctx context.Context) error
+}

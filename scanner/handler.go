@@ -47,6 +47,7 @@ type handlerOptions struct {
 	lockTTL      time.Duration
 	hashTags     bool
 	rates        map[string]Rate
+	recoverEvery time.Duration
 	now          func() time.Time
 }
 
@@ -103,6 +104,13 @@ func WithRate(marketplaceID string, r Rate) HandlerOption {
 	}
 }
 
+// WithRecoverEvery sets how often, across all instances, a marketplace's
+// recovery pass runs after one of its scans (default 1m; negative: never).
+// It enqueues again the undecided postings whose bid task was lost.
+func WithRecoverEvery(d time.Duration) HandlerOption {
+	return func(o *handlerOptions) { o.recoverEvery = d }
+}
+
 // enqueuer is the part of *asynq.Client the handler uses; tests wrap it to
 // kill a scan in the middle of a page.
 type enqueuer interface {
@@ -119,6 +127,7 @@ type ScanHandler struct {
 	locks    *lock.Manager
 	cursors  *cursorStore
 	limiter  *limiter
+	recovery *recoverer // nil: no recovery pass
 	o        handlerOptions
 }
 
@@ -163,12 +172,15 @@ func NewScanHandler(rdb redis.UniversalClient, client *asynq.Client, led *ledger
 	if o.now == nil {
 		o.now = time.Now
 	}
+	if o.recoverEvery == 0 {
+		o.recoverEvery = DefaultRecoverEvery
+	}
 	ad := make(map[string]marketplace.Adapter, len(adapters))
 	for k, v := range adapters {
 		ad[k] = v
 		o.metrics.forMarketplace(k)
 	}
-	return &ScanHandler{
+	h := &ScanHandler{
 		client:   client,
 		ledger:   led,
 		adapters: ad,
@@ -179,6 +191,11 @@ func NewScanHandler(rdb redis.UniversalClient, client *asynq.Client, led *ledger
 		limiter: newLimiter(rdb, DefaultRateKeyPrefix),
 		o:       o,
 	}
+	if o.recoverEvery > 0 {
+		h.recovery = &recoverer{rdb: rdb, client: client, ledger: led, every: o.recoverEvery,
+			retention: o.bidRetention, perMarket: o.perMarket, metrics: o.metrics, log: o.log.Named("recovery")}
+	}
+	return h
 }
 
 // CursorKey is the Redis key holding a marketplace's scan cursor.
@@ -198,6 +215,15 @@ func (h *ScanHandler) ProcessTask(ctx context.Context, t *asynq.Task) error {
 	}
 	sum, err := h.Scan(ctx, p.Marketplace)
 	log := h.o.log.With(zap.String("marketplace", p.Marketplace), zap.Int64("slot", p.Slot), zap.Stringer("summary", sum))
+	if h.recovery != nil && !errors.Is(err, ErrBusy) && !errors.Is(err, ErrUnknownMarketplace) {
+		// Whatever the scan did, the pass looks after what earlier scans
+		// found: its failure is logged, never the scan's.
+		if rec, ran, rerr := h.recovery.maybeRun(ctx, p.Marketplace); rerr != nil {
+			log.Warn("recovery pass failed", zap.Error(rerr))
+		} else if ran && rec.Due > 0 {
+			log.Debug("recovery pass", zap.Int("due", rec.Due), zap.Int("missing", rec.Missing), zap.Int("enqueued", rec.Enqueued))
+		}
+	}
 	switch {
 	case errors.Is(err, ErrBusy):
 		log.Debug("scan skipped: another scan is running")
@@ -434,12 +460,20 @@ func (h *ScanHandler) enqueuePage(ctx context.Context, st *scanState, page marke
 	if len(ids) == 0 {
 		return nil
 	}
-	decided, err := h.ledger.Decided(ctx, st.mp, ids)
+	// Record every undecided posting (with its task's payload) before its
+	// task exists: if the task is then lost, the recovery pass finds the
+	// posting and enqueues it again. Decided and parked postings are left
+	// alone.
+	found := make([]ledger.Found, len(tasks))
+	for i, t := range tasks {
+		found[i] = ledger.Found{PostingID: ids[i], Payload: t.Payload()}
+	}
+	disc, err := h.ledger.Discover(ctx, st.mp, found)
 	if err != nil {
 		return fmt.Errorf("scanner: scan %s: %w", st.mp, err)
 	}
 	for i, t := range tasks {
-		if decided[i] {
+		if disc[i] != ledger.Open {
 			sum.AlreadyDecided++
 			continue
 		}

@@ -157,14 +157,14 @@ func (e *env) storedCursor(t *testing.T, h *ScanHandler) string {
 // decide writes a final ledger record for a posting, as a worker would.
 func (e *env) decide(t *testing.T, postingID string) {
 	t.Helper()
-	ctx := context.Background()
-	lk, err := lock.NewManager(e.rdb).TryAcquire(ctx, testMP, postingID)
+	a, err := lock.NewManager(e.rdb).Prepare(testMP, postingID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = lk.Release(ctx) }()
-	if err := e.ledger.Skipped(ctx, lk, testMP, postingID, "test", "decided before the scan"); err != nil {
-		t.Fatal(err)
+	c, err := e.ledger.Claim(context.Background(), a, testMP, postingID,
+		ledger.Decision{State: ledger.StateSkipped, Rule: "test", Reason: "decided before the scan"})
+	if err != nil || c.Outcome != ledger.Recorded {
+		t.Fatalf("decide %s: %+v, %v", postingID, c, err)
 	}
 }
 

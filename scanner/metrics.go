@@ -36,6 +36,8 @@ type Metrics struct {
 	lag        *prometheus.GaugeVec
 	slots      *prometheus.CounterVec
 	reloads    *prometheus.CounterVec
+	recovered  *prometheus.CounterVec
+	recoveries *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them on r (nil: unregistered).
@@ -77,6 +79,14 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 			Name: "bidder_scan_slots_total",
 			Help: "Scheduler enqueue attempts of a slot's scan task by result (enqueued, duplicate, error); summed over instances, enqueued is one per slot.",
 		}, []string{"marketplace", "result"}),
+		recovered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_recovery_enqueued_total",
+			Help: "Undecided postings whose bid task was gone (a failover, an eviction, a deletion) and that the recovery pass enqueued again.",
+		}, mp),
+		recoveries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_recovery_runs_total",
+			Help: "Recovery passes by marketplace and result (ok, error); one per marketplace per interval across all instances.",
+		}, []string{"marketplace", "result"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bidder_scan_schedule_reloads_total",
 			Help: "Schedule config reads by result (ok, error, invalid_spec).",
@@ -92,6 +102,8 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 		m.lag = promx.Register(r, m.lag)
 		m.slots = promx.Register(r, m.slots)
 		m.reloads = promx.Register(r, m.reloads)
+		m.recovered = promx.Register(r, m.recovered)
+		m.recoveries = promx.Register(r, m.recoveries)
 	}
 	for _, res := range []string{"ok", "error", "invalid_spec"} {
 		m.reloads.WithLabelValues(res)
@@ -102,7 +114,10 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 // forMarketplace creates a marketplace's series at zero, so that alerts on
 // rate() see 0, not "no data", before the first event.
 func (m *Metrics) forMarketplace(id string) {
-	for _, v := range []*prometheus.CounterVec{m.seen, m.enqueued, m.duplicates, m.invalid} {
+	for _, v := range []*prometheus.CounterVec{m.seen, m.enqueued, m.duplicates, m.invalid, m.recovered} {
 		v.WithLabelValues(id)
+	}
+	for _, res := range []string{"ok", "error"} {
+		m.recoveries.WithLabelValues(id, res)
 	}
 }

@@ -82,8 +82,10 @@ func bidAll(t *testing.T) *rules.Engine {
 // Manager (its own holder names) over the shared Redis.
 func (e *env) handler(t *testing.T, lockOpts []lock.Option, opts ...worker.HandlerOption) (*worker.BidHandler, *lock.Manager) {
 	t.Helper()
-	locks := lock.NewManager(e.rdb, lockOpts...)
-	base := []worker.HandlerOption{worker.WithSettleDelay(150 * time.Millisecond), worker.WithBusyDelay(20 * time.Millisecond), worker.WithLockWait(200 * time.Millisecond)}
+	// A short lease keeps the send window (a third of it) and so the
+	// settle window after an ambiguous answer short.
+	locks := lock.NewManager(e.rdb, append([]lock.Option{lock.WithTTL(600 * time.Millisecond)}, lockOpts...)...)
+	base := []worker.HandlerOption{worker.WithSettleDelay(150 * time.Millisecond), worker.WithBusyDelay(20 * time.Millisecond), worker.WithWaitDelay(50 * time.Millisecond)}
 	h, err := worker.NewBidHandler(locks, e.ledger, map[string]worker.Marketplace{
 		mpID: {Adapter: e.adapter, Rules: bidAll(t)},
 	}, append(base, opts...)...)

@@ -16,6 +16,10 @@ const (
 	LayerMarketplace = "marketplace" // the marketplace said "already bid": should stay 0
 )
 
+// MetricBids is the name of the counter of final decisions, labelled
+// marketplace and outcome; the periodic summary reads it.
+const MetricBids = "bidder_bids_total"
+
 // Bid outcomes, the label values of bidder_bids_total.
 const (
 	OutcomePlaced  = "placed"
@@ -33,6 +37,8 @@ type Metrics struct {
 	reconciliation *prometheus.CounterVec
 	attempts       *prometheus.CounterVec
 	invalid        *prometheus.CounterVec
+	unhandled      *prometheus.CounterVec
+	parked         *prometheus.CounterVec
 	tasks          *prometheus.CounterVec
 	taskDuration   *prometheus.HistogramVec
 }
@@ -42,7 +48,7 @@ type Metrics struct {
 func NewMetrics(r prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		bids: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "bidder_bids_total",
+			Name: MetricBids,
 			Help: "Final bid decisions by marketplace and outcome (placed, skipped, failed, dry_run).",
 		}, []string{"marketplace", "outcome"}),
 		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -66,6 +72,14 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 			Name: "bidder_bid_tasks_invalid_total",
 			Help: "Bid tasks archived without processing because their payload was unusable.",
 		}, []string{"reason"}),
+		unhandled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_bid_tasks_unhandled_total",
+			Help: "Bid tasks this worker left for another (a retry that does not count) because it cannot run them, by reason (unknown_marketplace, payload_version).",
+		}, []string{"reason"}),
+		parked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_postings_parked_total",
+			Help: "Postings this process parked because their attempts ran out, by marketplace and the class of the last failure; each waits for `bidder ledger resume`.",
+		}, []string{"marketplace", "reason"}),
 		tasks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bidder_tasks_total",
 			Help: "Tasks handled by type (\"other\" for types this process has no handler for) and result (ok, retry, wait, archived).",
@@ -83,6 +97,8 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 		m.reconciliation = promx.Register(r, m.reconciliation)
 		m.attempts = promx.Register(r, m.attempts)
 		m.invalid = promx.Register(r, m.invalid)
+		m.unhandled = promx.Register(r, m.unhandled)
+		m.parked = promx.Register(r, m.parked)
 		m.tasks = promx.Register(r, m.tasks)
 		m.taskDuration = promx.Register(r, m.taskDuration)
 	}
@@ -93,6 +109,9 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 	}
 	for _, r := range []string{"found", "not_found", "too_early", "error"} {
 		m.reconciliation.WithLabelValues(r)
+	}
+	for _, r := range []string{"unknown_marketplace", "payload_version"} {
+		m.unhandled.WithLabelValues(r)
 	}
 	return m
 }

@@ -29,7 +29,7 @@ func Logging(log *zap.Logger) asynq.MiddlewareFunc {
 			case "archived":
 				log.Warn("task archived", append(fields, zap.Error(err))...)
 			default:
-				log.Info("task failed; will retry", append(fields, zap.Error(err))...)
+				log.Debug("task failed; will retry", append(fields, zap.Error(err))...)
 			}
 			return err
 		})

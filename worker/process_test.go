@@ -118,12 +118,12 @@ func TestRedisRestartFromAOFMidRun(t *testing.T) {
 	// Tasks that were active when Redis died come back after asynq's lease
 	// and recoverer intervals (up to ~2 minutes); the rest go on at once.
 	eventually(t, 3*time.Minute, "every posting decided", func() bool {
-		decided, err := e.ledger.Decided(context.Background(), mpID, ids(ps))
+		states, err := e.ledger.States(context.Background(), mpID, ids(ps))
 		if err != nil {
 			return false
 		}
-		for _, d := range decided {
-			if !d {
+		for _, s := range states {
+			if !s.Final() {
 				return false
 			}
 		}

@@ -7,6 +7,9 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"go.uber.org/zap"
+
+	"github.com/bidder/bidder/marketplace"
 )
 
 // waitError asks asynq to run the task again after a delay. When counted is
@@ -54,3 +57,45 @@ func IsFailure(err error) bool {
 }
 
 func skipRetry(err error) error { return fmt.Errorf("%w: %w", err, asynq.SkipRetry) }
+
+// wait is a retry after d that does not count as a failure.
+func (h *BidHandler) wait(d time.Duration, err error) error { return retryIn(d, false, err) }
+
+// redisFailed is a Redis failure's effect on the task: Redis unreachable is
+// a wait (the process's condition, not the posting's failure); an answer
+// that refused a command counts.
+func (h *BidHandler) redisFailed(err error) error {
+	if redisUnreachable(err) {
+		h.conditions.Set(CondRedisDown, "", err.Error())
+		return h.wait(h.busyDelay, err)
+	}
+	return err
+}
+
+// marketplaceFailed is a marketplace failure's effect on the task (from
+// PrepareBid, FindBid or a bid that placed nothing): rate limits and a
+// refused token wait; transient failures count, unless the marketplace as a
+// whole is down, which is a wait too.
+func (h *BidHandler) marketplaceFailed(marketplaceID, op string, err error) error {
+	switch errorClass(err) {
+	case "rate_limited":
+		after, _ := marketplace.RetryAfter(err)
+		return h.wait(max(after, time.Second), err)
+	case "unauthorized":
+		h.conditions.Set(CondUnauthorized, marketplaceID, op+": "+err.Error())
+		return h.wait(h.waitDelay, err)
+	case "transient":
+		if h.conditions.marketplaceFailed(marketplaceID, err) {
+			return h.wait(h.waitDelay, err)
+		}
+	}
+	return err
+}
+
+// cannotRun leaves a task this worker cannot run for one that can: a retry
+// that does not count, a warning, a metric.
+func (h *BidHandler) cannotRun(marketplaceID, reason string, err error) error {
+	h.metrics.unhandled.WithLabelValues(reason).Inc()
+	h.log.Warn("bid task left for another worker", zap.String("marketplace", marketplaceID), zap.String("reason", reason), zap.Error(err))
+	return h.wait(h.waitDelay, err)
+}

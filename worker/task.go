@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/hibiken/asynq"
@@ -19,9 +20,16 @@ const (
 	QueueScans = "scans" // the scanner's task queue; the worker server serves both
 	// MaxPayloadBytes bounds what the handler will decode.
 	MaxPayloadBytes = 256 << 10
-	// DefaultMaxRetry is how many counted failures a bid task survives.
-	// Waiting (lock busy, rate limits, settling) does not count.
+	// DefaultMaxRetry is how many counted failures a posting survives
+	// before the handler parks it. Waiting (lock busy, rate limits,
+	// settling, conditions of the world) does not count.
 	DefaultMaxRetry = 10
+	// TaskMaxRetry is the asynq MaxRetry of a bid task: so high that asynq
+	// never archives one itself (its recoverer does, without asking the
+	// handler, once a task's retries are spent, and an archived task whose
+	// posting has no final record is a lost posting). The handler decides
+	// when a posting gives up, and parks it.
+	TaskMaxRetry = math.MaxInt32
 )
 
 // MarketplaceQueue is the bid queue of one marketplace, for deployments
@@ -31,6 +39,10 @@ func MarketplaceQueue(marketplaceID string) string { return QueueBids + ":" + ma
 
 // ErrBadPayload: the task cannot be processed as sent; it is archived.
 var ErrBadPayload = errors.New("worker: bad bid task payload")
+
+// ErrNewerPayload: the payload has a version this worker does not read (a
+// newer bidder enqueued it); the task is left for a worker that does.
+var ErrNewerPayload = errors.New("worker: bid task payload of a newer version")
 
 // BidPayload is the bid task's body: the posting as the scanner saw it, so
 // the worker needs no extra marketplace call.
@@ -69,7 +81,7 @@ func NewBidTask(p marketplace.Posting, opts ...asynq.Option) (*asynq.Task, error
 	base := []asynq.Option{
 		asynq.TaskID(BidTaskID(p.MarketplaceID, p.ID)),
 		asynq.Queue(QueueBids),
-		asynq.MaxRetry(DefaultMaxRetry),
+		asynq.MaxRetry(TaskMaxRetry),
 	}
 	return asynq.NewTask(TypeBid, b, append(base, opts...)...), nil
 }
@@ -82,12 +94,31 @@ func DecodeBidPayload(b []byte) (marketplace.Posting, error) {
 	if len(b) > MaxPayloadBytes {
 		return marketplace.Posting{}, fmt.Errorf("%w: %d bytes (max %d)", ErrBadPayload, len(b), MaxPayloadBytes)
 	}
+	var env struct {
+		Version int             `json:"v"`
+		Posting json.RawMessage `json:"posting"`
+	}
+	if err := json.Unmarshal(b, &env); err != nil {
+		return marketplace.Posting{}, fmt.Errorf("%w: %w", ErrBadPayload, err)
+	}
+	if env.Version > payloadVersion {
+		// Name the marketplace if the newer format still says it, for logs.
+		var who struct {
+			MarketplaceID string `json:"marketplace_id"`
+		}
+		_ = json.Unmarshal(env.Posting, &who)
+		if lock.ValidateMarketplaceID(who.MarketplaceID) != nil {
+			who.MarketplaceID = ""
+		}
+		return marketplace.Posting{MarketplaceID: who.MarketplaceID},
+			fmt.Errorf("%w: version %d, this worker reads up to %d", ErrNewerPayload, env.Version, payloadVersion)
+	}
+	if env.Version != payloadVersion {
+		return marketplace.Posting{}, fmt.Errorf("%w: version %d, this worker reads %d", ErrBadPayload, env.Version, payloadVersion)
+	}
 	var p BidPayload
 	if err := json.Unmarshal(b, &p); err != nil {
 		return marketplace.Posting{}, fmt.Errorf("%w: %w", ErrBadPayload, err)
-	}
-	if p.Version != payloadVersion {
-		return marketplace.Posting{}, fmt.Errorf("%w: version %d, this worker reads %d", ErrBadPayload, p.Version, payloadVersion)
 	}
 	if err := lock.ValidateIDs(p.Posting.MarketplaceID, p.Posting.ID); err != nil {
 		return marketplace.Posting{}, fmt.Errorf("%w: %w", ErrBadPayload, err)

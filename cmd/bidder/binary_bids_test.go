@@ -124,7 +124,7 @@ func TestBinaryWorkerAndScanner(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := writeFile(t, dir, "bidder.yaml", fmt.Sprintf(`
 http: {addr: "127.0.0.1:0"}
-lock: {wait: 200ms}
+lock: {ttl: 3s}
 worker: {concurrency: 4, shutdown_timeout: 5s, settle_delay: 2s, poll_interval: 100ms}
 marketplaces:
   - id: strict

@@ -135,8 +135,9 @@ func writeFile(t *testing.T, dir, name, body string) string {
 	return p
 }
 
-func TestBinaryBadConfig(t *testing.T) {
-	const mp = `
+// minimalMarketplace is a config with one valid marketplace (token in TOK)
+// that is never contacted.
+const minimalMarketplace = `
 marketplaces:
   - id: mp1
     adapter: sandbox
@@ -146,6 +147,9 @@ marketplaces:
       amount: {fixed: {strategy: fixed, amount: 100}}
       proposal: {template: "hi"}
 `
+
+func TestBinaryBadConfig(t *testing.T) {
+	mp := minimalMarketplace
 	dir := t.TempDir()
 	for _, c := range []struct {
 		name, doc string

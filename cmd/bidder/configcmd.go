@@ -5,7 +5,10 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap"
 	"gopkg.in/yaml.v3"
+
+	"github.com/bidder/bidder/internal/app"
 )
 
 func newConfigCommand(e env) *cobra.Command {
@@ -18,21 +21,42 @@ func newConfigCommand(e env) *cobra.Command {
 		},
 	}
 	var vf, pf configFlags
+	var role string
 	validate := &cobra.Command{
 		Use:   "validate",
-		Short: "Load and check the config (file, environment, flags); exit 2 naming the bad key",
+		Short: "Run every start-up check on the config (file, environment, flags); exit 2 naming the bad key",
+		Long: `Load the config and run every check a daemon runs before it starts, for the
+role given (--role, default run): decoding, values, secrets, marketplaces
+for the roles that need them, the Redis URL as the client parses it, TLS
+files, adapters and rules. The process is built as at start-up and torn
+down again; nothing outside it is contacted (whether Redis accepts the
+credentials is only known when it answers).`,
 		Example: `  bidder config validate --config configs/single.yaml
-  SANDBOX_TOKEN=x bidder config validate --config configs/single.yaml && echo ok`,
+  SANDBOX_TOKEN=x bidder config validate --config configs/single.yaml && echo ok
+  bidder config validate --config monitor.yaml --role monitor`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			roles, err := app.DaemonRoles(role)
+			if err != nil {
+				return usageError{err}
+			}
 			cfg, err := vf.load()
 			if err != nil {
 				return err
 			}
-			_, err = fmt.Fprintf(e.stdout, "config OK (%s): redis %s, %d marketplace(s)\n", cfg.Source, cfg.Redis.Mode(), len(cfg.Marketplaces))
+			if err := roles.Check(cfg); err != nil {
+				return err
+			}
+			a, err := app.New(cmd.Context(), cfg, zap.NewNop(), "")
+			if err != nil {
+				return err
+			}
+			a.Close()
+			_, err = fmt.Fprintf(e.stdout, "config OK for %s (%s): redis %s, %d marketplace(s)\n", role, cfg.Source, cfg.Redis.Mode(), len(cfg.Marketplaces))
 			return err
 		},
 	}
+	validate.Flags().StringVar(&role, "role", "run", "check for this role: run, worker, scanner or monitor")
 	print := &cobra.Command{
 		Use:   "print",
 		Short: "Print the effective config as YAML, secrets redacted",

@@ -2,28 +2,30 @@ package main
 
 import (
 	"context"
-	"fmt"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/spf13/cobra"
 	"go.uber.org/zap"
 
 	"github.com/bidder/bidder/internal/app"
 	"github.com/bidder/bidder/internal/config"
+	"github.com/bidder/bidder/internal/redisconn"
+	buildinfo "github.com/bidder/bidder/internal/version"
 )
 
 // configFlags are the flags every command that reads the config takes.
 type configFlags struct {
 	path  string
 	flags config.Flags
+	cmd   *cobra.Command // the command they belong to: its stderr gets the log
 }
 
 func (f *configFlags) add(cmd *cobra.Command, daemon bool) {
-	cmd.Flags().StringVar(&f.path, "config", "", "config file (default: ./bidder.yaml, then configs/bidder.yaml, then the built-in embedded config)")
+	f.cmd = cmd
+	cmd.Flags().StringVar(&f.path, "config", "", "config file (default: ./bidder.yaml, then configs/bidder.yaml, then the built-in demo config, which runs only on the in-process Redis)")
 	cmd.Flags().StringVar(&f.flags.LogLevel, "log-level", "", "debug, info, warn or error (overrides log.level and BIDDER_LOG_LEVEL)")
-	cmd.Flags().StringVar(&f.flags.LogFormat, "log-format", "", "json or console (overrides log.format and BIDDER_LOG_FORMAT)")
+	cmd.Flags().StringVar(&f.flags.LogFormat, "log-format", "", "auto (console on a terminal, JSON otherwise), json or console (overrides log.format and BIDDER_LOG_FORMAT)")
 	if daemon {
-		cmd.Flags().StringVar(&f.flags.HTTPAddr, "http-addr", "", "HTTP listen address (overrides http.addr and BIDDER_HTTP_ADDR)")
+		cmd.Flags().StringVar(&f.flags.HTTPAddr, "http-addr", "", "HTTP listen address; each process on one host needs its own, port 0 picks a free one (overrides http.addr and BIDDER_HTTP_ADDR)")
 	}
 }
 
@@ -35,22 +37,33 @@ func (f *configFlags) load() (config.Config, error) {
 	return config.Load(config.Options{Path: f.path, Adapters: reg.Names(), Flags: f.flags})
 }
 
-// setup loads the config and builds the logger and the App.
-func (f *configFlags) setup(ctx context.Context, e env, role string) (*app.App, error) {
+// logger builds the logger cfg asks for, on the command's stderr, and
+// routes go-redis' own log lines through it.
+func (f *configFlags) logger(cfg config.Config) (*zap.Logger, error) {
+	log, err := app.NewLogger(cfg.Log, f.cmd.ErrOrStderr())
+	if err != nil {
+		return nil, err
+	}
+	redisconn.RouteLogs(log)
+	return log, nil
+}
+
+// setup loads the config, runs the start-up checks of roles and builds the
+// logger and the App.
+func (f *configFlags) setup(ctx context.Context, roles app.Roles) (*app.App, error) {
 	cfg, err := f.load()
 	if err != nil {
 		return nil, err
 	}
-	log, err := app.NewLogger(cfg.Log, e.stderr)
+	if err := roles.Check(cfg); err != nil {
+		return nil, err
+	}
+	log, err := f.logger(cfg)
 	if err != nil {
 		return nil, err
 	}
-	log = log.With(zap.String("role", role))
-	// go-redis logs dial failures on its own through a global logger; route
-	// them to zap so no unstructured line reaches the log. (Its messages
-	// name addresses and master names, never credentials.)
-	redis.SetLogger(redisLogger{log.Named("redis")})
-	a, err := app.New(ctx, cfg, log, version)
+	log = log.With(zap.String("role", roles.Name))
+	a, err := app.New(ctx, cfg, log, buildinfo.Read(version).Short())
 	if err != nil {
 		_ = log.Sync()
 		return nil, err
@@ -60,23 +73,18 @@ func (f *configFlags) setup(ctx context.Context, e env, role string) (*app.App, 
 	return a, nil
 }
 
-type redisLogger struct{ log *zap.Logger }
-
-func (l redisLogger) Printf(_ context.Context, format string, v ...any) {
-	l.log.Debug(fmt.Sprintf(format, v...))
-}
-
 // runDaemon is the body of run, worker, scanner and monitor.
-func runDaemon(cmd *cobra.Command, e env, f *configFlags, roles app.Roles) error {
-	a, err := f.setup(cmd.Context(), e, roles.Name)
+func runDaemon(cmd *cobra.Command, f *configFlags, role string) error {
+	roles, err := app.DaemonRoles(role)
+	if err != nil {
+		return err
+	}
+	a, err := f.setup(cmd.Context(), roles)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
 	defer func() { _ = a.Log.Sync() }()
-	if (roles.Worker || roles.Scheduler) && len(a.Cfg.Marketplaces) == 0 {
-		return &config.Error{Key: "marketplaces", Problem: "none configured; " + roles.Name + " needs at least one"}
-	}
 	err = a.Run(cmd.Context(), roles)
 	for _, st := range a.SandboxStats() {
 		a.Log.Info("embedded sandbox", zap.Int64("postings", st.Postings), zap.Int64("bids", st.Bids),
@@ -87,15 +95,20 @@ func runDaemon(cmd *cobra.Command, e env, f *configFlags, roles app.Roles) error
 
 const daemonFlagsHelp = `
 Configuration: --config FILE, else ./bidder.yaml, else configs/bidder.yaml, else
-the built-in embedded config (in-process Redis and sandbox, data in memory).
-Precedence: flag > environment (REDIS_URL, REDIS_HOST, BIDDER_HTTP_ADDR, ...) >
-file > default. See docs/configuration.md.
+the built-in demo config (in-process Redis and sandbox, data in memory), which
+only 'bidder run' uses and only without REDIS_URL/REDIS_HOST: a real Redis
+needs a config file. Precedence: flag > environment (REDIS_URL, REDIS_HOST,
+BIDDER_HTTP_ADDR, ...) > file > default. See docs/configuration.md.
+
+Logs: console on a terminal, JSON otherwise (--log-format); one summary line
+per marketplace every log.summary_interval (30s) from workers.
 
 HTTP (http.addr, loopback by default): / status page, /metrics, /healthz,
 /readyz (503 with the reason until Redis answers and the roles started).
 
 SIGINT/SIGTERM: stop scheduling, let running tasks finish within
-worker.shutdown_timeout, release held locks, exit 0.`
+worker.shutdown_timeout, release held locks, exit 0. SIGHUP: the scheduler
+(run, scanner) re-reads the schedules; other roles log it and go on.`
 
 func newRunCommand(e env) *cobra.Command {
 	var f configFlags
@@ -116,7 +129,7 @@ in-process sandbox marketplace, bids placed within seconds.` + daemonFlagsHelp,
   REDIS_URL=redis://127.0.0.1:6379/0 SANDBOX_TOKEN=sandbox-token bidder run --config configs/single.yaml`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDaemon(cmd, e, &f, app.Roles{Name: "run", Scheduler: true, Worker: true, Monitor: true})
+			return runDaemon(cmd, &f, "run")
 		},
 	}
 	f.add(cmd, true)

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bidder/bidder/worker"
 )
 
 // TestHostilePagesInBrowser runs the two browser attacks on the listener in
@@ -30,6 +32,7 @@ func TestHostilePagesInBrowser(t *testing.T) {
 	writeFile(t, dir, "bidder.yaml", cfg)
 	p := start(t, dir, nil, "run")
 	base := p.baseURL()
+	queue := worker.MarketplaceQueue("sandbox") // queue_per_marketplace is the default
 	bidsPaused := func() (paused, exists bool) {
 		code, body := get(t, base+"/monitoring/api/queues", "", "")
 		var qs struct {
@@ -42,7 +45,7 @@ func TestHostilePagesInBrowser(t *testing.T) {
 			t.Fatalf("queue list: %d %.300s", code, body)
 		}
 		for _, q := range qs.Queues {
-			if q.Queue == "bids" {
+			if q.Queue == queue {
 				return q.Paused, true
 			}
 		}
@@ -51,7 +54,7 @@ func TestHostilePagesInBrowser(t *testing.T) {
 	deadline := time.Now().Add(30 * time.Second)
 	for _, exists := bidsPaused(); !exists; _, exists = bidsPaused() {
 		if time.Now().After(deadline) {
-			t.Fatal("no bids queue within 30s")
+			t.Fatalf("no %s queue within 30s", queue)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
@@ -59,8 +62,8 @@ func TestHostilePagesInBrowser(t *testing.T) {
 	// The attacker's page is on localhost, another site than 127.0.0.1.
 	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, `<!doctype html><form method="POST" action="%s/monitoring/api/queues/bids:pause"></form>
-<script>document.forms[0].submit()</script>`, base)
+		fmt.Fprintf(w, `<!doctype html><form method="POST" action="%s/monitoring/api/queues/%s:pause"></form>
+<script>document.forms[0].submit()</script>`, base, queue)
 	}))
 	defer evil.Close()
 	// --timeout, not --virtual-time-budget: a 204 answer to the form leaves

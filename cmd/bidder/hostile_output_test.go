@@ -22,7 +22,7 @@ const escapes = "\x1b[2J\x1b[H\x1b]0;owned\x07config OK\r\n\u202eevil\u009b31m"
 
 // TestOperatorOutputCannotDriveTheTerminal: ledger records and lock values
 // are read from Redis and error texts come from marketplaces; `ledger get`,
-// `locks list` and `scan-once` print them. Through the binary against a
+// `ledger list`, `locks list` and `scan-once` print them. Through the binary against a
 // real redis-server, nothing a terminal acts on may reach its output.
 func TestOperatorOutputCannotDriveTheTerminal(t *testing.T) {
 	rs := redistest.Start(t)
@@ -44,11 +44,19 @@ func TestOperatorOutputCannotDriveTheTerminal(t *testing.T) {
 		return p.stdout.String() + p.stderr.String()
 	}
 
-	l, err := lock.NewManager(rdb).TryAcquire(ctx, "ops", "p-1")
+	locks, led := lock.NewManager(rdb), ledger.New(rdb)
+	a, err := locks.Prepare("ops", "p-1")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ledger.New(rdb).Failed(ctx, l, "ops", "p-1", "marketplace"+escapes, "HTTP 422: "+escapes); err != nil {
+	if c, err := led.Claim(ctx, a, "ops", "p-1", ledger.Decision{State: ledger.StateSkipped, Rule: "rule" + escapes, Reason: "HTTP 422: " + escapes}); err != nil || c.Outcome != ledger.Recorded {
+		t.Fatal(c, err)
+	}
+	if _, err := led.Discover(ctx, "ops", []ledger.Found{{PostingID: "p-3", Payload: []byte(`{"v":1}`)}}); err != nil {
+		t.Fatal(err)
+	}
+	keys := lock.Keys{Prefix: lock.DefaultKeyPrefix}
+	if err := led.Park(ctx, keys.Lock("ops", "p-3"), keys.Fence("ops", "p-3"), "", "ops", "p-3", "attempts"+escapes, "find bid: "+escapes); err != nil {
 		t.Fatal(err)
 	}
 	if err := rdb.Set(ctx, "bid_lock:ops:p-2", "holder"+escapes, time.Minute).Err(); err != nil {
@@ -60,6 +68,8 @@ func TestOperatorOutputCannotDriveTheTerminal(t *testing.T) {
 		want string // the hostile field, shown escaped
 	}{
 		{[]string{"ledger", "get", "--marketplace", "ops", "--posting", "p-1"}, `reason:   "HTTP 422: \x1b[2J`},
+		{[]string{"ledger", "get", "--marketplace", "ops", "--posting", "p-3"}, `park:     "attempts\x1b[2J`},
+		{[]string{"ledger", "list", "--marketplace", "ops", "--state", "parked"}, `"find bid: \x1b[2J`},
 		{[]string{"locks", "list"}, `"holder\x1b[2J`},
 		{[]string{"scan-once", "--marketplace", "ops"}, "HTTP 400: "},
 	} {

@@ -9,8 +9,10 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bidder/bidder/internal/ops"
+	"github.com/bidder/bidder/internal/textsafe"
 	"github.com/bidder/bidder/ledger"
 	"github.com/bidder/bidder/lock"
+	"github.com/bidder/bidder/scanner"
 )
 
 func newLedgerCommand(e env) *cobra.Command {
@@ -19,10 +21,10 @@ func newLedgerCommand(e env) *cobra.Command {
 		Short: "Read the per-posting decision ledger",
 		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return usageError{errors.New("ledger needs a subcommand: get or stats")}
+			return usageError{errors.New("ledger needs a subcommand: get, list, resume or stats")}
 		},
 	}
-	cmd.AddCommand(newLedgerGetCommand(e), newLedgerStatsCommand(e))
+	cmd.AddCommand(newLedgerGetCommand(e), newLedgerListCommand(e), newLedgerResumeCommand(e), newLedgerStatsCommand(e))
 	return cmd
 }
 
@@ -51,15 +53,28 @@ func newLedgerGetCommand(e env) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("ledger get: %w", escaped{err})
 			}
-			// Every field is read from Redis: printed quoted.
+			// Every field is read from Redis: strings are printed quoted.
 			state := fmt.Sprintf("%q", r.State)
 			if r.State == ledger.StateNone {
-				state = "none (never decided)"
+				state = "none (undecided)"
 			}
 			w := e.stdout
 			fmt.Fprintf(w, "key:      %s\nstate:    %s\n", led.Key(mp, posting), state)
-			if r.State != ledger.StateNone {
-				fmt.Fprintf(w, "token:    %d\nat:       %s\nworker:   %q\n", r.Token, r.At.UTC().Format(time.RFC3339Nano), r.Worker)
+			if !r.At.IsZero() {
+				fmt.Fprintf(w, "token:    %d\nat:       %s\nholder:   %q\n", r.Token, r.At.UTC().Format(time.RFC3339Nano), r.Holder)
+			}
+			if !r.SettledAt.IsZero() {
+				fmt.Fprintf(w, "settled:  %s (no request of this intent can be in flight after it)\n", r.SettledAt.UTC().Format(time.RFC3339Nano))
+			}
+			if r.State == ledger.StateParked {
+				from := fmt.Sprintf("%q", r.ParkedFrom)
+				if r.ParkedFrom == "" {
+					from = "undecided"
+				}
+				fmt.Fprintf(w, "parked:   %s, from %s\npark:     %q: %q\n", r.ParkedAt.UTC().Format(time.RFC3339Nano), from, r.ParkRule, r.ParkReason)
+			}
+			if !r.Discovered.IsZero() {
+				fmt.Fprintf(w, "found:    %s\n", r.Discovered.UTC().Format(time.RFC3339Nano))
 			}
 			if r.BidID != "" || r.Amount != 0 {
 				fmt.Fprintf(w, "bid:      %q\namount:   %.2f %q\n", r.BidID, r.Amount, r.Currency)
@@ -86,6 +101,9 @@ func newLedgerStatsCommand(e env) *cobra.Command {
   bidder ledger stats --marketplace upwork`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := validMarketplaceFilter(mp); err != nil {
+				return err
+			}
 			_, conn, err := opsConn(cmd.Context(), &f)
 			if err != nil {
 				return err
@@ -95,7 +113,7 @@ func newLedgerStatsCommand(e env) *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("ledger stats: %w", escaped{err})
 			}
-			known := []ledger.State{ledger.StateIntent, ledger.StatePlaced, ledger.StateSkipped, ledger.StateFailed, ledger.StateDryRun}
+			known := []ledger.State{ledger.StateNone, ledger.StateIntent, ledger.StateParked, ledger.StatePlaced, ledger.StateSkipped, ledger.StateFailed, ledger.StateDryRun}
 			states := slices.Clone(known)
 			for s := range counts {
 				if !slices.Contains(states, s) {
@@ -105,17 +123,150 @@ func newLedgerStatsCommand(e env) *cobra.Command {
 			total := 0
 			for _, s := range states {
 				name := string(s)
-				if !slices.Contains(known, s) {
+				switch {
+				case s == ledger.StateNone:
+					name = "undecided"
+				case !slices.Contains(known, s):
 					name = fmt.Sprintf("%q", s) // read from Redis
 				}
-				fmt.Fprintf(e.stdout, "%-8s %d\n", name, counts[s])
+				fmt.Fprintf(e.stdout, "%-9s %d\n", name, counts[s])
 				total += counts[s]
 			}
-			_, err = fmt.Fprintf(e.stdout, "%-8s %d\n", "total", total)
+			_, err = fmt.Fprintf(e.stdout, "%-9s %d\n", "total", total)
 			return err
 		},
 	}
 	f.add(cmd, false)
 	cmd.Flags().StringVar(&mp, "marketplace", "", "only this marketplace")
+	return cmd
+}
+
+func newLedgerListCommand(e env) *cobra.Command {
+	var f configFlags
+	var mp, state string
+	var limit int
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List postings in a state (parked: from the parked index, cheap)",
+		Long: `List a marketplace's postings in a state. Parked postings (their attempts
+ran out; they wait for 'bidder ledger resume') come from the parked index and
+cost one read each; any other state is found by SCAN over the ledger.`,
+		Example: `  bidder ledger list --marketplace sandbox --state parked
+  bidder ledger list --marketplace sandbox --state intent`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if mp == "" {
+				return usageError{errors.New("--marketplace is required")}
+			}
+			if err := lock.ValidateMarketplaceID(mp); err != nil {
+				return usageError{err}
+			}
+			cfg, conn, err := opsConn(cmd.Context(), &f)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			led := ledger.New(conn.Client, ledger.WithHashTags(cfg.Redis.HashTags))
+			if ledger.State(state) != ledger.StateParked {
+				ids, err := ops.ListState(cmd.Context(), conn.Client, ledger.DefaultKeyPrefix, mp, ledger.State(state), limit)
+				if err != nil {
+					return fmt.Errorf("ledger list: %w", escaped{err})
+				}
+				for _, id := range ids {
+					// Read from Redis; one bare ID a line, for scripts.
+					fmt.Fprintln(e.stdout, textsafe.Escape(id))
+				}
+				return nil
+			}
+			ps, err := ops.ListParked(cmd.Context(), led, mp, limit)
+			if err != nil {
+				return fmt.Errorf("ledger list: %w", escaped{err})
+			}
+			for _, p := range ps {
+				from := ""
+				if p.From == ledger.StateIntent {
+					from = " (had an intent: a bid may exist; resume reconciles first)"
+				}
+				fmt.Fprintf(e.stdout, "%s\tparked %s\t%q\t%q%s\n", textsafe.Escape(p.Posting), p.Since.UTC().Format(time.RFC3339), p.Rule, p.Reason, from)
+			}
+			return nil
+		},
+	}
+	f.add(cmd, false)
+	cmd.Flags().StringVar(&mp, "marketplace", "", "marketplace ID (required)")
+	cmd.Flags().StringVar(&state, "state", string(ledger.StateParked), "parked, intent, placed, skipped, failed, dry_run, or none (undecided)")
+	cmd.Flags().IntVar(&limit, "limit", 1000, "list at most this many (0: all)")
+	return cmd
+}
+
+func newLedgerResumeCommand(e env) *cobra.Command {
+	var f configFlags
+	var mp, posting, rule string
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "resume",
+		Short: "Bring parked postings back (through reconciliation: never a second bid)",
+		Long: `Bring parked postings back. Each gets back what it held before it was parked
+(an unresolved intent stays one, so the next attempt asks the marketplace
+whether the bid exists before anything is sent) and its bid task is enqueued
+again. Resuming twice, or from two places at once, changes nothing more.`,
+		Example: `  bidder ledger resume --marketplace sandbox --posting p-000123
+  bidder ledger resume --marketplace sandbox --all --reason marketplace_transient
+  bidder ledger resume --marketplace sandbox --all`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch {
+			case mp == "":
+				return usageError{errors.New("--marketplace is required")}
+			case (posting == "") == !all:
+				return usageError{errors.New("give --posting, or --all (optionally with --reason)")}
+			case rule != "" && !all:
+				return usageError{errors.New("--reason goes with --all")}
+			}
+			if err := lock.ValidateMarketplaceID(mp); err != nil {
+				return usageError{err}
+			}
+			if posting != "" {
+				if err := lock.ValidatePostingID(posting); err != nil {
+					return usageError{err}
+				}
+			}
+			cfg, conn, err := opsConn(cmd.Context(), &f)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			led := ledger.New(conn.Client, ledger.WithHashTags(cfg.Redis.HashTags), ledger.WithRecheck(time.Duration(cfg.Recovery.After)))
+			r := ops.NewResumer(conn.Client, led, cfg.Worker.QueuePerMarketplace, scanner.DefaultBidRetention)
+			ids := []string{posting}
+			if all {
+				ps, err := ops.ListParked(cmd.Context(), led, mp, 0)
+				if err != nil {
+					return fmt.Errorf("ledger resume: %w", escaped{err})
+				}
+				ids = ids[:0]
+				for _, p := range ps {
+					if rule == "" || p.Rule == rule {
+						ids = append(ids, p.Posting)
+					}
+				}
+			}
+			n := 0
+			for _, id := range ids {
+				if err := r.Resume(cmd.Context(), mp, id); err != nil {
+					return fmt.Errorf("ledger resume: %w (%d resumed before it)", escaped{err}, n)
+				}
+				n++
+				fmt.Fprintf(e.stdout, "resumed %s:%s\n", mp, id)
+			}
+			_, err = fmt.Fprintf(e.stdout, "%d resumed\n", n)
+			return err
+		},
+	}
+	f.add(cmd, false)
+	cmd.Flags().StringVar(&mp, "marketplace", "", "marketplace ID (required)")
+	cmd.Flags().StringVar(&posting, "posting", "", "the posting to resume")
+	cmd.Flags().BoolVar(&all, "all", false, "every parked posting of the marketplace")
+	cmd.Flags().StringVar(&rule, "reason", "", "with --all: only those parked for this reason (as 'ledger list' shows it)")
 	return cmd
 }

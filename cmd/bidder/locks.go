@@ -35,6 +35,9 @@ func newLocksListCommand(e env) *cobra.Command {
   bidder locks list --config prod.yaml --marketplace upwork`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := validMarketplaceFilter(mp); err != nil {
+				return err
+			}
 			cfg, conn, err := opsConn(cmd.Context(), &f)
 			if err != nil {
 				return err

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	buildinfo "github.com/bidder/bidder/internal/version"
 )
 
 // syncBuffer is a bytes.Buffer the command and the test may use at once.
@@ -56,7 +58,7 @@ func TestExitCodes(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	var stdout, stderr syncBuffer
-	if code := run(context.Background(), []string{"version"}, &stdout, &stderr); code != 0 || stdout.String() != "bidder "+version+"\n" {
+	if code := run(context.Background(), []string{"version"}, &stdout, &stderr); code != 0 || stdout.String() != buildinfo.Read(version).String() {
 		t.Fatalf("exit %d, stdout %q", code, stdout.String())
 	}
 }

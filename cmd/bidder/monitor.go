@@ -2,8 +2,6 @@ package main
 
 import (
 	"github.com/spf13/cobra"
-
-	"github.com/bidder/bidder/internal/app"
 )
 
 func newMonitorCommand(e env) *cobra.Command {
@@ -23,7 +21,7 @@ allow_unauthenticated_remote: true).` + daemonFlagsHelp,
   BIDDER_UI_PASSWORD=... bidder monitor --config configs/production-sentinel.yaml`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDaemon(cmd, e, &f, app.Roles{Name: "monitor", Monitor: true})
+			return runDaemon(cmd, &f, "monitor")
 		},
 	}
 	f.add(cmd, true)

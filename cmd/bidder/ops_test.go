@@ -65,20 +65,24 @@ func TestBinaryOperatorCommands(t *testing.T) {
 	if code, out := run("scan-once", "--marketplace", "ops"); code != 0 || !strings.Contains(out, "enqueued=25") {
 		t.Fatalf("scan-once: exit %d\n%s", code, out)
 	}
-	if n, err := asynq.NewInspectorFromRedisClient(rdb).GetQueueInfo(worker.QueueBids); err != nil || n.Pending != 25 {
+	if n, err := asynq.NewInspectorFromRedisClient(rdb).GetQueueInfo(worker.MarketplaceQueue("ops")); err != nil || n.Pending != 25 {
 		t.Fatalf("bid queue after scan-once: %+v, %v; want 25 pending", n, err)
 	}
 	if code, out := run("scan-once", "--marketplace", "nope"); code == 0 {
 		t.Fatalf("scan-once of an unknown marketplace exited 0:\n%s", out)
 	}
 
-	// ledger get shows a decision written under a lock.
+	// ledger get shows a decision, as a worker's claim writes it.
 	locks := lock.NewManager(rdb)
-	l, err := locks.TryAcquire(ctx, "ops", "p-000001")
+	a, err := locks.Prepare("ops", "p-000001")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ledger.New(rdb).Skipped(ctx, l, "ops", "p-000001", "budget_range", "budget 10..20 below 100"); err != nil {
+	if c, err := ledger.New(rdb).Claim(ctx, a, "ops", "p-000001", ledger.Decision{State: ledger.StateSkipped, Rule: "budget_range", Reason: "budget 10..20 below 100"}); err != nil || c.Outcome != ledger.Recorded {
+		t.Fatal(c, err)
+	}
+	l, err := locks.TryAcquire(ctx, "ops", "p-000001")
+	if err != nil {
 		t.Fatal(err)
 	}
 	if code, out := run("ledger", "get", "--marketplace", "ops", "--posting", "p-000001"); code != 0 ||

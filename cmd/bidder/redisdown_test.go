@@ -48,7 +48,7 @@ func TestBinaryRedisDownAndBack(t *testing.T) {
 	dir := t.TempDir()
 	cfgPath := writeFile(t, dir, "bidder.yaml", fmt.Sprintf(`
 http: {addr: "127.0.0.1:0"}
-lock: {wait: 200ms, ttl: 2s}
+lock: {ttl: 2s}
 worker: {concurrency: 4, shutdown_timeout: 5s, settle_delay: 2s, poll_interval: 100ms}
 marketplaces:
   - id: down

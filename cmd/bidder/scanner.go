@@ -2,8 +2,6 @@ package main
 
 import (
 	"github.com/spf13/cobra"
-
-	"github.com/bidder/bidder/internal/app"
 )
 
 func newScannerCommand(e env) *cobra.Command {
@@ -18,7 +16,7 @@ run by 'bidder worker'.` + daemonFlagsHelp,
 		Example: `  REDIS_URL=redis://redis:6379/0 bidder scanner --config configs/single.yaml --http-addr 127.0.0.1:8082`,
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDaemon(cmd, e, &f, app.Roles{Name: "scanner", Scheduler: true})
+			return runDaemon(cmd, &f, "scanner")
 		},
 	}
 	f.add(cmd, true)

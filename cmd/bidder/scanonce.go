@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bidder/bidder/internal/app"
 	"github.com/bidder/bidder/scanner"
 )
 
@@ -26,7 +27,9 @@ it fails instead of racing one.`,
 			if mp == "" {
 				return usageError{errors.New("--marketplace is required")}
 			}
-			a, err := f.setup(cmd.Context(), e, "scan-once")
+			// No role runs here, but a scan enqueues into Redis: the same
+			// checks as a scheduler's, the marketplace checked below.
+			a, err := f.setup(cmd.Context(), app.Roles{Name: "scan-once"})
 			if err != nil {
 				return err
 			}

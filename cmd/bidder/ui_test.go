@@ -50,7 +50,7 @@ func headless(t *testing.T, bin string, args ...string) []byte {
 var (
 	placedCell = regexp.MustCompile(`<tr data-marketplace="sandbox">.*?<td data-metric="placed">([0-9.e+]+)</td>`)
 	// asynqmon's queue table: the queue's link, its state, then its size.
-	bidsQueueRow = regexp.MustCompile(`href="/monitoring/queues/bids">bids</a></th><td[^>]*><span[^>]*>run</span></td><td[^>]*>([0-9]+)</td>`)
+	bidsQueueRow = regexp.MustCompile(`href="/monitoring/queues/bids(?::|%3A)sandbox">bids:sandbox</a></th><td[^>]*><span[^>]*>run</span></td><td[^>]*>([0-9]+)</td>`)
 )
 
 // TestStatusPageInBrowser renders the UI pages of an embedded `run` in a
@@ -116,10 +116,10 @@ func TestStatusPageInBrowser(t *testing.T) {
 	ui := headless(t, bin, "--virtual-time-budget=8000", "--dump-dom", base+"/monitoring/")
 	q := bidsQueueRow.FindSubmatch(ui)
 	if q == nil {
-		t.Fatalf("asynqmon rendered no row for the bids queue:\n%.3000s", ui)
+		t.Fatalf("asynqmon rendered no row for the bids:sandbox queue:\n%.3000s", ui)
 	}
 	if n, _ := strconv.Atoi(string(q[1])); n <= 0 {
-		t.Fatalf("asynqmon shows bids queue size %s, want > 0 (completed tasks are retained)", q[1])
+		t.Fatalf("asynqmon shows bids:sandbox queue size %s, want > 0 (completed tasks are retained)", q[1])
 	}
 
 	if out := os.Getenv("BIDDER_SCREENSHOT_DIR"); out != "" {

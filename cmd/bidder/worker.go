@@ -2,8 +2,6 @@ package main
 
 import (
 	"github.com/spf13/cobra"
-
-	"github.com/bidder/bidder/internal/app"
 )
 
 func newWorkerCommand(e env) *cobra.Command {
@@ -18,7 +16,7 @@ like; the lock and the ledger keep every posting to one bid.` + daemonFlagsHelp,
   BIDDER_WORKER_CONCURRENCY=50 bidder worker --config prod.yaml --http-addr 0.0.0.0:8081`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDaemon(cmd, e, &f, app.Roles{Name: "worker", Worker: true})
+			return runDaemon(cmd, &f, "worker")
 		},
 	}
 	f.add(cmd, true)

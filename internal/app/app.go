@@ -11,7 +11,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,7 +65,8 @@ func Adapters() (*marketplace.Registry, error) {
 	return reg, nil
 }
 
-// NewLogger builds the process logger: JSON by default, console on request.
+// NewLogger builds the process logger: with log.format auto (the
+// default) console on a terminal and JSON elsewhere; json or console always.
 func NewLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 	lvl, err := zapcore.ParseLevel(c.Level)
 	if err != nil {
@@ -72,7 +75,7 @@ func NewLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 	enc := zap.NewProductionEncoderConfig()
 	enc.EncodeTime = zapcore.ISO8601TimeEncoder
 	var e zapcore.Encoder
-	if c.Format == "console" {
+	if c.Format == "console" || (c.Format == config.LogFormatAuto && isTerminal(w)) {
 		enc.EncodeLevel = zapcore.CapitalLevelEncoder
 		e = zapcore.NewConsoleEncoder(enc)
 	} else {
@@ -93,8 +96,11 @@ type App struct {
 	Adapters map[string]marketplace.Adapter
 	Markets  map[string]worker.Marketplace
 	Metrics  *worker.Metrics
-	Scan     *scanner.ScanHandler
-	ScanMet  *scanner.Metrics
+	// Conditions are what makes this process's tasks wait rather than fail
+	// (replicas short, Redis or a marketplace down): /readyz reports them.
+	Conditions *worker.Conditions
+	Scan       *scanner.ScanHandler
+	ScanMet    *scanner.Metrics
 	// Reload re-reads the config from where it came from; the scheduler
 	// uses it to pick up schedule changes without a restart. nil: the
 	// schedules of Cfg stay as they are.
@@ -126,7 +132,6 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 	rdb := a.Conn.Client
 	a.Locks = lock.NewManager(rdb,
 		lock.WithTTL(time.Duration(cfg.Lock.TTL)),
-		lock.WithFenceRetention(time.Duration(cfg.Lock.FenceRetention)),
 		lock.WithHashTags(cfg.Redis.HashTags),
 		lock.WithLogger(log.Named("lock")),
 		lock.WithRegisterer(a.Registry))
@@ -134,9 +139,11 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 		ledger.WithRetention(time.Duration(cfg.Ledger.Retention)),
 		ledger.WithHashTags(cfg.Redis.HashTags),
 		ledger.WithWaitReplicas(cfg.Ledger.WaitReplicas, time.Duration(cfg.Ledger.WaitTimeout)),
+		ledger.WithRecheck(time.Duration(cfg.Recovery.After)),
 		ledger.WithRegisterer(a.Registry))
 	a.Client = asynq.NewClientFromRedisClient(rdb)
 	a.Metrics = worker.NewMetrics(a.Registry)
+	a.Conditions = worker.NewConditions(a.Registry)
 	a.ScanMet = scanner.NewMetrics(a.Registry)
 
 	reg, err := Adapters()
@@ -189,7 +196,12 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 	if pageSize > 0 {
 		scanOpts = append(scanOpts, scanner.WithPageSize(pageSize))
 	}
-	scanOpts = append(scanOpts, scanner.WithQueuePerMarketplace(cfg.Worker.QueuePerMarketplace))
+	recoverEvery := time.Duration(cfg.Recovery.Every)
+	if recoverEvery == 0 {
+		recoverEvery = -1 // off
+	}
+	scanOpts = append(scanOpts, scanner.WithQueuePerMarketplace(cfg.Worker.QueuePerMarketplace),
+		scanner.WithRecoverEvery(recoverEvery))
 	a.Scan = scanner.NewScanHandler(rdb, a.Client, a.Ledger, a.Adapters, a.Metrics, scanOpts...)
 	return a, nil
 }
@@ -267,6 +279,10 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 		if roles.Scheduler && !schedulerUp.Load() {
 			return errors.New("scheduler not started")
 		}
+		if roles.Worker {
+			// Waits that stop every bid this process could place.
+			return a.Conditions.Blocking(slices.Collect(maps.Keys(a.Markets)))
+		}
 		return nil
 	}
 
@@ -284,6 +300,7 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 	if roles.Monitor {
 		insp := asynq.NewInspectorFromRedisClient(a.Conn.Client)
 		a.Registry.MustRegister(asynqmetrics.NewQueueMetricsCollector(insp))
+		a.Registry.MustRegister(newParkedCollector(a.Ledger, slices.Sorted(maps.Keys(a.Markets)), log.Named("parked")))
 		if mon.Enabled {
 			// asynqmon is handed the shared client and never closed, so it
 			// cannot close the client everyone else uses.
@@ -293,6 +310,14 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 			hopts.Username, hopts.Password = mon.BasicAuth.Username, mon.BasicAuth.Password
 		}
 	}
+	// SIGHUP is handled from here on (main ignores it until now).
+	var reload chan struct{}
+	if roles.Scheduler {
+		reload = make(chan struct{}, 1)
+	}
+	stopHUP := watchSIGHUP(log, roles.Name, reload)
+	defer stopHUP()
+
 	hs, err := httpserver.Listen(hopts)
 	if err != nil {
 		return err
@@ -330,9 +355,10 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 	var srv *worker.Server
 	if roles.Worker {
 		bids, err := worker.NewBidHandler(a.Locks, a.Ledger, a.Markets,
-			worker.WithLockWait(time.Duration(a.Cfg.Lock.Wait)),
 			worker.WithSettleDelay(time.Duration(a.Cfg.Worker.SettleDelay)),
+			worker.WithMaxRetry(a.Cfg.Worker.MaxRetry),
 			worker.WithMetrics(a.Metrics),
+			worker.WithConditions(a.Conditions),
 			worker.WithLogger(log.Named("bid")))
 		if err != nil {
 			return fmt.Errorf("worker: %w", err)
@@ -353,6 +379,13 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 		}
 		workerUp.Store(true)
 		log.Info("worker started", zap.Int("concurrency", a.Cfg.Worker.Concurrency), zap.Any("queues", a.queues()))
+		if every := time.Duration(a.Cfg.Log.SummaryInterval); every > 0 {
+			sum := &summarizer{log: log, every: every, ids: a.marketplaceIDs(), source: a.snapshots}
+			sumCtx, stopSum := context.WithCancel(ctx)
+			sumDone := make(chan struct{})
+			go func() { defer close(sumDone); sum.run(sumCtx) }()
+			defer func() { stopSum(); <-sumDone }()
+		}
 	}
 
 	// A nil channel never fires: without a scheduler only ctx and HTTP end the run.
@@ -361,7 +394,7 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 	defer stopSched()
 	if roles.Scheduler {
 		schedDone = make(chan error, 1)
-		go func() { schedDone <- a.runScheduler(schedCtx, &schedulerUp) }()
+		go func() { schedDone <- a.runScheduler(schedCtx, &schedulerUp, reload) }()
 	}
 
 	var runErr error
@@ -398,6 +431,15 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 	}
 	log.Info("bidder stopped")
 	return nil
+}
+
+// marketplaceIDs are the configured marketplaces, in config order.
+func (a *App) marketplaceIDs() []string {
+	ids := make([]string, 0, len(a.Cfg.Marketplaces))
+	for _, m := range a.Cfg.Marketplaces {
+		ids = append(ids, m.ID)
+	}
+	return ids
 }
 
 // queues are the queue weights the worker serves. With one queue per

@@ -2,11 +2,8 @@ package app
 
 import (
 	"context"
-	"os"
-	"os/signal"
 	"slices"
 	"sync/atomic"
-	"syscall"
 
 	"go.uber.org/zap"
 
@@ -17,21 +14,18 @@ import (
 // runScheduler enqueues scan tasks on each marketplace's schedule. Every
 // instance may run one: a slot's task ID is the same everywhere, so asynq
 // keeps one scan per marketplace per slot. Schedules are re-read from the
-// config every reload interval and on SIGHUP; other settings need a restart.
-func (a *App) runScheduler(ctx context.Context, up *atomic.Bool) error {
+// config every reload interval and on each value from reload (SIGHUP, see
+// watchSIGHUP); other settings need a restart.
+func (a *App) runScheduler(ctx context.Context, up *atomic.Bool, reload <-chan struct{}) error {
 	s := scanner.NewScheduler(a.Client, scanner.ConfigProviderFunc(a.schedules),
 		scanner.WithSchedulerLogger(a.Log.Named("scheduler")),
 		scanner.WithSchedulerMetrics(a.ScanMet))
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	go func() {
 		for {
 			select {
 			case <-ctx.Done():
 				return
-			case <-hup:
-				a.Log.Info("SIGHUP: reloading schedules")
+			case <-reload:
 				s.Reload()
 			}
 		}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bidder/bidder/worker/proposal"
 	"github.com/bidder/bidder/worker/rules"
 )
 
@@ -55,6 +56,7 @@ type Config struct {
 	Lock         Lock          `yaml:"lock"`
 	Ledger       Ledger        `yaml:"ledger"`
 	Worker       Worker        `yaml:"worker"`
+	Recovery     Recovery      `yaml:"recovery"`
 	HTTP         HTTP          `yaml:"http"`
 	Log          Log           `yaml:"log"`
 	Marketplaces []Marketplace `yaml:"marketplaces"`
@@ -63,8 +65,16 @@ type Config struct {
 	Source string `yaml:"-"`
 }
 
-// EmbeddedSource is Config.Source when no config file was found.
+// EmbeddedSource is Config.Source when no config file was found and no
+// Redis is configured: the built-in demo config.
 const EmbeddedSource = "embedded defaults"
+
+// NoFileSource is Config.Source when no config file was found but the
+// environment names a real Redis (REDIS_URL, REDIS_HOST): the built-in
+// defaults without the demo's marketplace, whose in-process sandbox must
+// never meet a real Redis. Enough for operator commands; the daemons
+// refuse it and say what to pass.
+const NoFileSource = "no config file (built-in defaults, Redis from the environment)"
 
 // Redis says how to reach Redis. With none of url, host, sentinel and
 // cluster set, bidder runs an in-process Redis (embedded mode, data in memory).
@@ -159,9 +169,7 @@ func (r Redis) Mode() string {
 
 // Lock configures the per-posting lock.
 type Lock struct {
-	TTL            Duration `yaml:"ttl"`
-	Wait           Duration `yaml:"wait"`
-	FenceRetention Duration `yaml:"fence_retention"`
+	TTL Duration `yaml:"ttl"`
 }
 
 // Ledger configures the decision record.
@@ -181,10 +189,28 @@ type Worker struct {
 	ShutdownTimeout Duration       `yaml:"shutdown_timeout"`
 	SettleDelay     Duration       `yaml:"settle_delay"`
 	PollInterval    Duration       `yaml:"poll_interval"`
-	// QueuePerMarketplace puts each marketplace's bid tasks on its own queue
-	// ("bids:<id>", weighted like "bids"), so that on Redis Cluster the
-	// queues spread over nodes. Every instance must agree.
+	// QueuePerMarketplace (the default) puts each marketplace's bid tasks on
+	// its own queue ("bids:<id>", weighted like "bids"): a worker then only
+	// takes tasks of marketplaces it is configured for, and on Redis Cluster
+	// the queues spread over nodes. Workers serve "bids" as well, for tasks
+	// enqueued with it off.
 	QueuePerMarketplace bool `yaml:"queue_per_marketplace"`
+	// MaxRetry is how many counted failures a posting survives before it is
+	// parked (waiting for a busy lock, a rate limit, the budget, replicas or
+	// a marketplace outage never counts).
+	MaxRetry int `yaml:"max_retry"`
+}
+
+// Recovery configures the pass that enqueues again a discovered, undecided
+// posting whose bid task was lost (a failover, an eviction, a deletion).
+type Recovery struct {
+	// Every is how often, across all instances, a marketplace's pass runs
+	// (after one of its scans); 0 turns the pass off.
+	Every Duration `yaml:"every"`
+	// After is how long a posting may stay undecided before the pass checks
+	// that its task exists, and between checks. Tasks that wait (a budget
+	// window, a marketplace outage) are fine: they exist.
+	After Duration `yaml:"after"`
 }
 
 // HTTP configures the one listener: /metrics, /healthz, /readyz, /monitoring/, /.
@@ -223,8 +249,15 @@ func (b BasicAuth) Enabled() bool { return b.Username != "" }
 // Log configures logging.
 type Log struct {
 	Level  string `yaml:"level"`  // debug, info, warn, error
-	Format string `yaml:"format"` // json, console
+	Format string `yaml:"format"` // LogFormatAuto, json, console
+	// SummaryInterval: a worker logs one line per marketplace this often
+	// (decisions in the interval, bid budget left); 0 = never.
+	SummaryInterval Duration `yaml:"summary_interval"`
 }
+
+// LogFormatAuto logs for people on a terminal (console) and for machines
+// elsewhere (JSON): the format follows where stderr goes.
+const LogFormatAuto = "auto"
 
 // Marketplace is one marketplace bidder scans and bids on.
 type Marketplace struct {
@@ -244,6 +277,9 @@ type Marketplace struct {
 	Embedded bool         `yaml:"embedded"`
 	Scan     Scan         `yaml:"scan"`
 	Rules    rules.Config `yaml:"rules"`
+	// Proposals says who writes the proposal text: the rules' template
+	// (default) or a language model (see docs/proposals.md).
+	Proposals proposal.Config `yaml:"proposals,omitempty"`
 
 	// Token is the resolved API token (never printed).
 	Token string `yaml:"-"`
@@ -263,25 +299,24 @@ const DefaultRequestTimeout = 10 * time.Second
 // Defaults returns the built-in values a config file is decoded onto.
 func Defaults() Config {
 	return Config{
-		Redis: Redis{Port: 6379},
-		Lock: Lock{
-			TTL:            Duration(30 * time.Second),
-			Wait:           Duration(2 * time.Second),
-			FenceRetention: Duration(168 * time.Hour),
-		},
+		Redis:  Redis{Port: 6379},
+		Lock:   Lock{TTL: Duration(30 * time.Second)},
 		Ledger: Ledger{Retention: Duration(720 * time.Hour), WaitTimeout: Duration(100 * time.Millisecond)},
 		Worker: Worker{
-			Concurrency:     20,
-			Queues:          map[string]int{"bids": 6, "scans": 3},
-			ShutdownTimeout: Duration(30 * time.Second),
-			SettleDelay:     Duration(15 * time.Second),
-			PollInterval:    Duration(time.Second),
+			Concurrency:         20,
+			Queues:              map[string]int{"bids": 6, "scans": 3},
+			ShutdownTimeout:     Duration(30 * time.Second),
+			SettleDelay:         Duration(15 * time.Second),
+			PollInterval:        Duration(time.Second),
+			QueuePerMarketplace: true,
+			MaxRetry:            10,
 		},
+		Recovery: Recovery{Every: Duration(time.Minute), After: Duration(10 * time.Minute)},
 		HTTP: HTTP{
 			Addr:       "127.0.0.1:8080",
 			Monitoring: Monitoring{Enabled: true, ReadOnly: true},
 		},
-		Log: Log{Level: "info", Format: "json"},
+		Log: Log{Level: "info", Format: LogFormatAuto, SummaryInterval: Duration(30 * time.Second)},
 	}
 }
 

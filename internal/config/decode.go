@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/bidder/bidder/internal/suggest"
 )
 
 // decode reads doc strictly onto cfg. yaml.v3 reports problems by line
@@ -83,6 +85,13 @@ func (idx pathIndex) add(n *yaml.Node, path string) {
 	}
 }
 
+// removedKeys are keys earlier versions took, with why they are gone: a
+// config that still sets one is told so, not merely that it is unknown.
+var removedKeys = map[string]string{
+	"lock.fence_retention": "fence counters are shared per Redis node or Cluster slot and never expire (docs/redis.md)",
+	"lock.wait":            "a bid task whose posting another worker holds is retried after a short delay, without waiting",
+}
+
 var (
 	lineRe     = regexp.MustCompile(`^line (\d+): (.*)$`)
 	unknownRe  = regexp.MustCompile(`^field (\S+) not found in type (\S+)$`)
@@ -100,12 +109,16 @@ func (idx pathIndex) explain(msg string) *Error {
 	entries := idx[line]
 
 	if u := unknownRe.FindStringSubmatch(rest); u != nil {
+		hint := suggest.Hint(u[1], fieldNames(u[2]))
 		for _, e := range entries {
 			if e.key == u[1] {
-				return &Error{Key: e.path, Problem: "unknown key"}
+				if why, ok := removedKeys[e.path]; ok {
+					return &Error{Key: e.path, Problem: "no longer used: " + why + "; remove it"}
+				}
+				return &Error{Key: e.path, Problem: "unknown key" + hint}
 			}
 		}
-		return &Error{Problem: fmt.Sprintf("line %d: unknown key %q", line, u[1])}
+		return &Error{Problem: fmt.Sprintf("line %d: unknown key %q%s", line, u[1], hint)}
 	}
 
 	// The deepest node on the line is the one whose value failed; with

@@ -76,6 +76,10 @@ func Load(o Options) (Config, error) {
 	if err != nil {
 		return Config{}, err
 	}
+	if source == EmbeddedSource && envNamesRedis(o.LookupEnv) {
+		// The demo's in-process sandbox must never meet a real Redis.
+		doc, source = nil, NoFileSource
+	}
 	cfg.Source = source
 	if err := decode(doc, &cfg); err != nil {
 		var ce *Error
@@ -131,10 +135,28 @@ func unwrapPath(err error) error {
 	return err
 }
 
+// envValue is an environment variable's value, blank counting as unset.
+func envValue(lookup func(string) (string, bool), k string) (string, bool) {
+	v, ok := lookup(k)
+	v = strings.TrimSpace(v)
+	return v, ok && v != ""
+}
+
+// envNamesRedis reports whether the environment points at a Redis.
+func envNamesRedis(lookup func(string) (string, bool)) bool {
+	_, url := envValue(lookup, EnvRedisURL)
+	_, host := envValue(lookup, EnvRedisHost)
+	return url || host
+}
+
 func applyEnv(cfg *Config, lookup func(string) (string, bool)) error {
-	get := func(k string) (string, bool) {
-		v, ok := lookup(k)
-		return strings.TrimSpace(v), ok && strings.TrimSpace(v) != ""
+	get := func(k string) (string, bool) { return envValue(lookup, k) }
+	_, url := get(EnvRedisURL)
+	_, host := get(EnvRedisHost)
+	if url && host {
+		// Which one wins would be a guess; a stale export in a shell
+		// profile would silently point the process elsewhere.
+		return errorf(EnvRedisURL+", "+EnvRedisHost+" (env)", "both set; set one of them")
 	}
 	// An address from the environment replaces the file's standalone
 	// address as a whole: mixing a file URL with an env host is never meant.
@@ -281,6 +303,9 @@ func resolveSecrets(cfg *Config, o Options) error {
 			if m.Token == "" {
 				return errorf(key+".token_file", "%q is empty", m.TokenFile)
 			}
+		}
+		if err := m.Proposals.ResolveAPIKey(o.LookupEnv, o.ReadFile); err != nil {
+			return rulesError(key, err)
 		}
 	}
 	return nil

@@ -30,6 +30,7 @@ func (c Config) Redacted() Config {
 	r.Marketplaces = slices.Clone(c.Marketplaces)
 	for i := range r.Marketplaces {
 		r.Marketplaces[i].Token = redact(r.Marketplaces[i].Token)
+		r.Marketplaces[i].Proposals.APIKey = redact(r.Marketplaces[i].Proposals.APIKey)
 	}
 	return r
 }

@@ -44,8 +44,8 @@ func TestRedisURLValidatedByGoRedis(t *testing.T) {
 		{"question mark in password", "redis://:12?Secret@h:1/0", "config: redis.url: "},
 		{"hash in password", "redis://:12#Secret@h:1/0", "config: redis.url: "},
 		{"slash in password", "redis://:a/Secret@h:1/0", "config: redis.url: "},
-		{"bad db", "redis://:Secret@h:1/zz", `config: redis.url: redis://:xxxxx@h:1/zz: redis: invalid database number: "zz"`},
-		{"unknown option", "redis://:Secret@h:1/0?nope=1", "config: redis.url: redis://:xxxxx@h:1/0?nope=1: redis: unexpected option: nope"},
+		{"bad db", "redis://:Secret@h:1/zz", `config: redis.url: redis://:xxxxx@h:1/zz: invalid database number: "zz"`},
+		{"unknown option", "redis://:Secret@h:1/0?nope=1", "config: redis.url: redis://:xxxxx@h:1/0?nope=1: unexpected option: nope"},
 		{"bad escape in password", "redis://:Secret%zz@h:1/0", "config: redis.url: "},
 		{"unix socket", "unix://:Secret@/tmp/redis.sock", "config: redis.url: want a redis:// or rediss:// URL"},
 	} {

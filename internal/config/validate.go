@@ -186,7 +186,7 @@ func checkRedisURL(raw string) error {
 		return errorf("redis.url", "%s: the username or password holds an unencoded '/', '?' or '#'; percent-encode them (%%2F, %%3F, %%23)", red)
 	}
 	if _, err := redis.ParseURL(red); err != nil {
-		return errorf("redis.url", "%s: %v", red, err)
+		return errorf("redis.url", "%s: %s", red, strings.TrimPrefix(err.Error(), "redis: "))
 	}
 	if u, err := url.Parse(red); err != nil || u.Host == "" {
 		return errorf("redis.url", "%s: no host", red)
@@ -211,12 +211,6 @@ func validateLock(cfg *Config) error {
 	l := cfg.Lock
 	if d := time.Duration(l.TTL); d < lock.MinTTL || d > lock.MaxTTL {
 		return errorf("lock.ttl", "want %s-%s, got %s", lock.MinTTL, lock.MaxTTL, d)
-	}
-	if l.Wait < 0 {
-		return errorf("lock.wait", "must not be negative")
-	}
-	if l.FenceRetention < l.TTL {
-		return errorf("lock.fence_retention", "must be at least lock.ttl (%s)", time.Duration(l.TTL))
 	}
 	if cfg.Ledger.Retention <= 0 {
 		return errorf("ledger.retention", "must be positive")
@@ -245,6 +239,14 @@ func validateWorker(cfg *Config) error {
 	}
 	if w.PollInterval <= 0 {
 		return errorf("worker.poll_interval", "must be positive")
+	}
+	if w.MaxRetry < 1 {
+		return errorf("worker.max_retry", "want >= 1, got %d", w.MaxRetry)
+	}
+	if r := cfg.Recovery; r.Every < 0 {
+		return errorf("recovery.every", "must not be negative (0 turns the pass off)")
+	} else if r.After < Duration(time.Minute) {
+		return errorf("recovery.after", "want >= 1m (a posting's task must have had time to exist), got %s", time.Duration(r.After))
 	}
 	return nil
 }
@@ -310,9 +312,12 @@ func validateLog(cfg *Config) error {
 		return errorf("log.level", "want debug, info, warn or error, got %q", cfg.Log.Level)
 	}
 	switch cfg.Log.Format {
-	case "json", "console":
+	case LogFormatAuto, "json", "console":
 	default:
-		return errorf("log.format", "want json or console, got %q", cfg.Log.Format)
+		return errorf("log.format", "want auto, json or console, got %q", cfg.Log.Format)
+	}
+	if cfg.Log.SummaryInterval < 0 {
+		return errorf("log.summary_interval", "must not be negative (0 = no summary lines)")
 	}
 	return nil
 }
@@ -337,6 +342,12 @@ func validateMarketplaces(cfg *Config, adapters []string) error {
 		if m.Embedded {
 			if m.Adapter != "sandbox" {
 				return errorf(key+".embedded", "only the sandbox adapter can run embedded")
+			}
+			if cfg.Redis.Mode() != ModeEmbedded {
+				// Its generated postings carry IDs a real marketplace uses
+				// too (p-000001...): in a shared Redis they would be
+				// recorded, and skipped for good, under those IDs.
+				return errorf(key+".embedded", "an in-process sandbox runs only with the in-process Redis, not with a %s one (remove redis.* / unset REDIS_URL and REDIS_HOST, or give the marketplace a base_url)", cfg.Redis.Mode())
 			}
 			if m.BaseURL != "" || m.TokenEnv != "" || m.TokenFile != "" {
 				return errorf(key+".embedded", "an embedded sandbox takes no base_url, token_env or token_file")
@@ -379,6 +390,9 @@ func validateMarketplaces(cfg *Config, adapters []string) error {
 		}
 		if err := m.Rules.Validate(); err != nil {
 			return rulesError(key, err)
+		}
+		if err := m.Proposals.Validate(); err != nil {
+			return rulesError(key, err) // the same *rules.FieldError, keys from "proposals."
 		}
 	}
 	return nil

@@ -161,13 +161,55 @@ func LedgerStats(ctx context.Context, rdb redis.UniversalClient, prefix, marketp
 			return fmt.Errorf("read ledger states: %w", err)
 		}
 		for _, cmd := range cmds {
-			if s, err := cmd.Result(); err == nil {
+			s, err := cmd.Result()
+			if err == nil || errors.Is(err, redis.Nil) { // no state: undecided
 				counts[ledger.State(s)]++
 			}
 		}
 		return nil
 	})
 	return counts, err
+}
+
+// ListState lists up to limit (0: all) of a marketplace's postings whose
+// record is in state, by SCAN.
+func ListState(ctx context.Context, rdb redis.UniversalClient, prefix, marketplaceID string, state ledger.State, limit int) ([]string, error) {
+	var out []string
+	errEnough := errors.New("enough")
+	pattern := escapeGlob(prefix) + ":*"
+	err := scanKeys(ctx, rdb, pattern, func(ctx context.Context, c redis.UniversalClient, ks []string) error {
+		var sel, ids []string
+		for _, k := range ks {
+			if mp, id, ok := ParseLockKey(prefix, k); ok && mp == marketplaceID {
+				sel, ids = append(sel, k), append(ids, id)
+			}
+		}
+		cmds := make([]*redis.StringCmd, len(sel))
+		_, err := c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range sel {
+				cmds[i] = p.HGet(ctx, k, "s")
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("read ledger states: %w", err)
+		}
+		for i, cmd := range cmds {
+			s, err := cmd.Result()
+			if (err == nil || errors.Is(err, redis.Nil)) && ledger.State(s) == state {
+				out = append(out, ids[i])
+				if limit > 0 && len(out) >= limit {
+					return errEnough
+				}
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errEnough) {
+		err = nil
+	}
+	sort.Strings(out)
+	return out, err
 }
 
 func escapeGlob(s string) string {

@@ -168,8 +168,16 @@ func standaloneOptions(r config.Redis, tlsCfg *tls.Config) (*redis.Options, erro
 		var err error
 		opt, err = redis.ParseURL(r.URL)
 		if err != nil {
-			// go-redis may quote parts of the URL; say only which key is wrong.
-			return nil, &config.Error{Key: "redis.url", Problem: config.RedactURL(r.URL) + ": cannot be parsed"}
+			// A *url.Error quotes the whole URL, password included: then
+			// say only that it does not parse. go-redis' own messages
+			// (database number, port, options) quote the path or the
+			// query, never the userinfo: they say why.
+			why := "cannot be parsed"
+			var ue *url.Error
+			if !errors.As(err, &ue) {
+				why = strings.TrimPrefix(err.Error(), "redis: ")
+			}
+			return nil, &config.Error{Key: "redis.url", Problem: config.RedactURL(r.URL) + ": " + why}
 		}
 		if opt.Password == "" {
 			opt.Password = r.Password
@@ -366,4 +374,21 @@ func (c *Conn) Close() error {
 		c.mr.Close()
 	}
 	return err
+}
+
+// RouteLogs sends go-redis' own log lines (dial failures, pool notices) to
+// log at debug. Without it they go to stderr unstructured, ahead of the one
+// line a command prints about the same failure. (They name addresses and
+// master names, never credentials.) go-redis has one logger per process:
+// the last call wins.
+func RouteLogs(log *zap.Logger) {
+	redis.SetLogger(zapLogger{log.Named("redis")})
+}
+
+type zapLogger struct{ log *zap.Logger }
+
+func (l zapLogger) Printf(_ context.Context, format string, v ...any) {
+	if l.log.Core().Enabled(zap.DebugLevel) {
+		l.log.Debug(fmt.Sprintf(format, v...))
+	}
 }

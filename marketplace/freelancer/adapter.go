@@ -302,10 +302,12 @@ func (a *Adapter) PlaceBid(ctx context.Context, postingID string, bid marketplac
 	if math.IsNaN(bid.Amount) || math.IsInf(bid.Amount, 0) || bid.Amount <= 0 {
 		return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalidBid, fmt.Errorf("amount %v is not a positive number", bid.Amount))
 	}
-	self, err := a.self(ctx)
-	if err != nil {
-		// Nothing was sent; the error keeps its class (never ambiguous).
-		return marketplace.PlacedBid{}, err
+	self := a.selfCached()
+	if self == 0 {
+		// PlaceBid sends the bid and nothing before it (see
+		// marketplace.Preparer): the account must be resolved already.
+		return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrTransient, op, ReasonNotSent,
+			errors.New("the bidder's user ID is not resolved yet: PrepareBid first"))
 	}
 	body, err := json.Marshal(wireBidRequest{
 		ProjectID:           projectID,
@@ -337,6 +339,20 @@ func (a *Adapter) PlaceBid(ctx context.Context, postingID string, bid marketplac
 		}
 	}
 	return placed, err
+}
+
+// PrepareBid resolves the account's user ID (GET /self, once), which every
+// bid carries, so that PlaceBid makes one request: the bid.
+func (a *Adapter) PrepareBid(ctx context.Context) error {
+	_, err := a.self(ctx)
+	return err
+}
+
+// selfCached is the account's user ID if it is resolved, else 0.
+func (a *Adapter) selfCached() int64 {
+	a.selfMu.Lock()
+	defer a.selfMu.Unlock()
+	return a.selfID
 }
 
 // self returns the account's user ID, resolving it on first use. Concurrent

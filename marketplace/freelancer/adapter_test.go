@@ -408,29 +408,48 @@ func TestSelfFailureIsClassifiedAndNotCached(t *testing.T) {
 	f.add(project(1, 1_700_000_000))
 	f.selfFail = 1
 	a := f.adapter(t, nil)
-	_, err := a.PlaceBid(ctx, "1", marketplace.Bid{Amount: 100, Proposal: "hi"})
-	checkClass(t, err, marketplace.ErrTransient, "http_500")
-	if f.postCount() != 0 {
-		t.Fatal("bid sent without a bidder ID")
-	}
-	if _, err := a.PlaceBid(ctx, "1", marketplace.Bid{Amount: 100, Proposal: "hi"}); err != nil {
+	checkClass(t, a.PrepareBid(ctx), marketplace.ErrTransient, "http_500")
+	if err := a.PrepareBid(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if f.selfCount() != 2 {
 		t.Fatalf("self hits %d", f.selfCount())
 	}
-	// A caller that gives up waiting gets a classified error.
-	b := f.adapter(t, nil)
-	cctx, cancel := context.WithCancel(ctx)
-	cancel()
-	_, err = b.PlaceBid(cctx, "1", marketplace.Bid{Amount: 100})
-	checkClass(t, err, marketplace.ErrTransient, "")
+	if _, err := a.PlaceBid(ctx, "1", marketplace.Bid{Amount: 100, Proposal: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestPlaceBidSendsTheBidAndNothingBefore (issue 13, item 7): the bidder's
+// user ID is resolved by PrepareBid, before the worker claims the posting;
+// PlaceBid makes one request, the bid, so nothing eats into the window
+// between the worker's last lock check and the bid leaving. Unprepared, it
+// sends nothing at all.
+func TestPlaceBidSendsTheBidAndNothingBefore(t *testing.T) {
+	f := newFakeServer(t)
+	f.add(project(1, 1_700_000_000))
+	a := f.adapter(t, nil)
+	_, err := a.PlaceBid(ctx, "1", marketplace.Bid{Amount: 100, Proposal: "hi"})
+	checkClass(t, err, marketplace.ErrTransient, ReasonNotSent)
+	if n := len(f.reqs()); n != 0 {
+		t.Fatalf("an unprepared PlaceBid made %d requests", n)
+	}
+	if err := a.PrepareBid(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before := len(f.reqs())
+	if _, err := a.PlaceBid(ctx, "1", marketplace.Bid{Amount: 100, Proposal: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	if reqs := f.reqs()[before:]; len(reqs) != 1 || reqs[0].Method != http.MethodPost {
+		t.Fatalf("PlaceBid made %d requests, want only the bid's POST", len(reqs))
+	}
 }
 
 func TestPlaceBidBodyAndHeaders(t *testing.T) {
 	f := newFakeServer(t)
 	f.add(project(77, 1_700_000_000))
-	a := f.adapter(t, map[string]string{OptPeriodDays: "5", OptMilestonePct: "20"})
+	a := f.bidder(t, map[string]string{OptPeriodDays: "5", OptMilestonePct: "20"})
 	var body map[string]any
 	f.onPost = nil
 	placed, err := a.PlaceBid(ctx, "77", marketplace.Bid{Amount: 123.5, Currency: "USD", Proposal: "I can do this.", IdempotencyKey: "bid-abc", FencingToken: 9})
@@ -471,7 +490,8 @@ func TestPlaceBidBodyAndHeaders(t *testing.T) {
 
 func TestPlaceBidRefusesBadInput(t *testing.T) {
 	f := newFakeServer(t)
-	a := f.adapter(t, nil)
+	a := f.bidder(t, nil)
+	prepared := len(f.reqs())
 	for _, id := range []string{"", "abc", "0", "-1", "01", "1/2", "99999999999999999999"} {
 		_, err := a.PlaceBid(ctx, id, marketplace.Bid{Amount: 1})
 		checkClass(t, err, marketplace.ErrPermanent, ReasonInvalidInput)
@@ -482,7 +502,7 @@ func TestPlaceBidRefusesBadInput(t *testing.T) {
 		_, err := a.PlaceBid(ctx, "1", marketplace.Bid{Amount: amt})
 		checkClass(t, err, marketplace.ErrPermanent, ReasonInvalidBid)
 	}
-	if len(f.reqs()) != 0 {
+	if len(f.reqs()) != prepared {
 		t.Fatal("bad input reached the marketplace")
 	}
 }
@@ -533,6 +553,9 @@ func errorServer(t *testing.T, status int, header map[string]string, body string
 	t.Cleanup(hs.Close)
 	a, err := NewAdapter(marketplace.Config{ID: "freelancer", BaseURL: hs.URL, Token: testToken, RequestTimeout: time.Second})
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PrepareBid(ctx); err != nil {
 		t.Fatal(err)
 	}
 	return a
@@ -611,7 +634,7 @@ func TestErrorClasses(t *testing.T) {
 func TestAlreadyBidCarriesTheExistingBid(t *testing.T) {
 	f := newFakeServer(t)
 	f.add(project(8, 1_700_000_000))
-	a := f.adapter(t, nil)
+	a := f.bidder(t, nil)
 	if _, err := a.PlaceBid(ctx, "8", marketplace.Bid{Amount: 10, Currency: "USD"}); err != nil {
 		t.Fatal(err)
 	}
@@ -625,6 +648,9 @@ func TestAlreadyBidCarriesTheExistingBid(t *testing.T) {
 	}))
 	t.Cleanup(hs.Close)
 	b, _ := NewAdapter(marketplace.Config{ID: "freelancer", BaseURL: hs.URL, Token: testToken})
+	if err := b.PrepareBid(ctx); err != nil {
+		t.Fatal(err)
+	}
 	_, err := b.PlaceBid(ctx, "8", marketplace.Bid{Amount: 10})
 	checkClass(t, err, marketplace.ErrAlreadyBid, ReasonAlreadyBid)
 	ex, ok := marketplace.ExistingBid(err)
@@ -637,7 +663,7 @@ func TestDroppedConnectionAfterThePostIsAmbiguousAndNotResent(t *testing.T) {
 	f := newFakeServer(t)
 	f.add(project(9, 1_700_000_000))
 	f.onPost = func(int64, int) fault { return faultStoreDrop }
-	a := f.adapter(t, nil)
+	a := f.bidder(t, nil)
 	// Warm a keep-alive connection so the POST goes out on a reused one,
 	// the case in which net/http would otherwise resend.
 	if _, _, err := a.FindBid(ctx, "9"); err != nil {
@@ -687,6 +713,9 @@ func TestTransportFailures(t *testing.T) {
 	}))
 	t.Cleanup(func() { close(block); slow.Close() })
 	b, _ := NewAdapter(marketplace.Config{ID: "freelancer", BaseURL: slow.URL, Token: testToken, RequestTimeout: 200 * time.Millisecond})
+	if err := b.PrepareBid(ctx); err != nil {
+		t.Fatal(err)
+	}
 	_, err = b.PlaceBid(ctx, "1", marketplace.Bid{Amount: 10})
 	checkClass(t, err, marketplace.ErrAmbiguous, ReasonNoAnswer)
 	_, _, err = b.FindBid(ctx, "1")

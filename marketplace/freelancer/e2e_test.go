@@ -109,9 +109,9 @@ func TestWorkerPipelineBidsOncePerProject(t *testing.T) {
 		t.Fatal(err)
 	}
 	handler := func() *worker.BidHandler {
-		h, err := worker.NewBidHandler(lock.NewManager(rdb), led, map[string]worker.Marketplace{
+		h, err := worker.NewBidHandler(lock.NewManager(rdb, lock.WithTTL(600*time.Millisecond)), led, map[string]worker.Marketplace{
 			"freelancer": {Adapter: a, Rules: engine},
-		}, worker.WithSettleDelay(150*time.Millisecond), worker.WithBusyDelay(20*time.Millisecond), worker.WithLockWait(200*time.Millisecond))
+		}, worker.WithSettleDelay(150*time.Millisecond), worker.WithBusyDelay(20*time.Millisecond))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -379,6 +379,17 @@ func (f *fakeServer) adapter(t *testing.T, opts map[string]string) *Adapter {
 	return a
 }
 
+// bidder is an adapter ready to bid: its account resolved, as the worker's
+// PrepareBid does before every claim.
+func (f *fakeServer) bidder(t *testing.T, opts map[string]string) *Adapter {
+	t.Helper()
+	a := f.adapter(t, opts)
+	if err := a.PrepareBid(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 // project is a plain active fixed-price project submitted at ts.
 func project(id, ts int64) *fakeProject {
 	return &fakeProject{

@@ -128,6 +128,13 @@ func isFinal(s string) bool {
 	return s == "placed" || s == "skipped" || s == "failed" || s == "dry_run"
 }
 
+// Queues the bidder processes use: the shared bid queue (tasks enqueued
+// with worker.queue_per_marketplace off), the sandbox's own, and scans.
+var (
+	bidQueues = []string{"bids", "bids:sandbox"}
+	allQueues = append(append([]string{}, bidQueues...), "scans")
+)
+
 // queueBacklog is pending+active+scheduled+retry of the queue (0 if the
 // queue does not exist yet).
 func queueBacklog(insp *asynq.Inspector, q string) (int, error) {
@@ -163,7 +170,7 @@ func (h *Harness) drain(ctx context.Context, posts []Posting, timeout time.Durat
 
 func (h *Harness) drainState(ctx context.Context, insp *asynq.Inspector, posts []Posting) string {
 	var parts []string
-	for _, q := range []string{"bids", "scans"} {
+	for _, q := range allQueues {
 		n, err := queueBacklog(insp, q)
 		if err != nil {
 			return fmt.Sprintf("queue %s: %v", q, err)
@@ -255,7 +262,7 @@ func (h *Harness) check(ctx context.Context, rep *Report, posts []Posting) {
 
 	// Archived tasks: only for a permanent reason.
 	insp := asynq.NewInspectorFromRedisClient(h.rdb)
-	for _, q := range []string{"bids", "scans"} {
+	for _, q := range allQueues {
 		for page := 1; ; page++ {
 			tasks, err := insp.ListArchivedTasks(q, asynq.PageSize(100), asynq.Page(page))
 			if err != nil {

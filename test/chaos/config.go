@@ -316,7 +316,6 @@ func (c *Config) bidderYAML(sandboxURL string, sentinelAddrs ...string) string {
 	return c.redisYAML(sentinelAddrs) + fmt.Sprintf(`# written by test/chaos for scenario %q
 lock:
   ttl: %s
-  wait: 500ms
 worker:
   concurrency: %d
   queues: {bids: 6, scans: 3}

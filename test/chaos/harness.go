@@ -531,13 +531,15 @@ func (h *Harness) inject(kind string, wg *sync.WaitGroup) {
 // pending) bid task under a new task ID.
 func (h *Harness) redeliver(activeOnly bool) int {
 	insp := asynq.NewInspectorFromRedisClient(h.rdb)
-	tasks, err := insp.ListActiveTasks("bids", asynq.PageSize(200))
-	if err != nil {
-		return 0
-	}
-	if !activeOnly {
-		if p, err := insp.ListPendingTasks("bids", asynq.PageSize(50)); err == nil {
-			tasks = append(tasks, p...)
+	var tasks []*asynq.TaskInfo
+	for _, q := range bidQueues {
+		if a, err := insp.ListActiveTasks(q, asynq.PageSize(200)); err == nil {
+			tasks = append(tasks, a...)
+		}
+		if !activeOnly {
+			if p, err := insp.ListPendingTasks(q, asynq.PageSize(50)); err == nil {
+				tasks = append(tasks, p...)
+			}
 		}
 	}
 	cl := asynq.NewClientFromRedisClient(h.rdb)
@@ -547,7 +549,7 @@ func (h *Harness) redeliver(activeOnly bool) int {
 		h.copies++
 		id := fmt.Sprintf("%s:redeliver-%d", t.ID, h.copies)
 		h.mu.Unlock()
-		_, err := cl.Enqueue(asynq.NewTask(t.Type, t.Payload), asynq.Queue("bids"), asynq.TaskID(id), asynq.MaxRetry(25))
+		_, err := cl.Enqueue(asynq.NewTask(t.Type, t.Payload), asynq.Queue(t.Queue), asynq.TaskID(id), asynq.MaxRetry(25))
 		if err == nil {
 			n++
 		}

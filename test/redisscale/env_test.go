@@ -111,7 +111,7 @@ func newStack(t *testing.T, rdb redis.UniversalClient, m *market, hashTags bool,
 	led := ledger.New(rdb, append([]ledger.Option{ledger.WithHashTags(hashTags)}, ledgerOpts...)...)
 	h, err := worker.NewBidHandler(locks, led, map[string]worker.Marketplace{mpID: {Adapter: m.adapter, Rules: bidAll(t)}},
 		worker.WithSettleDelay(300*time.Millisecond), worker.WithBusyDelay(20*time.Millisecond),
-		worker.WithLockWait(200*time.Millisecond))
+		worker.WithWaitDelay(200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,10 +231,10 @@ func runPipeline(t *testing.T, rdb redis.UniversalClient, m *market, hashTags bo
 	deadline := time.Now().Add(within)
 	disturbed := during == nil
 	for slot := time.Now().Truncate(time.Second); ; {
-		decided, err := st.ledger.Decided(context.Background(), mpID, ids)
+		states, err := st.ledger.States(context.Background(), mpID, ids)
 		n := 0
-		for _, d := range decided {
-			if d {
+		for _, s := range states {
+			if s.Final() {
 				n++
 			}
 		}

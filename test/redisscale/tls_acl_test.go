@@ -27,7 +27,7 @@ const bidderACL = "on resetkeys ~bid_* ~asynq:* resetchannels &asynq:* -@all " +
 	"+eval +evalsha +script|load +script|exists " +
 	// inside those scripts, and direct calls (INFO commandstats of a full run)
 	"+get +set +setex +del +exists +expire +expireat +pexpire +incr " +
-	"+hget +hmget +hset +hdel +hgetall " +
+	"+hget +hmget +hset +hsetnx +hdel +hgetall " +
 	"+lpush +lrem +rpoplpush +lrange +llen +lindex " +
 	"+zadd +zrem +zrangebyscore +zremrangebyscore +zrange +zcard +zscore " +
 	"+sadd +srem +smembers +sismember +scard " +

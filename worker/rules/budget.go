@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -21,9 +20,7 @@ var takeScript = redis.NewScript(takeLua)
 // DefaultBudgetPrefix is used when NewBudget gets an empty prefix.
 const DefaultBudgetPrefix = "bid_budget"
 
-// budgetGrace keeps a counter alive past its window so an instance whose
-// clock lags another's by less than this still counts into the same key
-// instead of finding it expired and starting again from zero.
+// budgetGrace keeps a counter alive past its window (see Windows.TTLs).
 const budgetGrace = time.Hour
 
 var (
@@ -46,10 +43,10 @@ type Budget struct {
 }
 
 // NewBudget returns a Budget allowing perHour bids per UTC hour and perDay
-// per UTC day for each marketplace (0 = unlimited). Keys are
-// <keyPrefix>:{<marketplace>}:h:<unix hour> and ...:d:<unix day>; the braces
-// are a Cluster hash tag so both keys live in one slot and one script can
-// check them together. Bad arguments surface as ErrInvalidBudget from Take,
+// per UTC day for each marketplace (0 = unlimited). Keys are sets of the
+// postings counted in a window, <keyPrefix>:{<marketplace>}:hs:<unix hour>
+// and ...:ds:<unix day>; the braces are a Cluster hash tag so both keys
+// live in one slot and one script can check them together. Bad arguments surface as ErrInvalidBudget from Take,
 // so that a misconfigured budget fails closed rather than unlimited.
 func NewBudget(rdb redis.UniversalClient, keyPrefix string, perHour, perDay int) *Budget {
 	if keyPrefix == "" {
@@ -64,59 +61,102 @@ func (b *Budget) check(marketplaceID string) error {
 		return fmt.Errorf("%w: no Redis client", ErrInvalidBudget)
 	case b.perHour < 0 || b.perDay < 0:
 		return fmt.Errorf("%w: limits must be >= 0, got per hour %d, per day %d", ErrInvalidBudget, b.perHour, b.perDay)
-	case strings.ContainsAny(b.prefix, "{}"):
-		// A brace in the prefix would change which part is the hash tag.
-		return fmt.Errorf("%w: key prefix %q must not contain braces", ErrInvalidBudget, b.prefix)
-	case marketplaceID == "" || strings.ContainsAny(marketplaceID, "{}"):
-		return fmt.Errorf("%w: marketplace ID %q must be non-empty and without braces", ErrInvalidBudget, marketplaceID)
+	}
+	if err := CheckWindowKeys(b.prefix, marketplaceID); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidBudget, err)
 	}
 	return nil
 }
 
-// Keys returns the hour and day counter keys Take uses at now; for
-// operators and tests.
+// Keys returns the hour and day keys Take uses at now (sets of the postings
+// counted in each window); for operators and tests.
 func (b *Budget) Keys(marketplaceID string, now time.Time) (hourKey, dayKey string) {
-	now = now.UTC()
-	base := b.prefix + ":{" + marketplaceID + "}:"
-	return base + "h:" + strconv.FormatInt(now.Unix()/3600, 10), base + "d:" + strconv.FormatInt(now.Unix()/86400, 10)
+	// Sets, not the counters WindowsAt names ("h:", "d:"): a counter left
+	// by an older version must not be read as a set.
+	w := WindowsAt(b.prefix, marketplaceID, now)
+	return w.Base + "hs:" + strconv.FormatInt(now.Unix()/3600, 10), w.Base + "ds:" + strconv.FormatInt(now.Unix()/86400, 10)
 }
 
-// Take spends one bid of marketplaceID's budget at wall-clock time now, or
-// reports that the hour or day is spent and when the next window opens
-// (retryAt). Both windows are checked and incremented in one script, so
-// concurrent callers on any number of instances never overspend. Any Redis
-// error returns ok=false and an error matching ErrBudgetUnavailable.
-func (b *Budget) Take(ctx context.Context, marketplaceID string, now time.Time) (ok bool, retryAt time.Time, err error) {
+// window is one budget window at a moment: its key, limit and end.
+type window struct {
+	key   string
+	limit int
+	end   time.Time
+	ttl   int64 // ms: to the end, plus grace
+}
+
+func (b *Budget) windows(marketplaceID string, now time.Time) []window {
+	w := WindowsAt(b.prefix, marketplaceID, now)
+	hourKey, dayKey := b.Keys(marketplaceID, now)
+	hourTTL, dayTTL := w.TTLs(now, budgetGrace)
+	// The day first: its retry time is the later one, so a caller stopped
+	// by both waits once. An unlimited window is not tracked at all.
+	var ws []window
+	if b.perDay > 0 {
+		ws = append(ws, window{dayKey, b.perDay, w.DayEnd, dayTTL})
+	}
+	if b.perHour > 0 {
+		ws = append(ws, window{hourKey, b.perHour, w.HourEnd, hourTTL})
+	}
+	return ws
+}
+
+// Take counts posting's bid against marketplaceID's budget at wall-clock
+// time now, or reports that a window is spent and when the next one opens
+// (retryAt). Every window is checked and counted in one script, so
+// concurrent callers on any number of instances never overspend, and a
+// posting counts once per window however often Take runs for it (a retry
+// after a failed bid, a script resent by the client). Any Redis error
+// returns ok=false and an error matching ErrBudgetUnavailable.
+func (b *Budget) Take(ctx context.Context, marketplaceID, postingID string, now time.Time) (ok bool, retryAt time.Time, err error) {
 	if err := b.check(marketplaceID); err != nil {
 		return false, time.Time{}, err
 	}
-	now = now.UTC()
-	// Windows are whole UTC hours and days since the Unix epoch; the key
-	// names use the same numbers so every instance agrees on them.
-	hourStart := time.Unix(now.Unix()/3600*3600, 0).UTC()
-	dayStart := time.Unix(now.Unix()/86400*86400, 0).UTC()
-	hourEnd, dayEnd := hourStart.Add(time.Hour), dayStart.Add(24*time.Hour)
-	hourKey, dayKey := b.Keys(marketplaceID, now)
-
-	res, err := takeScript.Run(ctx, b.rdb, []string{hourKey, dayKey},
-		b.perHour, b.perDay, ttlMillis(hourEnd.Sub(now)), ttlMillis(dayEnd.Sub(now))).Int64Slice()
+	ws := b.windows(marketplaceID, now)
+	if len(ws) == 0 {
+		return true, time.Time{}, nil
+	}
+	keys := make([]string, len(ws))
+	args := make([]any, 0, 1+2*len(ws))
+	args = append(args, postingID)
+	for i, w := range ws {
+		keys[i] = w.key
+		args = append(args, w.limit, w.ttl)
+	}
+	res, err := takeScript.Run(ctx, b.rdb, keys, args...).Int64Slice()
 	if err != nil {
 		return false, time.Time{}, fmt.Errorf("%w: take for %q: %w", ErrBudgetUnavailable, marketplaceID, err)
 	}
-	if len(res) != 2 {
-		return false, time.Time{}, fmt.Errorf("%w: take for %q: unexpected script reply %v", ErrBudgetUnavailable, marketplaceID, res)
-	}
 	switch {
+	case len(res) != 2:
 	case res[0] == 1:
 		return true, time.Time{}, nil
-	case res[1] == 2:
-		return false, dayEnd, nil
-	case res[1] == 1:
-		return false, hourEnd, nil
+	case res[1] >= 1 && int(res[1]) <= len(ws):
+		return false, ws[res[1]-1].end, nil
 	}
 	return false, time.Time{}, fmt.Errorf("%w: take for %q: unexpected script reply %v", ErrBudgetUnavailable, marketplaceID, res)
 }
 
-func ttlMillis(untilWindowEnd time.Duration) int64 {
-	return (untilWindowEnd + budgetGrace).Milliseconds()
+// Left reports how many bids each window has left at now (-1: unlimited),
+// without spending any; for the periodic summary and the status page.
+func (b *Budget) Left(ctx context.Context, marketplaceID string, now time.Time) (hour, day int, err error) {
+	if err := b.check(marketplaceID); err != nil {
+		return 0, 0, err
+	}
+	hourKey, dayKey := b.Keys(marketplaceID, now)
+	// One slot (the hash tag), so one pipeline to one node on Cluster too.
+	var hc, dc *redis.IntCmd
+	if _, err := b.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		hc, dc = p.SCard(ctx, hourKey), p.SCard(ctx, dayKey)
+		return nil
+	}); err != nil {
+		return 0, 0, fmt.Errorf("%w: read for %q: %w", ErrBudgetUnavailable, marketplaceID, err)
+	}
+	left := func(limit int, used int64) int {
+		if limit == 0 {
+			return -1
+		}
+		return max(limit-int(used), 0)
+	}
+	return left(b.perHour, hc.Val()), left(b.perDay, dc.Val()), nil
 }

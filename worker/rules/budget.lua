@@ -1,24 +1,33 @@
--- Take one bid from a marketplace's hourly and daily budget, atomically.
--- KEYS[1]: this UTC hour's counter, KEYS[2]: this UTC day's counter
---          (same hash tag, so one Cluster slot).
--- ARGV[1]: per-hour limit, ARGV[2]: per-day limit (0 = unlimited)
--- ARGV[3]: hour key TTL in ms, ARGV[4]: day key TTL in ms
--- Returns {1, 0} when taken; {0, 2} when the day is full; {0, 1} when the
--- hour is full. Neither counter moves unless both have room, so a full day
--- does not eat into the hour and vice versa.
-local perHour = tonumber(ARGV[1])
-local perDay = tonumber(ARGV[2])
-local h = tonumber(redis.call('GET', KEYS[1]) or '0')
-local d = tonumber(redis.call('GET', KEYS[2]) or '0')
--- The day first: its retry time is the later one, so the caller waits once.
-if perDay > 0 and d >= perDay then
-  return {0, 2}
+-- Count one posting's bid against every window of a marketplace's bid
+-- budget (this UTC hour, this UTC day), atomically and at most once per
+-- posting and window.
+-- KEYS[i]: the set of postings counted in window i (same hash tag, so one
+--          Cluster slot)
+-- ARGV[1]: the posting; then for each window i: ARGV[2i] its limit,
+--          ARGV[2i+1] its key's TTL in ms
+-- Returns {1, 0} when counted (now or by an earlier run for this posting),
+-- or {0, i} when window i is full. Nothing is counted unless every window
+-- has room, so a full day does not eat into the hour.
+--
+-- A set of postings, not a counter: run twice for one posting (go-redis
+-- resends a script whose reply was lost; the posting's next attempt after a
+-- failed bid) it counts once. Its size is bounded by the limit itself.
+local posting = ARGV[1]
+local counted = true
+for i = 1, #KEYS do
+  if redis.call('SISMEMBER', KEYS[i], posting) == 0 then
+    counted = false
+    if redis.call('SCARD', KEYS[i]) >= tonumber(ARGV[2 * i]) then
+      return {0, i}
+    end
+  end
 end
-if perHour > 0 and h >= perHour then
-  return {0, 1}
+if counted then
+  return {1, 0}
 end
-redis.call('INCR', KEYS[1])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('INCR', KEYS[2])
-redis.call('PEXPIRE', KEYS[2], ARGV[4])
+for i = 1, #KEYS do
+  if redis.call('SADD', KEYS[i], posting) == 1 then
+    redis.call('PEXPIRE', KEYS[i], ARGV[2 * i + 1])
+  end
+end
 return {1, 0}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -50,7 +51,7 @@ func TestBudgetConcurrentTakesNeverOverspend(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start // release all at once to maximise contention
-			ok, at, err := b.Take(ctx, "sandbox", budgetNow)
+			ok, at, err := b.Take(ctx, "sandbox", uniq(), budgetNow)
 			results <- result{ok, at, err}
 		}()
 	}
@@ -75,10 +76,11 @@ func TestBudgetConcurrentTakesNeverOverspend(t *testing.T) {
 		t.Fatalf("%d of %d takes succeeded with a budget of 10/hour", taken, n)
 	}
 	hourKey, dayKey := b.Keys("sandbox", budgetNow)
-	for _, k := range []string{hourKey, dayKey} {
-		if v, err := rdb.Get(ctx, k).Int(); err != nil || v != 10 {
-			t.Errorf("%s = %v (%v), want 10: refused takes must not count", k, v, err)
-		}
+	if v, err := rdb.SCard(ctx, hourKey).Result(); err != nil || v != 10 {
+		t.Errorf("%s holds %v postings (%v), want 10: refused takes must not count", hourKey, v, err)
+	}
+	if n := rdb.Exists(ctx, dayKey).Val(); n != 0 {
+		t.Errorf("an unlimited day was tracked in %s", dayKey)
 	}
 }
 
@@ -88,26 +90,26 @@ func TestBudgetHourRollover(t *testing.T) {
 	ctx := ctxT(t)
 	last := time.Date(2026, 11, 27, 10, 59, 59, 999e6, time.UTC)
 	for i := 0; i < 2; i++ {
-		if ok, _, err := b.Take(ctx, "sandbox", last); !ok || err != nil {
+		if ok, _, err := b.Take(ctx, "sandbox", uniq(), last); !ok || err != nil {
 			t.Fatalf("take %d: %v %v", i, ok, err)
 		}
 	}
-	ok, retryAt, err := b.Take(ctx, "sandbox", last)
+	ok, retryAt, err := b.Take(ctx, "sandbox", uniq(), last)
 	nextHour := time.Date(2026, 11, 27, 11, 0, 0, 0, time.UTC)
 	if ok || err != nil || !retryAt.Equal(nextHour) {
 		t.Fatalf("third take in the hour: ok=%v retryAt=%v err=%v, want refused until %v", ok, retryAt, err, nextHour)
 	}
 	// A new wall-clock hour has a fresh budget, however little time passed.
 	for i := 0; i < 2; i++ {
-		if ok, _, err := b.Take(ctx, "sandbox", nextHour); !ok || err != nil {
+		if ok, _, err := b.Take(ctx, "sandbox", uniq(), nextHour); !ok || err != nil {
 			t.Fatalf("take %d in the next hour: %v %v", i, ok, err)
 		}
 	}
-	if ok, _, _ := b.Take(ctx, "sandbox", nextHour.Add(59*time.Minute)); ok {
+	if ok, _, _ := b.Take(ctx, "sandbox", uniq(), nextHour.Add(59*time.Minute)); ok {
 		t.Fatal("next hour overspent")
 	}
 	// Non-UTC times name the same windows.
-	if ok, _, _ := b.Take(ctx, "sandbox", nextHour.In(time.FixedZone("X", 5*3600+1800))); ok {
+	if ok, _, _ := b.Take(ctx, "sandbox", uniq(), nextHour.In(time.FixedZone("X", 5*3600+1800))); ok {
 		t.Fatal("a non-UTC now escaped the UTC window")
 	}
 }
@@ -119,12 +121,12 @@ func TestBudgetDayLimitStopsBeforeHourLimit(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		// Spread over hours: the hour budget never runs out, the day does.
 		at := budgetNow.Add(time.Duration(i) * time.Hour)
-		if ok, _, err := b.Take(ctx, "sandbox", at); !ok || err != nil {
+		if ok, _, err := b.Take(ctx, "sandbox", uniq(), at); !ok || err != nil {
 			t.Fatalf("take %d: %v %v", i, ok, err)
 		}
 	}
 	at := budgetNow.Add(5 * time.Hour) // 15:30, an untouched hour
-	ok, retryAt, err := b.Take(ctx, "sandbox", at)
+	ok, retryAt, err := b.Take(ctx, "sandbox", uniq(), at)
 	nextDay := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
 	if ok || err != nil || !retryAt.Equal(nextDay) {
 		t.Fatalf("fourth take of the day: ok=%v retryAt=%v err=%v, want refused until %v", ok, retryAt, err, nextDay)
@@ -133,7 +135,7 @@ func TestBudgetDayLimitStopsBeforeHourLimit(t *testing.T) {
 	if n, err := rdb.Exists(ctx, hourKey).Result(); err != nil || n != 0 {
 		t.Fatalf("a refused take created/incremented the hour counter %s (%d, %v)", hourKey, n, err)
 	}
-	if ok, _, err := b.Take(ctx, "sandbox", nextDay); !ok || err != nil {
+	if ok, _, err := b.Take(ctx, "sandbox", uniq(), nextDay); !ok || err != nil {
 		t.Fatalf("first take of the next day: %v %v", ok, err)
 	}
 }
@@ -143,11 +145,11 @@ func TestBudgetMarketplacesAreIndependent(t *testing.T) {
 	b := NewBudget(rdb, "", 1, 1)
 	ctx := ctxT(t)
 	for _, mp := range []string{"upwork", "fiverr"} {
-		if ok, _, err := b.Take(ctx, mp, budgetNow); !ok || err != nil {
+		if ok, _, err := b.Take(ctx, mp, uniq(), budgetNow); !ok || err != nil {
 			t.Fatalf("%s: %v %v", mp, ok, err)
 		}
 	}
-	if ok, _, _ := b.Take(ctx, "upwork", budgetNow); ok {
+	if ok, _, _ := b.Take(ctx, "upwork", uniq(), budgetNow); ok {
 		t.Fatal("upwork overspent")
 	}
 }
@@ -157,9 +159,40 @@ func TestBudgetUnlimited(t *testing.T) {
 	b := NewBudget(rdb, "", 0, 0)
 	ctx := ctxT(t)
 	for i := 0; i < 100; i++ {
-		if ok, _, err := b.Take(ctx, "sandbox", budgetNow); !ok || err != nil {
+		if ok, _, err := b.Take(ctx, "sandbox", uniq(), budgetNow); !ok || err != nil {
 			t.Fatalf("take %d with no limits: %v %v", i, ok, err)
 		}
+	}
+	if n := rdb.DBSize(ctx).Val(); n != 0 {
+		t.Fatalf("an unlimited budget stored %d keys", n)
+	}
+}
+
+// TestBudgetCountsAPostingOncePerWindow: a posting whose bid is attempted
+// again (after a failed bid, or a script resent by the client) costs one
+// unit of each window, and a unit of a new window when it comes.
+func TestBudgetCountsAPostingOncePerWindow(t *testing.T) {
+	_, rdb := realRedis(t)
+	b := NewBudget(rdb, "", 2, 3)
+	ctx := ctxT(t)
+	for i := 0; i < 5; i++ {
+		if ok, _, err := b.Take(ctx, "sandbox", "same", budgetNow); !ok || err != nil {
+			t.Fatalf("take %d of one posting: %v %v", i, ok, err)
+		}
+	}
+	if ok, _, err := b.Take(ctx, "sandbox", "other", budgetNow); !ok || err != nil {
+		t.Fatalf("a second posting: %v %v", ok, err)
+	}
+	if ok, _, _ := b.Take(ctx, "sandbox", "third", budgetNow); ok {
+		t.Fatal("a third posting in an hour of 2")
+	}
+	next := budgetNow.Add(time.Hour)
+	if ok, _, err := b.Take(ctx, "sandbox", "same", next); !ok || err != nil {
+		t.Fatalf("the posting again in the next hour: %v %v", ok, err)
+	}
+	hourKey, dayKey := b.Keys("sandbox", next)
+	if h, d := rdb.SCard(ctx, hourKey).Val(), rdb.SCard(ctx, dayKey).Val(); h != 1 || d != 2 {
+		t.Fatalf("next hour holds %d, the day %d postings; want 1 and 2", h, d)
 	}
 }
 
@@ -167,11 +200,11 @@ func TestBudgetFailsClosedWhenRedisDies(t *testing.T) {
 	s, rdb := realRedis(t)
 	b := NewBudget(rdb, "", 10, 100)
 	ctx := ctxT(t)
-	if ok, _, err := b.Take(ctx, "sandbox", budgetNow); !ok || err != nil {
+	if ok, _, err := b.Take(ctx, "sandbox", uniq(), budgetNow); !ok || err != nil {
 		t.Fatalf("take before kill: %v %v", ok, err)
 	}
 	s.Kill()
-	ok, _, err := b.Take(ctx, "sandbox", budgetNow)
+	ok, _, err := b.Take(ctx, "sandbox", uniq(), budgetNow)
 	if ok || err == nil {
 		t.Fatalf("take with Redis dead: ok=%v err=%v, want an error and no bid", ok, err)
 	}
@@ -188,7 +221,7 @@ func TestBudgetCorruptCounterFailsClosed(t *testing.T) {
 	if err := rdb.Set(ctx, hourKey, "lots", 0).Err(); err != nil {
 		t.Fatal(err)
 	}
-	if ok, _, err := b.Take(ctx, "sandbox", budgetNow); ok || !errors.Is(err, ErrBudgetUnavailable) {
+	if ok, _, err := b.Take(ctx, "sandbox", uniq(), budgetNow); ok || !errors.Is(err, ErrBudgetUnavailable) {
 		t.Fatalf("take over a corrupt counter: ok=%v err=%v", ok, err)
 	}
 }
@@ -202,17 +235,17 @@ func TestBudgetKeysAndExpiry(t *testing.T) {
 	b := NewBudget(rdb, "", 10, 100)
 
 	hourKey, dayKey := b.Keys("sandbox", budgetNow)
-	if want := "bid_budget:{sandbox}:h:" + strconv.FormatInt(budgetNow.Unix()/3600, 10); hourKey != want {
+	if want := "bid_budget:{sandbox}:hs:" + strconv.FormatInt(budgetNow.Unix()/3600, 10); hourKey != want {
 		t.Errorf("hour key %q, want %q", hourKey, want)
 	}
-	if want := "bid_budget:{sandbox}:d:" + strconv.FormatInt(budgetNow.Unix()/86400, 10); dayKey != want {
+	if want := "bid_budget:{sandbox}:ds:" + strconv.FormatInt(budgetNow.Unix()/86400, 10); dayKey != want {
 		t.Errorf("day key %q, want %q", dayKey, want)
 	}
 	if hashTag(hourKey) != "sandbox" || hashTag(dayKey) != "sandbox" {
 		t.Errorf("hash tags %q %q, want both sandbox", hashTag(hourKey), hashTag(dayKey))
 	}
 
-	if ok, _, err := b.Take(context.Background(), "sandbox", budgetNow); !ok || err != nil {
+	if ok, _, err := b.Take(context.Background(), "sandbox", uniq(), budgetNow); !ok || err != nil {
 		t.Fatalf("take: %v %v", ok, err)
 	}
 	// 30 minutes to the end of the hour plus the hour of grace; 13.5 hours
@@ -245,7 +278,7 @@ func TestBudgetRejectsBadArgumentsWithoutRedis(t *testing.T) {
 		{"brace in marketplace", NewBudget(rdb, "", 1, 1), "a}b"},
 		{"brace in prefix", NewBudget(rdb, "x{", 1, 1), "sandbox"},
 	} {
-		ok, _, err := tc.b.Take(context.Background(), tc.mp, budgetNow)
+		ok, _, err := tc.b.Take(context.Background(), tc.mp, uniq(), budgetNow)
 		if ok || !errors.Is(err, ErrInvalidBudget) {
 			t.Errorf("%s: ok=%v err=%v, want ErrInvalidBudget", tc.name, ok, err)
 		}
@@ -254,6 +287,11 @@ func TestBudgetRejectsBadArgumentsWithoutRedis(t *testing.T) {
 		t.Fatalf("bad arguments wrote keys %v", keys)
 	}
 }
+
+var uniqN atomic.Int64
+
+// uniq is a posting ID no other take in the test used.
+func uniq() string { return "p" + strconv.FormatInt(uniqN.Add(1), 10) }
 
 // hashTag is Redis Cluster's rule: the part between the first '{' and the
 // next '}', if non-empty, else the whole key.
@@ -264,4 +302,39 @@ func hashTag(key string) string {
 		}
 	}
 	return key
+}
+
+// TestBudgetLeft: Left reads what Take left in both windows, spends
+// nothing, and reports an unlimited window as -1.
+func TestBudgetLeft(t *testing.T) {
+	_, rdb := realRedis(t)
+	ctx := ctxT(t)
+	b := NewBudget(rdb, "", 3, 5)
+	if h, d, err := b.Left(ctx, "sandbox", budgetNow); err != nil || h != 3 || d != 5 {
+		t.Fatalf("fresh: hour %d day %d %v", h, d, err)
+	}
+	for range 2 {
+		if ok, _, err := b.Take(ctx, "sandbox", uniq(), budgetNow); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+	}
+	for range 2 { // reading twice spends nothing
+		if h, d, err := b.Left(ctx, "sandbox", budgetNow); err != nil || h != 1 || d != 3 {
+			t.Fatalf("after 2 bids: hour %d day %d %v", h, d, err)
+		}
+	}
+	// The next hour starts full, the day goes on.
+	if h, d, err := b.Left(ctx, "sandbox", budgetNow.Add(time.Hour)); err != nil || h != 3 || d != 3 {
+		t.Fatalf("next hour: hour %d day %d %v", h, d, err)
+	}
+	if h, d, err := NewBudget(rdb, "", 0, 5).Left(ctx, "sandbox", budgetNow); err != nil || h != -1 || d != 3 {
+		t.Fatalf("no hourly limit: hour %d day %d %v", h, d, err)
+	}
+	// Spent beyond the limit (the limit was lowered): 0, not negative.
+	if h, _, err := NewBudget(rdb, "", 1, 0).Left(ctx, "sandbox", budgetNow); err != nil || h != 0 {
+		t.Fatalf("lowered limit: hour %d %v", h, err)
+	}
+	if _, _, err := b.Left(ctx, "bad{id}", budgetNow); !errors.Is(err, ErrInvalidBudget) {
+		t.Fatalf("bad id: %v", err)
+	}
 }

@@ -189,7 +189,7 @@ func (e *Engine) Decide(p marketplace.Posting, now time.Time) Decision {
 		return skip(RuleAmount, "amount %.2f %s is not positive (strategy %s)", amount, b.Currency, rule.Strategy)
 	}
 
-	text, err := e.proposal.render(s, newProposalData(p, amount))
+	text, err := e.proposal.render(s, NewProposalData(p, amount))
 	if err != nil {
 		return skip(RuleProposal, "proposal: %v", err)
 	}

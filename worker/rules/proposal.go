@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"maps"
 	"strings"
 	"text/template"
 	"time"
@@ -32,7 +33,8 @@ type ProposalData struct {
 	Amount        float64
 }
 
-func newProposalData(p marketplace.Posting, amount float64) *ProposalData {
+// NewProposalData is what a template over p sees when the bid is amount.
+func NewProposalData(p marketplace.Posting, amount float64) *ProposalData {
 	return &ProposalData{
 		MarketplaceID: p.MarketplaceID, ID: p.ID, Title: p.Title, Description: p.Description,
 		Budget: p.Budget, Skills: p.Skills, URL: p.URL, PostedAt: p.PostedAt, Client: p.Client,
@@ -67,6 +69,14 @@ var proposalFuncs = template.FuncMap{
 	"upper": strings.ToUpper,
 }
 
+// TemplateFuncs returns the functions proposal templates may call (money,
+// truncate, join, lower, upper), as a fresh map: other templates over
+// postings (worker/proposal's prompts) offer the same ones, so an operator
+// learns one set.
+func TemplateFuncs() template.FuncMap {
+	return maps.Clone(proposalFuncs)
+}
+
 type proposal struct {
 	tmpl     *template.Template
 	maxBytes int
@@ -85,6 +95,14 @@ var samplePosting = marketplace.Posting{
 	Status:   marketplace.StatusOpen,
 }
 
+// SamplePosting returns the posting templates are executed on at load, with
+// every field set; other templates over postings check themselves on it.
+func SamplePosting() marketplace.Posting {
+	p := samplePosting
+	p.Skills = append([]string(nil), samplePosting.Skills...)
+	return p
+}
+
 func compileProposal(c ProposalConfig) (*proposal, error) {
 	t, err := template.New("proposal").Funcs(proposalFuncs).Option("missingkey=error").Parse(c.Template)
 	if err != nil {
@@ -95,7 +113,7 @@ func compileProposal(c ProposalConfig) (*proposal, error) {
 		p.maxBytes = DefaultProposalMaxBytes
 	}
 	var s scratch
-	if _, err := p.render(&s, newProposalData(samplePosting, 450)); err != nil {
+	if _, err := p.render(&s, NewProposalData(samplePosting, 450)); err != nil {
 		return nil, fmt.Errorf("fails on a sample posting: %w", err)
 	}
 	return p, nil

@@ -21,13 +21,13 @@ func TestProposalDataHasEveryPostingField(t *testing.T) {
 	}
 	p := goodPosting()
 	p.URL = "https://x.invalid/p-1"
-	d := newProposalData(p, 12.5)
+	d := NewProposalData(p, 12.5)
 	back := reflect.ValueOf(d).Elem()
 	pv := reflect.ValueOf(p)
 	for i := 0; i < pt.NumField(); i++ {
 		name := pt.Field(i).Name
 		if !reflect.DeepEqual(back.FieldByName(name).Interface(), pv.Field(i).Interface()) {
-			t.Errorf("newProposalData does not copy %s", name)
+			t.Errorf("NewProposalData does not copy %s", name)
 		}
 	}
 	if d.Amount != 12.5 {

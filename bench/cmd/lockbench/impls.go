@@ -107,11 +107,10 @@ func setupRaw(rdb *redis.Client) cycleFunc {
 }
 
 // fencedAcquire is a copy of lock/scripts/acquire.lua (unexported there):
-// SET NX PX, then INCR of the fence counter and PEXPIRE of its retention.
+// SET NX PX, then INCR of the (shared, never-expiring) fence counter: the
+// lock package's acquire script.
 var fencedAcquire = redis.NewScript(`if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  local token = redis.call('INCR', KEYS[2])
-  redis.call('PEXPIRE', KEYS[2], ARGV[3])
-  return token
+  return redis.call('INCR', KEYS[2])
 end
 local ttl = redis.call('PTTL', KEYS[1])
 if ttl < 1 then ttl = 1 end
@@ -124,11 +123,10 @@ return -ttl`)
 // redislock is the server-side cost of fencing.
 func setupRawFence(rdb *redis.Client) cycleFunc {
 	ttlMs := strconv.FormatInt(leaseTTL.Milliseconds(), 10)
-	retentionMs := strconv.FormatInt(lock.DefaultFenceRetention.Milliseconds(), 10)
 	return func(ctx context.Context, posting string) error {
 		key, fence := keys.Lock(marketplace, posting), keys.Fence(marketplace, posting)
 		token := strconv.FormatUint(rand.Uint64(), 16)
-		n, err := fencedAcquire.Run(ctx, rdb, []string{key, fence}, token, ttlMs, retentionMs).Int64()
+		n, err := fencedAcquire.Run(ctx, rdb, []string{key, fence}, token, ttlMs).Int64()
 		if err != nil {
 			return err
 		}

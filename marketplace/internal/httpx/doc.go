@@ -17,7 +17,11 @@
 // dies after the request was written surfaces as an ambiguous error that the
 // caller resolves by looking the bid up.
 //
-// For the same reason a POST is classified by whether it was written at all
-// (httptrace's WroteRequest): a failure before that is transient, since the
-// marketplace cannot have seen the bid; any failure after it is ambiguous.
+// For the same reason a failed POST is classified by whether any byte of it
+// may have left: only a failure before the request was given a connection
+// (httptrace's GotConn: DNS, dial, TLS handshake, waiting for the pool) is
+// transient, since the marketplace cannot have seen the bid; any failure
+// after it is ambiguous. httptrace's WroteRequest is not used: in HTTP/2 a
+// cancelled request returns before the writer goroutine reports the write,
+// so a bid the server already has would come back as "not sent".
 package httpx

@@ -13,7 +13,7 @@ import (
 
 // PostBid sends body, JSON, once: never resent by net/http (see the package
 // doc) and never retried here. header is added to the request (an
-// Idempotency-Key, say). A failure before the request was written is
+// Idempotency-Key, say). A failure before the request had a connection is
 // ErrTransient with ReasonNotSent; any later failure to get a complete
 // answer is ErrAmbiguous, since the marketplace may have stored the bid.
 // The one exception: a 4xx whose body cannot be read is returned as an
@@ -22,13 +22,15 @@ import (
 func (c *Client) PostBid(ctx context.Context, op, target string, body []byte, header http.Header) (Answer, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	var wrote atomic.Bool
+	// "Sent" must be decided conservatively, for every protocol: once the
+	// request has a connection, any of its bytes may be on the wire.
+	// WroteRequest is no such signal: HTTP/2's RoundTrip returns on a
+	// cancelled context before its writer goroutine reports the write, and
+	// a write can fail after its bytes left; either way a bid the
+	// marketplace received would be taken for one never sent.
+	var mayHaveLeft atomic.Bool
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
-		WroteRequest: func(info httptrace.WroteRequestInfo) {
-			if info.Err == nil {
-				wrote.Store(true)
-			}
-		},
+		GotConn: func(httptrace.GotConnInfo) { mayHaveLeft.Store(true) },
 	})
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
@@ -48,7 +50,7 @@ func (c *Client) PostBid(ctx context.Context, op, target string, body []byte, he
 
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
-		return Answer{}, sendError(op, wrote.Load(), err)
+		return Answer{}, sendError(op, mayHaveLeft.Load(), err)
 	}
 	defer resp.Body.Close()
 	raw, err := readCapped(resp.Body, c.MaxBytes)
@@ -61,10 +63,10 @@ func (c *Client) PostBid(ctx context.Context, op, target string, body []byte, he
 	return Answer{Status: resp.StatusCode, Header: resp.Header, Body: raw}, nil
 }
 
-// sendError classifies a failed send of a POST by whether the request was
-// written: if not, the marketplace cannot have seen it.
-func sendError(op string, wrote bool, err error) *marketplace.Error {
-	if !wrote {
+// sendError classifies a failed send of a POST by whether any of it may have
+// left: if not, the marketplace cannot have seen it.
+func sendError(op string, mayHaveLeft bool, err error) *marketplace.Error {
+	if !mayHaveLeft {
 		return marketplace.NewError(marketplace.ErrTransient, op, ReasonNotSent, err)
 	}
 	return marketplace.NewError(marketplace.ErrAmbiguous, op, ReasonNoAnswer, err)

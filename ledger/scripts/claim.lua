@@ -1,0 +1,83 @@
+-- Claim a posting for a decision, in one round trip: check its record, take
+-- its lock and a fencing token, and record the decision. A skip (or dry
+-- run) is final at once and leaves no lock; a bid leaves the lock held and
+-- an intent recorded, for the caller to send the bid and Settle it.
+-- KEYS[1] lock, KEYS[2] fence counter, KEYS[3] record, KEYS[4] open index
+-- ARGV[1] holder (new for every claim), ARGV[2] lock ttl (ms),
+-- ARGV[3] retention (ms), ARGV[4] posting (index member),
+-- ARGV[5] settle (ms): how long after an intent none of its requests can
+--         still be in flight (for an intent that does not say, and stored
+--         with this one's)
+-- ARGV[6] decision: intent | skipped | dry_run; ARGV[7..] its field pairs
+-- Returns
+--   {'intent', token}                        lock held, intent recorded: send
+--   {'final', state, token}                  skipped / dry_run recorded
+--   {'pending', token, holder, rtoken, at}   lock held; an earlier attempt's
+--                                            intent has settled: reconcile
+--   {'settling', ms, holder}                 an earlier attempt's request may
+--                                            still be in flight: wait ms
+--   {'decided', state}  {'busy', pttl}  {'parked', rule}
+-- Safe to run twice with the same holder (go-redis resends a script whose
+-- reply was lost): the second run reports what the first did.
+local holder = ARGV[1]
+local cur = redis.call('GET', KEYS[1])
+local r = redis.call('HMGET', KEYS[3], 's', 'h', 't', 'at', 'sa', 'w', 'prule')
+local s, h = r[1], r[2] or r[6]
+local t = tonumber(r[3] or '0') or 0
+
+if isFinal(s) then
+  if h == holder then
+    return {'final', s, t}
+  end
+  return {'decided', s}
+end
+if cur == holder then
+  -- An earlier run of this claim took the lock.
+  if s == 'intent' and h == holder then
+    return {'intent', t}
+  end
+  -- It found an earlier attempt's intent. Its token never reached the
+  -- caller; a new one is as good.
+  return {'pending', nextToken(KEYS[2], t), h or '', t, tonumber(r[4] or '0') or 0}
+end
+if cur then
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl < 1 then ttl = 1 end
+  return {'busy', ttl}
+end
+if s == 'parked' then
+  return {'parked', r[7] or ''}
+end
+
+local now = nowMs()
+local settle = tonumber(ARGV[5])
+if s == 'intent' then
+  -- Another acquisition's intent: a bid may exist. Only once no request of
+  -- it can still be in flight may the marketplace's "no bid" be believed.
+  local ready = tonumber(r[5] or '0') or 0
+  if ready == 0 then
+    ready = (tonumber(r[4] or '0') or 0) + settle
+  end
+  if now < ready then
+    return {'settling', ready - now, h or ''}
+  end
+  redis.call('SET', KEYS[1], holder, 'PX', ARGV[2])
+  return {'pending', nextToken(KEYS[2], t), h or '', t, tonumber(r[4] or '0') or 0}
+end
+
+local token = nextToken(KEYS[2], t)
+local d = ARGV[6]
+if d == 'intent' then
+  redis.call('SET', KEYS[1], holder, 'PX', ARGV[2])
+  redis.call('HSET', KEYS[3], 's', 'intent', 'h', holder, 't', token, 'at', now, 'sa', now + settle)
+  redis.call('HDEL', KEYS[3], 'w')
+  redis.call('PEXPIRE', KEYS[3], ARGV[3])
+  return {'intent', token}
+end
+-- A final decision needs no lock: this script is the whole critical
+-- section, and the new token makes any older holder's later write stale.
+redis.call('HSET', KEYS[3], 's', d, 'h', holder, 't', token, 'at', now, unpack(ARGV, 7))
+redis.call('HDEL', KEYS[3], 'p', 'd', 'sa', 'w')
+redis.call('ZREM', KEYS[4], ARGV[4])
+redis.call('PEXPIRE', KEYS[3], ARGV[3])
+return {'final', d, token}

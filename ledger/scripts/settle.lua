@@ -1,0 +1,57 @@
+-- Record what became of a claimed posting, and (optionally) release its
+-- lock, in one round trip. Refused unless the writer still holds the lock
+-- and no newer acquisition exists; a final record never changes; an
+-- earlier attempt's intent is only replaced by the holder that reconciled
+-- it (ARGV[4]).
+-- KEYS[1] lock, KEYS[2] record, KEYS[3] open index
+-- ARGV[1] holder, ARGV[2] token,
+-- ARGV[3] state: placed | failed | '' (nothing was placed: undecided again)
+--         | intent (take over a reconciled earlier intent, to bid now)
+-- ARGV[4] holder of the earlier intent this resolves, or ''
+-- ARGV[5] '1' to delete the lock, ARGV[6] retention (ms), ARGV[7] posting,
+-- ARGV[8] settle (ms, for an intent), ARGV[9..] field pairs to store
+-- Returns {'ok'}, {'stale', why}, {'decided', state}, {'pending', holder, token, at}
+-- Safe to run twice: a run that finds its own write reports ok.
+local holder, want = ARGV[1], ARGV[3]
+local r = redis.call('HMGET', KEYS[2], 's', 'h', 't', 'at', 'w')
+local s, h = r[1], r[2] or r[5]
+local t = tonumber(r[3] or '0') or 0
+local release = ARGV[5] == '1'
+
+if h == holder and (s == want or (want == '' and not s)) then
+  if release and redis.call('GET', KEYS[1]) == holder then
+    redis.call('DEL', KEYS[1])
+  end
+  return {'ok'}
+end
+if redis.call('GET', KEYS[1]) ~= holder then
+  return {'stale', 'lock not held'}
+end
+if tonumber(ARGV[2]) < t then
+  return {'stale', tostring(t)}
+end
+if isFinal(s) then
+  return {'decided', s}
+end
+if s == 'intent' and h ~= holder and h ~= ARGV[4] then
+  return {'pending', h or '', t, tonumber(r[4] or '0') or 0}
+end
+
+local now = nowMs()
+if want == '' then
+  redis.call('HDEL', KEYS[2], 's', 'sa', 'w')
+  redis.call('HSET', KEYS[2], 'h', holder, 't', ARGV[2], 'at', now)
+else
+  redis.call('HSET', KEYS[2], 's', want, 'h', holder, 't', ARGV[2], 'at', now, unpack(ARGV, 9))
+  if want == 'intent' then
+    redis.call('HSET', KEYS[2], 'sa', now + tonumber(ARGV[8]))
+  else
+    redis.call('HDEL', KEYS[2], 'p', 'd', 'sa', 'w')
+    redis.call('ZREM', KEYS[3], ARGV[7])
+  end
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+if release then
+  redis.call('DEL', KEYS[1])
+end
+return {'ok'}

@@ -1,0 +1,183 @@
+package scanner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
+
+	"github.com/bidder/bidder/ledger"
+	"github.com/bidder/bidder/worker"
+)
+
+// Recovery defaults.
+const (
+	// DefaultRecoverEvery is how often, across all instances, a
+	// marketplace's recovery pass runs.
+	DefaultRecoverEvery = time.Minute
+	// recoverBatch bounds one pass: what it cannot take now is due next time.
+	recoverBatch = 2000
+	// DefaultRecoverKeyPrefix names the marker that lets one instance per
+	// interval run a marketplace's pass.
+	DefaultRecoverKeyPrefix = "bid_recover"
+)
+
+// Recovered is what one recovery pass did.
+type Recovered struct {
+	Due       int // undecided postings whose check was due
+	Missing   int // of those, whose bid task no longer existed
+	Enqueued  int // enqueued again
+	Forgotten int // whose record was gone (expired): dropped from the index
+}
+
+// recoverer is the recovery pass: a posting the scanner found stays listed
+// in the ledger's open index until it is decided; one whose bid task is
+// gone (a Redis failover that lost the last enqueues while the cursor
+// survived, maxmemory eviction, a task deleted in the web UI) would
+// otherwise wait for ever. The pass takes the postings whose check is due,
+// asks asynq whether their task still exists, and enqueues the missing
+// ones again from the payload the scanner stored. It is cheap when nothing
+// is lost (one small read per marketplace, or per Cluster slot, per pass)
+// and safe when every instance runs it: a marker lets one instance per
+// interval do it, Due hands each posting to one pass, and an enqueue that
+// races a task's return is refused by asynq's task ID.
+type recoverer struct {
+	rdb       redis.UniversalClient
+	client    enqueuer
+	ledger    *ledger.Ledger
+	every     time.Duration
+	retention time.Duration
+	perMarket bool
+	metrics   *Metrics
+	log       *zap.Logger
+}
+
+// maybeRun runs marketplaceID's pass if no instance ran one within the
+// interval; ran is false when another did.
+func (r *recoverer) maybeRun(ctx context.Context, marketplaceID string) (rec Recovered, ran bool, err error) {
+	ok, err := r.rdb.SetNX(ctx, DefaultRecoverKeyPrefix+":"+marketplaceID, "1", r.every).Result()
+	if err != nil || !ok {
+		return rec, false, err
+	}
+	rec, err = r.run(ctx, marketplaceID)
+	result := "ok"
+	if err != nil {
+		result = "error"
+	}
+	r.metrics.recoveries.WithLabelValues(marketplaceID, result).Inc()
+	return rec, true, err
+}
+
+func (r *recoverer) run(ctx context.Context, mp string) (Recovered, error) {
+	var rec Recovered
+	due, err := r.ledger.Due(ctx, mp, recoverBatch)
+	if err != nil || len(due) == 0 {
+		return rec, err
+	}
+	rec.Due = len(due)
+	exists, err := r.tasksExist(ctx, mp, due)
+	if err != nil {
+		return rec, err
+	}
+	var missing []string
+	for i, id := range due {
+		if !exists[i] {
+			missing = append(missing, id)
+		}
+	}
+	rec.Missing = len(missing)
+	for _, id := range missing {
+		payload, err := r.ledger.Payload(ctx, mp, id)
+		if err != nil {
+			return rec, err
+		}
+		if payload == nil {
+			// Decided meanwhile (a final write drops the payload and the
+			// index entry together), or expired.
+			if forgot, err := r.forgetIfGone(ctx, mp, id); err != nil {
+				return rec, err
+			} else if forgot {
+				rec.Forgotten++
+			}
+			continue
+		}
+		p, err := worker.DecodeBidPayload(payload)
+		if err != nil {
+			r.log.Error("stored payload of an undecided posting is unreadable; it stays listed", zap.String("marketplace", mp),
+				zap.String("posting", id), zap.Error(err))
+			continue
+		}
+		opts := []asynq.Option{asynq.Retention(r.retention)}
+		if r.perMarket {
+			opts = append(opts, asynq.Queue(worker.MarketplaceQueue(mp)))
+		}
+		t, err := worker.NewBidTask(p, opts...)
+		if err != nil {
+			return rec, err
+		}
+		switch _, err := r.client.EnqueueContext(ctx, t); {
+		case err == nil:
+			rec.Enqueued++
+			r.metrics.recovered.WithLabelValues(mp).Inc()
+			r.log.Warn("posting had no bid task; enqueued again", zap.String("marketplace", mp), zap.String("posting", id))
+		case errors.Is(err, asynq.ErrTaskIDConflict):
+			// It came back meanwhile: nothing to do.
+		default:
+			return rec, fmt.Errorf("scanner: recover %s:%s: %w", mp, id, err)
+		}
+	}
+	return rec, nil
+}
+
+// tasksExist asks, in one round trip, whether each posting's bid task still
+// exists in either queue it can be in. It reads asynq's task keys
+// ("asynq:{<queue>}:t:<id>"); a test pins that layout.
+func (r *recoverer) tasksExist(ctx context.Context, mp string, ids []string) ([]bool, error) {
+	queues := []string{worker.QueueBids, worker.MarketplaceQueue(mp)}
+	cmds := make([]*redis.IntCmd, len(ids)*len(queues))
+	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			for j, q := range queues {
+				cmds[i*len(queues)+j] = p.Exists(ctx, AsynqTaskKey(q, worker.BidTaskID(mp, id)))
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("scanner: recovery: look up %d tasks of %s: %w", len(ids), mp, err)
+	}
+	out := make([]bool, len(ids))
+	for i := range ids {
+		for j := range queues {
+			if cmds[i*len(queues)+j].Val() > 0 {
+				out[i] = true
+			}
+		}
+	}
+	return out, nil
+}
+
+// forgetIfGone drops a posting from the open index when its record no
+// longer exists (it expired: ledger.retention passed undecided).
+func (r *recoverer) forgetIfGone(ctx context.Context, mp, id string) (bool, error) {
+	rec, err := r.ledger.Get(ctx, mp, id)
+	if err != nil {
+		return false, err
+	}
+	if rec.State != ledger.StateNone || !rec.Discovered.IsZero() || !rec.At.IsZero() {
+		return false, nil // it has a record (decided, parked, or in progress)
+	}
+	if err := r.ledger.Forget(ctx, mp, id); err != nil {
+		return false, err
+	}
+	r.log.Warn("undecided posting's record expired before it was decided; dropped from the open index",
+		zap.String("marketplace", mp), zap.String("posting", id))
+	return true, nil
+}
+
+// AsynqTaskKey is the Redis key of an asynq task (asynq v0.26's layout).
+func AsynqTaskKey(queue, taskID string) string { return "asynq:{" + queue + "}:t:" + taskID }

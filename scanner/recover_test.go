@@ -1,0 +1,84 @@
+package scanner
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/bidder/bidder/ledger"
+	"github.com/bidder/bidder/marketplace/sandbox"
+	"github.com/bidder/bidder/worker"
+)
+
+// TestLostTasksAreEnqueuedAgain (issue 13, item 6): tasks lost outside the
+// worker (a failover that loses the last enqueues while the cursor
+// survives, an eviction, someone deleting them in the web UI) leave their
+// postings discovered and undecided. The recovery pass, after the recheck
+// interval, finds them without a task and enqueues them again; postings
+// decided meanwhile, and those whose task still exists, are left alone.
+func TestLostTasksAreEnqueuedAgain(t *testing.T) {
+	e := newEnv(t)
+	e.ledger = ledger.New(e.rdb, ledger.WithRecheck(300*time.Millisecond))
+	_, ad, _ := startSandbox(t, sandbox.ServerConfig{Postings: 10, Seed: 3})
+	h := e.handler(ad, WithRecoverEvery(50*time.Millisecond))
+	ctx := context.Background()
+	if err := h.ProcessTask(ctx, scanTask(t, testMP)); err != nil {
+		t.Fatal(err)
+	}
+	ids := e.taskIDs(t, worker.QueueBids)
+	if len(ids) != 10 {
+		t.Fatalf("%d bid tasks after the scan, want 10", len(ids))
+	}
+	var lost []string
+	for id := range ids {
+		if len(lost) == 4 {
+			break
+		}
+		lost = append(lost, id)
+	}
+	// Two lost the way an eviction or a failover loses them (the key is
+	// gone; asynq's queue list may still name it), two deleted properly.
+	for i, id := range lost {
+		if i < 2 {
+			if n := e.rdb.Del(ctx, AsynqTaskKey(worker.QueueBids, id)).Val(); n != 1 {
+				t.Fatalf("task key layout: %s not found (asynq changed its layout?)", AsynqTaskKey(worker.QueueBids, id))
+			}
+			continue
+		}
+		if err := e.insp.DeleteTask(worker.QueueBids, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another decided meanwhile (its task, too, is gone: not enqueued again).
+	decidedID := lost[3][len("bid:"+testMP+":"):]
+	e.decide(t, decidedID)
+
+	// Before the recheck interval, nothing is due.
+	if err := h.ProcessTask(ctx, scanTask(t, testMP)); err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ToFloat64(e.metrics.recovered.WithLabelValues(testMP)); got != 0 {
+		t.Fatalf("recovered %v before the interval", got)
+	}
+	waitFor(t, "the lost tasks enqueued again", 5*time.Second, func() bool {
+		time.Sleep(60 * time.Millisecond) // past the pass's own interval marker
+		if err := h.ProcessTask(ctx, scanTask(t, testMP)); err != nil {
+			t.Fatal(err)
+		}
+		return testutil.ToFloat64(e.metrics.recovered.WithLabelValues(testMP)) >= 3
+	})
+	if got := testutil.ToFloat64(e.metrics.recovered.WithLabelValues(testMP)); got != 3 {
+		t.Fatalf("recovered %v, want the 3 undecided ones", got)
+	}
+	now := e.taskIDs(t, worker.QueueBids)
+	for _, id := range lost[:3] {
+		if !now[id] {
+			t.Errorf("%s not enqueued again", id)
+		}
+	}
+	if now[lost[3]] {
+		t.Errorf("%s was decided, yet enqueued again", lost[3])
+	}
+}
