@@ -82,11 +82,11 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 		}, []string{"marketplace", "reason"}),
 		tasks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bidder_tasks_total",
-			Help: "Tasks handled by type and result (ok, retry, wait, archived).",
+			Help: "Tasks handled by type (\"other\" for types this process has no handler for) and result (ok, retry, wait, archived).",
 		}, []string{"type", "result"}),
 		taskDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "bidder_task_duration_seconds",
-			Help:    "Task handler time by type.",
+			Help:    "Task handler time by type (\"other\" for types this process has no handler for).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
 		}, []string{"type"}),
 	}
