@@ -27,6 +27,13 @@ type Decision struct {
 	Amount   float64 // dry run
 	Currency string  // dry run
 	Proposal string  // dry run: the text that would have been sent
+	// ResultKey, if set, is a hash whose "result" field the script sets to
+	// Result with a final decision: the asynq task's own, so the task
+	// records its decision without a round trip of its own. It must be in
+	// the posting's slot (a standalone or Sentinel Redis; on Cluster it is
+	// not: leave it empty).
+	ResultKey string
+	Result    []byte
 	// Settle is how long after the intent none of its requests can still be
 	// in flight: the longest the caller will take to send the bid after the
 	// claim, plus the marketplace's request timeout and processing. It is
@@ -105,7 +112,10 @@ func (l *Ledger) Claim(ctx context.Context, a Attempt, marketplaceID, postingID 
 		return Claim{}, fmt.Errorf("ledger: claim %s: cannot claim for state %q", key, d.State)
 	}
 	keys := []string{a.Key(), a.FenceKey(), key, l.OpenKey(marketplaceID, postingID), l.PayloadKey(marketplaceID, postingID)}
-	args := append([]any{a.Holder(), ms(a.TTL()), ms(l.retention), postingID, ms(d.Settle), string(d.State)}, fields...)
+	if d.ResultKey != "" {
+		keys = append(keys, d.ResultKey)
+	}
+	args := append([]any{a.Holder(), ms(a.TTL()), ms(l.retention), postingID, ms(d.Settle), string(d.State), d.Result}, fields...)
 	res, replErr, err := l.run(ctx, l.sc.claim, keys, args...)
 	if err != nil {
 		l.count("error")

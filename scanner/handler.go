@@ -14,6 +14,7 @@ import (
 	"github.com/bidder/bidder/lock"
 	"github.com/bidder/bidder/marketplace"
 	"github.com/bidder/bidder/worker"
+	"github.com/bidder/bidder/worker/rules"
 )
 
 // Handler defaults.
@@ -192,8 +193,9 @@ func NewScanHandler(rdb redis.UniversalClient, client *asynq.Client, led *ledger
 		o:       o,
 	}
 	if o.recoverEvery > 0 {
-		h.recovery = &recoverer{rdb: rdb, client: client, ledger: led, every: o.recoverEvery,
-			retention: o.bidRetention, perMarket: o.perMarket, metrics: o.metrics, log: o.log.Named("recovery")}
+		h.recovery = &recoverer{rdb: rdb, client: client, insp: asynq.NewInspectorFromRedisClient(rdb), ledger: led, every: o.recoverEvery,
+			retention: o.bidRetention, perMarket: o.perMarket, waits: rules.NewWaits(rdb, ""),
+			metrics: o.metrics, log: o.log.Named("recovery")}
 	}
 	return h
 }

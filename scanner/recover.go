@@ -12,6 +12,7 @@ import (
 
 	"github.com/bidder/bidder/ledger"
 	"github.com/bidder/bidder/worker"
+	"github.com/bidder/bidder/worker/rules"
 )
 
 // Recovery defaults.
@@ -48,10 +49,12 @@ type Recovered struct {
 type recoverer struct {
 	rdb       redis.UniversalClient
 	client    enqueuer
+	insp      *asynq.Inspector
 	ledger    *ledger.Ledger
 	every     time.Duration
 	retention time.Duration
 	perMarket bool
+	waits     *rules.Waits
 	metrics   *Metrics
 	log       *zap.Logger
 }
@@ -119,6 +122,15 @@ func (r *recoverer) run(ctx context.Context, mp string) (Recovered, error) {
 		if err != nil {
 			return rec, err
 		}
+		// A task of the posting that ended (completed: it never runs again)
+		// is kept under the same ID for its retention and would refuse the
+		// new one.
+		for _, q := range []string{worker.QueueBids, worker.MarketplaceQueue(mp)} {
+			if err := r.insp.DeleteTask(q, worker.BidTaskID(mp, id)); err != nil &&
+				!errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+				r.log.Debug("could not remove the ended task", zap.String("posting", id), zap.Error(err))
+			}
+		}
 		switch _, err := r.client.EnqueueContext(ctx, t); {
 		case err == nil:
 			rec.Enqueued++
@@ -133,27 +145,32 @@ func (r *recoverer) run(ctx context.Context, mp string) (Recovered, error) {
 	return rec, nil
 }
 
-// tasksExist asks, in one round trip, whether each posting's bid task still
-// exists in either queue it can be in. It reads asynq's task keys
-// ("asynq:{<queue>}:t:<id>"); a test pins that layout.
+// tasksExist asks, in one round trip, whether each posting has a task that
+// will still run: its bid task in either queue it can be in, in a state
+// other than completed or archived (a completed task never runs again), or
+// a continuation scheduled for its bid-budget window. It reads asynq's task
+// hashes (worker.TaskKey; a test pins the layout).
 func (r *recoverer) tasksExist(ctx context.Context, mp string, ids []string) ([]bool, error) {
 	queues := []string{worker.QueueBids, worker.MarketplaceQueue(mp)}
-	cmds := make([]*redis.IntCmd, len(ids)*len(queues))
+	cmds := make([]*redis.StringCmd, len(ids)*len(queues))
 	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
 			for j, q := range queues {
-				cmds[i*len(queues)+j] = p.Exists(ctx, AsynqTaskKey(q, worker.BidTaskID(mp, id)))
+				cmds[i*len(queues)+j] = p.HGet(ctx, worker.TaskKey(q, worker.BidTaskID(mp, id)), "state")
 			}
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("scanner: recovery: look up %d tasks of %s: %w", len(ids), mp, err)
 	}
-	out := make([]bool, len(ids))
+	out, err := r.waits.Waiting(ctx, mp, ids, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("scanner: recovery: %w", err)
+	}
 	for i := range ids {
 		for j := range queues {
-			if cmds[i*len(queues)+j].Val() > 0 {
+			if st := cmds[i*len(queues)+j].Val(); st != "" && st != "completed" && st != "archived" {
 				out[i] = true
 			}
 		}
@@ -178,6 +195,3 @@ func (r *recoverer) forgetIfGone(ctx context.Context, mp, id string) (bool, erro
 		zap.String("marketplace", mp), zap.String("posting", id))
 	return true, nil
 }
-
-// AsynqTaskKey is the Redis key of an asynq task (asynq v0.26's layout).
-func AsynqTaskKey(queue, taskID string) string { return "asynq:{" + queue + "}:t:" + taskID }

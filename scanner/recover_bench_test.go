@@ -13,6 +13,8 @@ import (
 
 	"github.com/bidder/bidder/internal/redistest"
 	"github.com/bidder/bidder/ledger"
+	"github.com/bidder/bidder/worker"
+	"github.com/bidder/bidder/worker/rules"
 )
 
 // BenchmarkRecoveryPass measures one recovery pass of a marketplace with 1M
@@ -52,7 +54,7 @@ func BenchmarkRecoveryPass(b *testing.B) {
 			// Their tasks exist, so the pass only checks and pushes them on.
 			pipe := rdb.Pipeline()
 			for _, id := range ids {
-				pipe.HSet(ctx, AsynqTaskKey("bids:m", "bid:m:"+id), "state", "pending")
+				pipe.HSet(ctx, worker.TaskKey("bids:m", "bid:m:"+id), "state", "pending")
 			}
 			if _, err := pipe.Exec(ctx); err != nil && c.open > 0 {
 				b.Fatal(err)
@@ -61,8 +63,8 @@ func BenchmarkRecoveryPass(b *testing.B) {
 			if c.open > 0 {
 				perOpen = float64(memUsed(b, rdb)-used0) / float64(c.open)
 			}
-			r := &recoverer{rdb: rdb, client: asynq.NewClientFromRedisClient(rdb), ledger: led, every: time.Hour,
-				retention: time.Hour, perMarket: true, metrics: NewMetrics(nil), log: zap.NewNop()}
+			r := &recoverer{rdb: rdb, client: asynq.NewClientFromRedisClient(rdb), insp: asynq.NewInspectorFromRedisClient(rdb), ledger: led, every: time.Hour,
+				retention: time.Hour, perMarket: true, waits: rules.NewWaits(rdb, ""), metrics: NewMetrics(nil), log: zap.NewNop()}
 			var usec, calls int64
 			var wall time.Duration
 			for i := 0; i < b.N; i++ {

@@ -3,13 +3,15 @@
 -- run) is final at once and leaves no lock; a bid leaves the lock held and
 -- an intent recorded, for the caller to send the bid and Settle it.
 -- KEYS[1] lock, KEYS[2] fence counter, KEYS[3] record, KEYS[4] open index,
--- KEYS[5] the posting's discovery payload
+-- KEYS[5] the posting's discovery payload, KEYS[6] (optional) a hash whose
+-- 'result' field gets the final decision (the asynq task's)
 -- ARGV[1] holder (new for every claim), ARGV[2] lock ttl (ms),
 -- ARGV[3] retention (ms), ARGV[4] posting (index member),
 -- ARGV[5] settle (ms): how long after an intent none of its requests can
 --         still be in flight (for an intent that does not say, and stored
 --         with this one's)
--- ARGV[6] decision: intent | skipped | dry_run; ARGV[7..] its field pairs
+-- ARGV[6] decision: intent | skipped | dry_run; ARGV[7] the result for KEYS[6];
+-- ARGV[8..] the decision's field pairs
 -- Returns
 --   {'intent', token}                        lock held, intent recorded: send
 --   {'final', state, token}                  skipped / dry_run recorded
@@ -79,7 +81,7 @@ if d == 'intent' then
 end
 -- A final decision needs no lock: this script is the whole critical
 -- section, and the new token makes any older holder's later write stale.
-redis.call('HSET', KEYS[3], 's', d, 'h', holder, 't', token, 'at', now, unpack(ARGV, 7))
+redis.call('HSET', KEYS[3], 's', d, 'h', holder, 't', token, 'at', now, unpack(ARGV, 8))
 redis.call('HDEL', KEYS[3], 'd', 'sa', 'w')
 if r[8] then
   -- Discovered by a scan: its payload and open-index entry go with the
@@ -88,4 +90,7 @@ if r[8] then
   redis.call('ZREM', KEYS[4], ARGV[4])
 end
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
+if KEYS[6] then
+  redis.call('HSET', KEYS[6], 'result', ARGV[7])
+end
 return {'final', d, token}
