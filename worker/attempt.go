@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
+	"github.com/bidder/bidder/internal/history"
 	"github.com/bidder/bidder/ledger"
 	"github.com/bidder/bidder/lock"
 	"github.com/bidder/bidder/marketplace"
@@ -138,16 +139,17 @@ func (a *attempt) claim(d rules.Decision) (ledger.Claim, *lock.Lock, error) {
 		return c, at.Held(a.ctx, c.Token), nil
 	case ledger.Recorded:
 		a.metrics.bids.WithLabelValues(mp, string(c.State)).Inc()
+		a.decided(string(c.State), ld.Rule, ld.Amount, ld.Currency)
 		a.result.afterScript(resultOf(ld.State, ld.Rule, ld.Reason, "", ld.Amount, ld.Currency))
 		a.log.Debug("decided", zap.String("state", string(c.State)), zap.String("rule", d.Rule), zap.String("reason", d.Reason))
 		return c, nil, nil
 	case ledger.Decided:
-		a.metrics.DuplicatePrevented(LayerLedger)
+		a.prevented(LayerLedger)
 		a.result.write(TaskResult{Decision: "decided_earlier", State: string(c.State)})
 		return c, nil, nil
 	case ledger.Busy:
 		at.Busy()
-		a.metrics.DuplicatePrevented(LayerLock)
+		a.prevented(LayerLock)
 		a.log.Debug("posting locked by another worker; retrying later")
 		return c, nil, retryIn(min(a.busyDelay, c.RetryIn+time.Millisecond), false, fmt.Errorf("worker: %s:%s is locked by another worker", mp, id))
 	case ledger.Settling:
@@ -235,7 +237,7 @@ func (a *attempt) send(l *lock.Lock, d rules.Decision, sendBy time.Time) error {
 	if err := a.lastCheck(l, sendBy); err != nil {
 		// Not sent: the intent says nothing was, for whoever comes next
 		// (if the lock is lost, the next holder reconciles and finds none).
-		a.metrics.DuplicatePrevented(LayerLock)
+		a.prevented(LayerLock)
 		a.log.Warn("not sending the bid", zap.Error(err))
 		a.settleNothing(l)
 		return retryIn(a.busyDelay, false, err)
@@ -277,7 +279,7 @@ func (a *attempt) settleBid(l *lock.Lock, placed marketplace.PlacedBid, err erro
 		return a.settleAs(l, ledger.Outcome{State: ledger.StatePlaced, BidID: placed.ID, Amount: placed.Amount, Currency: placed.Currency})
 	case "already_bid":
 		existing, _ := marketplace.ExistingBid(err)
-		a.metrics.DuplicatePrevented(LayerMarketplace)
+		a.prevented(LayerMarketplace)
 		a.log.Warn("marketplace already had our bid; recorded it", zap.String("bid_id", existing.ID))
 		return a.settleAs(l, ledger.Outcome{State: ledger.StatePlaced, BidID: existing.ID, Amount: existing.Amount, Currency: existing.Currency})
 	}
@@ -325,8 +327,22 @@ func (a *attempt) settleAs(l *lock.Lock, o ledger.Outcome) error {
 	}
 	l.MarkReleased()
 	a.metrics.bids.WithLabelValues(a.p.MarketplaceID, string(o.State)).Inc()
+	a.decided(string(o.State), o.Rule, o.Amount, o.Currency)
 	a.result.afterScript(res)
 	return nil
+}
+
+// decided reports a decision to the status page's history.
+func (a *attempt) decided(state, rule string, amount float64, currency string) {
+	a.history.Decided(a.p.MarketplaceID, history.Decision{
+		Posting: a.p.ID, Title: a.p.Title, URL: a.p.URL, State: state, Amount: amount, Currency: currency, Rule: rule,
+	})
+}
+
+// prevented counts a second attempt stopped at layer.
+func (a *attempt) prevented(layer string) {
+	a.metrics.DuplicatePrevented(layer)
+	a.history.Count(a.p.MarketplaceID, "dup:"+layer, 1)
 }
 
 // settleNothing records that this attempt placed nothing (the posting is
@@ -355,11 +371,11 @@ func (a *attempt) releaseIfHeld(l *lock.Lock) {
 func (a *attempt) writeFailed(err error) error {
 	switch {
 	case errors.Is(err, ledger.ErrStale):
-		a.metrics.DuplicatePrevented(LayerFence)
+		a.prevented(LayerFence)
 		a.log.Warn("stale lock holder: write refused by the fence", zap.Error(err))
 		return retryIn(a.busyDelay, false, err)
 	case errors.Is(err, ledger.ErrDecided):
-		a.metrics.DuplicatePrevented(LayerLedger)
+		a.prevented(LayerLedger)
 		a.result.write(TaskResult{Decision: "decided_earlier"})
 		return nil
 	case errors.Is(err, ledger.ErrPending):

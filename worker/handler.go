@@ -9,6 +9,7 @@ import (
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
 
+	"github.com/bidder/bidder/internal/history"
 	"github.com/bidder/bidder/ledger"
 	"github.com/bidder/bidder/lock"
 	"github.com/bidder/bidder/marketplace"
@@ -69,6 +70,7 @@ type BidHandler struct {
 
 	enqueuer    enqueuer // continuations of tasks waiting for a budget window
 	resultsMode ResultsMode
+	history     *history.Recorder // nil: none
 }
 
 // HandlerOption configures a BidHandler.
@@ -115,6 +117,10 @@ func WithEnqueuer(c enqueuer) HandlerOption { return func(h *BidHandler) { h.enq
 // WithTaskResults says how a finished task records its decision as its
 // asynq result (default ResultsInScript).
 func WithTaskResults(m ResultsMode) HandlerOption { return func(h *BidHandler) { h.resultsMode = m } }
+
+// WithHistory reports decisions, parks and stopped duplicates to r, for
+// the status page's charts (default: none).
+func WithHistory(r *history.Recorder) HandlerOption { return func(h *BidHandler) { h.history = r } }
 
 // WithHooks installs fault-injection hooks.
 func WithHooks(hk Hooks) HandlerOption { return func(h *BidHandler) { h.hooks = hk } }

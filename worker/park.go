@@ -50,6 +50,7 @@ func (a *attempt) park(rule string, cause error) error {
 	switch {
 	case err == nil:
 		a.metrics.parked.WithLabelValues(mp, rule).Inc()
+		a.decided("parked", rule, 0, "")
 		a.log.Warn("posting parked: its attempts ran out; `bidder ledger resume` brings it back",
 			zap.String("rule", rule), zap.NamedError("last_error", cause))
 		a.result.write(TaskResult{Decision: "parked", Rule: rule, Reason: cause.Error()})

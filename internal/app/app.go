@@ -28,6 +28,7 @@ import (
 	asynqmetrics "github.com/hibiken/asynq/x/metrics"
 
 	"github.com/bidder/bidder/internal/config"
+	"github.com/bidder/bidder/internal/history"
 	"github.com/bidder/bidder/internal/httpserver"
 	"github.com/bidder/bidder/internal/logx"
 	"github.com/bidder/bidder/internal/redisconn"
@@ -97,6 +98,9 @@ type App struct {
 	Adapters map[string]marketplace.Adapter
 	Markets  map[string]worker.Marketplace
 	Metrics  *worker.Metrics
+	// History tallies decisions for the status page and flushes them to
+	// Redis while the worker runs.
+	History *history.Recorder
 	// Conditions are what makes this process's tasks wait rather than fail
 	// (replicas short, Redis or a marketplace down): /readyz reports them.
 	Conditions *worker.Conditions
@@ -213,6 +217,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 	}
 	scanOpts = append(scanOpts, scanner.WithQueuePerMarketplace(cfg.Worker.QueuePerMarketplace),
 		scanner.WithRecoverEvery(recoverEvery))
+	a.History = history.NewRecorder(rdb, history.WithLogger(log.Named("history")))
+	scanOpts = append(scanOpts, scanner.WithHistory(a.History))
 	a.Scan = scanner.NewScanHandler(rdb, a.Client, a.Ledger, a.Adapters, a.Metrics, scanOpts...)
 	return a, nil
 }
@@ -371,6 +377,12 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 		return nil // ctx ended while waiting: a clean stop
 	}
 
+	// The history flushes until the worker has drained (its last tasks'
+	// decisions included).
+	historyCtx, stopHistory := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHistory()
+	historyDone := make(chan struct{})
+	go func() { a.History.Run(historyCtx); close(historyDone) }()
 	var srv *worker.Server
 	if roles.Worker {
 		bids, err := worker.NewBidHandler(a.Locks, a.Ledger, a.Markets,
@@ -379,6 +391,7 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 			worker.WithMetrics(a.Metrics),
 			worker.WithConditions(a.Conditions),
 			worker.WithEnqueuer(a.Client),
+			worker.WithHistory(a.History),
 			worker.WithTaskResults(a.resultsMode()),
 			worker.WithLogger(log.Named("bid")))
 		if err != nil {
@@ -441,6 +454,8 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 		cancel()
 		log.Info("worker drained")
 	}
+	stopHistory()
+	<-historyDone
 	stopHTTP()
 	if !httpFinished {
 		if err := <-httpErr; err != nil && runErr == nil {
