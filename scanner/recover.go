@@ -29,6 +29,7 @@ const (
 
 // Recovered is what one recovery pass did.
 type Recovered struct {
+	Expired   int // postings in review whose deadline passed
 	Due       int // undecided postings whose check was due
 	Missing   int // of those, whose bid task no longer existed
 	Enqueued  int // enqueued again
@@ -77,6 +78,10 @@ func (r *recoverer) maybeRun(ctx context.Context, marketplaceID string) (rec Rec
 
 func (r *recoverer) run(ctx context.Context, mp string) (Recovered, error) {
 	var rec Recovered
+	var err error
+	if rec.Expired, err = r.expireReviews(ctx, mp); err != nil {
+		return rec, err
+	}
 	due, err := r.ledger.Due(ctx, mp, recoverBatch)
 	if err != nil || len(due) == 0 {
 		return rec, err
@@ -143,6 +148,31 @@ func (r *recoverer) run(ctx context.Context, mp string) (Recovered, error) {
 		}
 	}
 	return rec, nil
+}
+
+// expireReviews ends the reviews whose deadline passed: a posting nobody
+// approved in time is not bid on (expired, final). A reviewer's approval
+// racing it gives one outcome either way (the ledger's review script).
+func (r *recoverer) expireReviews(ctx context.Context, mp string) (int, error) {
+	due, err := r.ledger.DueReviews(ctx, mp, time.Now(), recoverBatch)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, q := range due {
+		_, err := r.ledger.Review(ctx, mp, q.PostingID, ledger.Review{Action: ledger.Expire, By: "deadline", Why: "not reviewed before its deadline"})
+		switch {
+		case err == nil:
+			n++
+		case errors.Is(err, ledger.ErrNotInReview):
+		default:
+			return n, err
+		}
+	}
+	if n > 0 {
+		r.log.Info("reviews expired", zap.String("marketplace", mp), zap.Int("postings", n))
+	}
+	return n, nil
 }
 
 // tasksExist asks, in one round trip, whether each posting has a task that

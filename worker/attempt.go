@@ -45,7 +45,13 @@ func (a *attempt) run() error {
 	}
 	c, l, err := a.claim(d)
 	if l == nil || err != nil {
-		return err // decided, waiting, or refused: nothing held
+		return err // decided, waiting, in review, or refused: nothing held
+	}
+	if c.Approved != nil {
+		// A reviewer approved this bid, perhaps edited: it goes out as
+		// approved, whatever the rules say by now.
+		d.Bid, d.Review = true, false
+		d.Amount, d.Currency, d.Proposal = c.Approved.Amount, c.Approved.Currency, c.Approved.Proposal
 	}
 	defer a.releaseIfHeld(l)
 	a.log = a.log.With(zap.Int64("token", l.Token()))
@@ -155,6 +161,16 @@ func (a *attempt) claim(d rules.Decision) (ledger.Claim, *lock.Lock, error) {
 	case ledger.Settling:
 		a.metrics.reconciliation.WithLabelValues("too_early").Inc()
 		return c, nil, retryIn(c.RetryIn, false, fmt.Errorf("worker: earlier attempt on %s:%s still settling", mp, id))
+	case ledger.InReview:
+		// The task ends; the posting waits in the review queue, where an
+		// approval enqueues its bid again and the deadline expires it.
+		if ld.State == ledger.StateReview {
+			a.metrics.bids.WithLabelValues(mp, string(ledger.StateReview)).Inc()
+			a.decided(string(ledger.StateReview), ld.Reason, ld.Amount, ld.Currency)
+		}
+		a.log.Debug("posting in review", zap.Time("until", c.Until))
+		a.result.write(TaskResult{Decision: "review", Reason: d.Reason, Amount: d.Amount, Currency: d.Currency, Until: c.Until})
+		return c, nil, nil
 	case ledger.Parked:
 		a.log.Debug("posting is parked; a resume brings it back", zap.String("rule", c.Rule))
 		a.result.write(TaskResult{Decision: "parked", Rule: c.Rule})
@@ -169,6 +185,9 @@ func (a *attempt) ledgerDecision(d rules.Decision) ledger.Decision {
 		return ledger.Decision{State: ledger.StateSkipped, Rule: d.Rule, Reason: d.Reason}
 	case a.mk.Rules.DryRun():
 		return ledger.Decision{State: ledger.StateDryRun, Amount: d.Amount, Currency: d.Currency, Proposal: d.Proposal}
+	case d.Review:
+		return ledger.Decision{State: ledger.StateReview, Amount: d.Amount, Currency: d.Currency, Proposal: d.Proposal,
+			Rule: d.Rule, Reason: d.Reason, ReviewUntil: a.now().Add(a.mk.Rules.ReviewDeadline())}
 	}
 	return ledger.Decision{State: ledger.StateIntent, Settle: a.sendWindow() + a.settle}
 }
@@ -195,6 +214,15 @@ func (a *attempt) reconcile(l *lock.Lock, d rules.Decision, earlier *ledger.Pend
 	a.metrics.reconciliation.WithLabelValues("not_found").Inc()
 	a.log.Info("earlier attempt placed no bid; going on", zap.String("earlier", earlier.Holder))
 	o := a.ledgerDecision(d)
+	if o.State == ledger.StateReview {
+		// Nothing was placed, and a human is to decide: clear the earlier
+		// intent; the next attempt's claim queues the posting for review.
+		if err := a.ledger.Settle(a.ctx, l, mp, id, ledger.Outcome{State: ledger.StateNone, Replaces: earlier.Holder, Release: true}); err != nil {
+			return true, a.writeFailed(err)
+		}
+		l.MarkReleased()
+		return true, retryIn(10*time.Millisecond, false, fmt.Errorf("worker: %s:%s goes to review", mp, id))
+	}
 	if o.State != ledger.StateIntent {
 		return true, a.settleAs(l, ledger.Outcome{
 			State: o.State, Rule: o.Rule, Reason: o.Reason, Amount: o.Amount, Currency: o.Currency, Proposal: o.Proposal, Replaces: earlier.Holder,

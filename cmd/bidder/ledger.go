@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bidder/bidder/internal/app"
 	"github.com/bidder/bidder/internal/ops"
 	"github.com/bidder/bidder/internal/textsafe"
 	"github.com/bidder/bidder/ledger"
@@ -48,7 +49,7 @@ func newLedgerGetCommand(e env) *cobra.Command {
 				return err
 			}
 			defer conn.Close()
-			led := ledger.New(conn.Client, ledger.WithHashTags(cfg.Redis.HashTags))
+			led := app.NewLedger(cfg, conn.Client)
 			r, err := led.Get(cmd.Context(), mp, posting)
 			if err != nil {
 				return fmt.Errorf("ledger get: %w", escaped{err})
@@ -169,7 +170,7 @@ cost one read each; any other state is found by SCAN over the ledger.`,
 				return err
 			}
 			defer conn.Close()
-			led := ledger.New(conn.Client, ledger.WithHashTags(cfg.Redis.HashTags))
+			led := app.NewLedger(cfg, conn.Client)
 			if ledger.State(state) != ledger.StateParked {
 				ids, err := ops.ListState(cmd.Context(), conn.Client, ledger.DefaultKeyPrefix, mp, ledger.State(state), limit)
 				if err != nil {
@@ -239,7 +240,7 @@ again. Resuming twice, or from two places at once, changes nothing more.`,
 				return err
 			}
 			defer conn.Close()
-			led := ledger.New(conn.Client, ledger.WithHashTags(cfg.Redis.HashTags), ledger.WithRecheck(time.Duration(cfg.Recovery.After)))
+			led := app.NewLedger(cfg, conn.Client)
 			r := ops.NewResumer(conn.Client, led, cfg.Worker.QueuePerMarketplace, scanner.DefaultBidRetention)
 			ids := []string{posting}
 			if all {

@@ -22,6 +22,7 @@ import (
 	"github.com/hibiken/asynqmon"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -141,12 +142,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 		lock.WithHashTags(cfg.Redis.HashTags),
 		lock.WithLogger(log.Named("lock")),
 		lock.WithRegisterer(a.Registry))
-	a.Ledger = ledger.New(rdb,
-		ledger.WithRetention(time.Duration(cfg.Ledger.Retention)),
-		ledger.WithHashTags(cfg.Redis.HashTags),
-		ledger.WithWaitReplicas(cfg.Ledger.WaitReplicas, time.Duration(cfg.Ledger.WaitTimeout)),
-		ledger.WithRecheck(time.Duration(cfg.Recovery.After)),
-		ledger.WithRegisterer(a.Registry))
+	a.Ledger = NewLedger(cfg, rdb, ledger.WithRegisterer(a.Registry))
 	a.Client = asynq.NewClientFromRedisClient(rdb)
 	a.Metrics = worker.NewMetrics(a.Registry)
 	a.Conditions = worker.NewConditions(a.Registry)
@@ -229,6 +225,17 @@ func (a *App) propMetrics() *proposal.Metrics {
 		a.propMet = proposal.NewMetrics(a.Registry)
 	}
 	return a.propMet
+}
+
+// NewLedger is the ledger as cfg configures it (the daemon's and the
+// operator commands' alike).
+func NewLedger(cfg config.Config, rdb redis.UniversalClient, extra ...ledger.Option) *ledger.Ledger {
+	return ledger.New(rdb, append([]ledger.Option{
+		ledger.WithRetention(time.Duration(cfg.Ledger.Retention)),
+		ledger.WithHashTags(cfg.Redis.HashTags),
+		ledger.WithWaitReplicas(cfg.Ledger.WaitReplicas, time.Duration(cfg.Ledger.WaitTimeout)),
+		ledger.WithRecheck(time.Duration(cfg.Recovery.After)),
+	}, extra...)...)
 }
 
 // Close releases what New built. Safe to call more than once.

@@ -24,6 +24,7 @@ type Config struct {
 	BidBudget BidBudgetConfig `yaml:"bid_budget"`
 	Amount    AmountConfig    `yaml:"amount"`
 	Proposal  ProposalConfig  `yaml:"proposal"`
+	Review    ReviewConfig    `yaml:"review"`
 	DryRun    bool            `yaml:"dry_run"`
 }
 
@@ -173,6 +174,7 @@ func (e *FieldError) Is(target error) bool { return target == ErrInvalidConfig }
 func (c Config) Validate() error {
 	v := &validator{}
 	c.validate(v)
+	c.Review.validate(v)
 	return v.err()
 }
 
