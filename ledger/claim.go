@@ -134,12 +134,12 @@ func (l *Ledger) Claim(ctx context.Context, a Attempt, marketplaceID, postingID 
 		return Claim{}, fmt.Errorf("ledger: claim %s: cannot claim for state %q", key, d.State)
 	}
 	keys := []string{a.Key(), a.FenceKey(), key, l.OpenKey(marketplaceID, postingID), l.PayloadKey(marketplaceID, postingID),
-		l.ReviewKey(marketplaceID, postingID), l.AuditKey(marketplaceID, postingID)}
+		l.ReviewKey(marketplaceID, postingID), l.AuditKey(marketplaceID, postingID), l.OutboxKey(marketplaceID, postingID)}
 	if d.ResultKey != "" {
 		keys = append(keys, d.ResultKey)
 	}
 	args := append([]any{a.Holder(), ms(a.TTL()), ms(l.retention), postingID, ms(d.Settle), string(d.State), d.Result,
-		d.ReviewUntil.UnixMilli()}, fields...)
+		d.ReviewUntil.UnixMilli(), l.notifyArg(marketplaceID)}, fields...)
 	res, replErr, err := l.run(ctx, l.sc.claim, keys, args...)
 	if err != nil {
 		l.count("error")

@@ -158,6 +158,7 @@ type Ledger struct {
 
 	waitReplicas int
 	waitTimeout  time.Duration
+	notify       bool
 }
 
 // Option configures a Ledger.
@@ -195,6 +196,12 @@ func WithRecheck(d time.Duration) Option { return func(l *Ledger) { l.recheck = 
 func WithWaitReplicas(n int, timeout time.Duration) Option {
 	return func(l *Ledger) { l.waitReplicas, l.waitTimeout = n, timeout }
 }
+
+// WithNotifications makes the scripts that place a bid, send a posting to
+// review or park it also append an event to the posting's outbox (OutboxKey),
+// in the same script, for a notifier to deliver: an event exists exactly
+// when its change does. Off by default: nothing reads the outbox.
+func WithNotifications(on bool) Option { return func(l *Ledger) { l.notify = on } }
 
 // WithRegisterer registers bidder_ledger_writes_total on r.
 func WithRegisterer(r prometheus.Registerer) Option {
@@ -294,6 +301,27 @@ func (l *Ledger) AuditKey(marketplaceID, postingID string) string {
 // was parked.
 func (l *Ledger) ParkedKey(marketplaceID, postingID string) string {
 	return l.prefix + "_parked:" + marketplaceID + l.locks.Shard(marketplaceID, postingID)
+}
+
+// OutboxKey is the notification outbox that holds postingID's events (a
+// list of JSON events, per slot with hash tags, like OpenKey).
+func (l *Ledger) OutboxKey(marketplaceID, postingID string) string {
+	return l.prefix + "_outbox:" + marketplaceID + l.locks.Shard(marketplaceID, postingID)
+}
+
+// OutboxKeys is every outbox of a marketplace: one, or one per Cluster slot
+// with hash tags.
+func (l *Ledger) OutboxKeys(marketplaceID string) []string {
+	return l.indexKeys("outbox", marketplaceID)
+}
+
+// notifyArg is the scripts' marketplace argument for the outbox: "" when
+// notifications are off.
+func (l *Ledger) notifyArg(marketplaceID string) string {
+	if !l.notify {
+		return ""
+	}
+	return marketplaceID
 }
 
 // indexKeys is every key of one index of a marketplace: one, or one per

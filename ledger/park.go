@@ -21,8 +21,8 @@ import (
 // ErrDecided over a final record. Parking a parked posting is a no-op.
 func (l *Ledger) Park(ctx context.Context, lockKey, fenceKey, holder, marketplaceID, postingID, rule, reason string) error {
 	key := l.Key(marketplaceID, postingID)
-	keys := []string{lockKey, fenceKey, key, l.OpenKey(marketplaceID, postingID), l.ParkedKey(marketplaceID, postingID)}
-	res, _, err := l.run(ctx, l.sc.park, keys, holder, rule, reason, ms(l.retention), postingID)
+	keys := []string{lockKey, fenceKey, key, l.OpenKey(marketplaceID, postingID), l.ParkedKey(marketplaceID, postingID), l.OutboxKey(marketplaceID, postingID)}
+	res, _, err := l.run(ctx, l.sc.park, keys, holder, rule, reason, ms(l.retention), postingID, l.notifyArg(marketplaceID))
 	if err != nil {
 		l.count("error")
 		return fmt.Errorf("ledger: park %s: %w", key, err)

@@ -4,16 +4,16 @@
 -- an intent recorded, for the caller to send the bid and Settle it.
 -- KEYS[1] lock, KEYS[2] fence counter, KEYS[3] record, KEYS[4] open index,
 -- KEYS[5] the posting's discovery payload, KEYS[6] review index, KEYS[7]
--- audit log, KEYS[8] (optional) a hash whose 'result' field gets the final
--- decision (the asynq task's)
+-- audit log, KEYS[8] notification outbox, KEYS[9] (optional) a hash whose
+-- 'result' field gets the final decision (the asynq task's)
 -- ARGV[1] holder (new for every claim), ARGV[2] lock ttl (ms),
 -- ARGV[3] retention (ms), ARGV[4] posting (index member),
 -- ARGV[5] settle (ms): how long after an intent none of its requests can
 --         still be in flight (for an intent that does not say, and stored
 --         with this one's)
 -- ARGV[6] decision: intent | skipped | dry_run | review; ARGV[7] the result
--- for KEYS[8]; ARGV[8] review: its deadline (Redis ms); ARGV[9..] the
--- decision's field pairs
+-- for KEYS[9]; ARGV[8] review: its deadline (Redis ms); ARGV[9] the
+-- marketplace ('' = no notifications); ARGV[10..] the decision's field pairs
 -- Returns
 --   {'intent', token[, amt, cur, txt]}       lock held, intent recorded: send
 --                                            (with a reviewer's approved bid)
@@ -95,13 +95,17 @@ if s == 'approved' then
   d = 'intent'
 end
 if d == 'review' then
-  redis.call('HSET', KEYS[3], 's', 'review', 'h', holder, 't', token, 'at', now, 'rvu', ARGV[8], unpack(ARGV, 9))
+  redis.call('HSET', KEYS[3], 's', 'review', 'h', holder, 't', token, 'at', now, 'rvu', ARGV[8], unpack(ARGV, 10))
   redis.call('ZREM', KEYS[4], ARGV[4])
   redis.call('ZADD', KEYS[6], ARGV[8], ARGV[4])
   -- The decision's pairs end with its reason ('why').
   redis.call('RPUSH', KEYS[7], cjson.encode({at = now, action = 'review', by = 'rules', why = ARGV[#ARGV]}))
   redis.call('PEXPIRE', KEYS[7], ARGV[3])
   redis.call('PEXPIRE', KEYS[3], ARGV[3])
+  if ARGV[9] ~= '' then
+    notify(KEYS[8], 'review_needed', ARGV[9], ARGV[4], now,
+      {amount = ARGV[11], currency = ARGV[13], ['until'] = tonumber(ARGV[8]), reason = ARGV[#ARGV]})
+  end
   return {'review', tonumber(ARGV[8])}
 end
 if d == 'intent' then
@@ -115,7 +119,7 @@ if d == 'intent' then
 end
 -- A final decision needs no lock: this script is the whole critical
 -- section, and the new token makes any older holder's later write stale.
-redis.call('HSET', KEYS[3], 's', d, 'h', holder, 't', token, 'at', now, unpack(ARGV, 9))
+redis.call('HSET', KEYS[3], 's', d, 'h', holder, 't', token, 'at', now, unpack(ARGV, 10))
 redis.call('HDEL', KEYS[3], 'd', 'sa', 'w')
 if r[8] then
   -- Discovered by a scan: its payload and open-index entry go with the
@@ -124,7 +128,7 @@ if r[8] then
   redis.call('ZREM', KEYS[4], ARGV[4])
 end
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
-if KEYS[8] then
-  redis.call('HSET', KEYS[8], 'result', ARGV[7])
+if KEYS[9] then
+  redis.call('HSET', KEYS[9], 'result', ARGV[7])
 end
 return {'final', d, token}

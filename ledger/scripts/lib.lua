@@ -19,3 +19,19 @@ local function nextToken(counter, recToken)
   end
   return tok
 end
+-- Append an event to the notification outbox (when ARGV says the outbox is
+-- on: key non-empty), in the script that makes the change, so it can be
+-- neither lost nor sent for a change that did not happen. The id names the
+-- (event, posting) pair: a notifier delivers each id to each channel at
+-- most once. Capped: a notifier gone for long loses the oldest events.
+local function notify(outbox, event, mp, posting, at, fields)
+  if not outbox or outbox == '' then
+    return
+  end
+  fields.id = event .. ':' .. mp .. ':' .. posting
+  fields.event, fields.marketplace, fields.posting, fields.at = event, mp, posting, at
+  redis.call('RPUSH', outbox, cjson.encode(fields))
+  if redis.call('LLEN', outbox) > 100000 then
+    redis.call('LPOP', outbox)
+  end
+end

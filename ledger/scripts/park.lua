@@ -3,9 +3,10 @@
 -- Whatever the record held (an intent, so a bid may exist) is kept under
 -- 'ps' for Resume to restore. A new token makes any older holder stale.
 -- KEYS[1] lock, KEYS[2] fence counter, KEYS[3] record, KEYS[4] open index,
--- KEYS[5] parked index
+-- KEYS[5] parked index, KEYS[6] notification outbox
 -- ARGV[1] the parker's lock holder ('' if it holds none), ARGV[2] rule,
--- ARGV[3] reason, ARGV[4] retention (ms), ARGV[5] posting
+-- ARGV[3] reason, ARGV[4] retention (ms), ARGV[5] posting, ARGV[6] the
+-- marketplace ('' = no notifications)
 -- Returns {'ok', token}, {'decided', state} or {'busy', pttl} (another
 -- worker holds the lock: it is making progress, nothing is parked).
 local r = redis.call('HMGET', KEYS[3], 's', 't')
@@ -30,5 +31,8 @@ redis.call('ZADD', KEYS[5], now, ARGV[5])
 redis.call('PEXPIRE', KEYS[3], ARGV[4])
 if cur then
   redis.call('DEL', KEYS[1])
+end
+if ARGV[6] ~= '' then
+  notify(KEYS[6], 'posting_parked', ARGV[6], ARGV[5], now, {rule = ARGV[2], reason = ARGV[3], held_intent = (s == 'intent')})
 end
 return {'ok', token}
