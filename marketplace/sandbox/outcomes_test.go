@@ -251,3 +251,22 @@ func placeDirect(t testing.TB, s *Server, token, id string) wireBid {
 	}
 	return b
 }
+
+func TestOutcomeFlags(t *testing.T) {
+	cfg, err := parseFlags(t)
+	if err != nil || cfg.DecideAfter != 0 || cfg.AwardRate != DefaultAwardRate {
+		t.Fatalf("defaults %v %v, %v", cfg.DecideAfter, cfg.AwardRate, err)
+	}
+	cfg, err = parseFlags(t, "--decide-after", "90s", "--award-rate", "0.75")
+	if err != nil || cfg.DecideAfter != 90*time.Second || cfg.AwardRate != 0.75 {
+		t.Fatalf("parsed %v %v, %v", cfg.DecideAfter, cfg.AwardRate, err)
+	}
+	for flag, args := range map[string][]string{
+		"--award-rate":   {"--award-rate", "1.5"},
+		"--decide-after": {"--decide-after", "-1s"},
+	} {
+		if _, err := parseFlags(t, args...); err == nil || !strings.HasPrefix(err.Error(), flag+":") {
+			t.Errorf("%v: error %v, want one naming %s", args, err, flag)
+		}
+	}
+}
