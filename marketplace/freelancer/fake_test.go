@@ -361,17 +361,7 @@ func (f *fakeServer) bidAction(w http.ResponseWriter, r *http.Request) {
 	}
 	b.Retracted = true
 	f.mu.Unlock()
-	switch ft {
-	case faultStoreDrop:
-		drop(w)
-	case faultStore502:
-		apiError(w, http.StatusBadGateway, "", "bad gateway")
-	case faultMalformed200:
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write([]byte(`{"status":"succ`))
-	default:
-		writeJSON(w, http.StatusOK, map[string]any{"status": "success", "request_id": "req-test"})
-	}
+	answerStored(w, ft, func() { writeJSON(w, http.StatusOK, map[string]any{"status": "success", "request_id": "req-test"}) })
 }
 
 // setAward gives the bid an award status, as the client's actions would.
@@ -452,6 +442,12 @@ func (f *fakeServer) placeBid(w http.ResponseWriter, r *http.Request) {
 		Milestone: req.Milestone, Description: req.Description, Submitted: time.Now().Unix()}
 	f.bids = append(f.bids, b)
 	f.mu.Unlock()
+	answerStored(w, ft, func() { success(w, bidJSON(b)) })
+}
+
+// answerStored answers a request whose change was stored, as fault ft says;
+// without a fault, with ok.
+func answerStored(w http.ResponseWriter, ft fault, ok func()) {
 	switch ft {
 	case faultStoreDrop:
 		drop(w)
@@ -461,7 +457,7 @@ func (f *fakeServer) placeBid(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte(`{"status":"succ`))
 	default:
-		success(w, bidJSON(b))
+		ok()
 	}
 }
 

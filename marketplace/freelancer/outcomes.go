@@ -51,11 +51,8 @@ func (a *Adapter) MaxStatusBatch() int { return MaxStatusBatch }
 // one's award_status and retracted flag onto an Outcome.
 func (a *Adapter) BidStatuses(ctx context.Context, bids []marketplace.PlacedBid) ([]marketplace.BidStatus, error) {
 	const op = "bid_statuses"
-	if len(bids) == 0 {
-		return []marketplace.BidStatus{}, nil
-	}
-	if err := statusbatch.Check(bids, MaxStatusBatch, validBidID); err != nil {
-		return nil, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalidInput, err)
+	if err := statusbatch.Check(op, bids, MaxStatusBatch, validBidID); err != nil || len(bids) == 0 {
+		return nil, err
 	}
 	for _, b := range bids {
 		if _, err := parseProjectID(op, b.PostingID); err != nil {

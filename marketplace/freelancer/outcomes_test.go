@@ -249,18 +249,21 @@ func TestRetractFaults(t *testing.T) {
 	}
 }
 
+// cannedCase is one canned answer and the error it must give.
+type cannedCase struct {
+	name   string
+	status int
+	body   string
+	class  error
+	reason string
+}
+
 func TestMalformedStatusAnswers(t *testing.T) {
 	asked := []marketplace.PlacedBid{{ID: "7", PostingID: "12"}, {ID: "8", PostingID: "12"}}
 	ok := func(bids string) string { return `{"status":"success","result":{"bids":[` + bids + `]}}` }
 	b7 := `{"id":7,"project_id":12,"bidder_id":4242,"award_status":"awarded","award_status_changed_time":1767225600}`
 	many := strings.TrimSuffix(strings.Repeat(`{"id":1},`, MaxStatusBatch+1), ",")
-	for _, c := range []struct {
-		name   string
-		status int
-		body   string
-		class  error
-		reason string
-	}{
+	for _, c := range []cannedCase{
 		{"not json", 200, `{"status":"success","result":{"bids":[`, marketplace.ErrTransient, ReasonMalformed},
 		{"html", 200, `<html/>`, marketplace.ErrTransient, ReasonMalformed},
 		{"no bids", 200, `{"status":"success","result":{}}`, marketplace.ErrPermanent, ReasonInvalid},
@@ -309,13 +312,7 @@ func TestMalformedStatusAnswers(t *testing.T) {
 }
 
 func TestMalformedRetractAnswers(t *testing.T) {
-	for _, c := range []struct {
-		name   string
-		status int
-		body   string
-		class  error
-		reason string
-	}{
+	for _, c := range []cannedCase{
 		{"200 not json", 200, `ok`, marketplace.ErrAmbiguous, ReasonMalformed},
 		{"200 error envelope", 200, envBody("BAD_FORM", "x"), marketplace.ErrAmbiguous, ReasonInvalid},
 		{"200 empty", 200, ``, marketplace.ErrAmbiguous, ReasonMalformed},

@@ -39,11 +39,8 @@ func (a *Adapter) MaxStatusBatch() int { return maxStatusIDs }
 // BidStatuses asks GET /v1/bids/status about up to MaxStatusBatch bids.
 func (a *Adapter) BidStatuses(ctx context.Context, bids []marketplace.PlacedBid) ([]marketplace.BidStatus, error) {
 	const op = "bid_statuses"
-	if len(bids) == 0 {
-		return []marketplace.BidStatus{}, nil
-	}
-	if err := statusbatch.Check(bids, maxStatusIDs, validID); err != nil {
-		return nil, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalidInput, err)
+	if err := statusbatch.Check(op, bids, maxStatusIDs, validID); err != nil || len(bids) == 0 {
+		return nil, err
 	}
 	q := url.Values{}
 	for _, b := range bids {

@@ -24,12 +24,7 @@ func TestSendOncePutIsNeverResent(t *testing.T) {
 			_, _ = w.Write([]byte(`{"status":"success"}`))
 			return
 		}
-		conn, _, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		_ = conn.Close()
+		hangUp(t, w)
 	}))
 	defer srv.Close()
 	c := testClient()
@@ -45,6 +40,17 @@ func TestSendOncePutIsNeverResent(t *testing.T) {
 	if n := puts.Load(); n != 2 {
 		t.Fatalf("server saw %d PUTs, want 2: the request was resent", n)
 	}
+}
+
+// hangUp closes the connection without an answer.
+func hangUp(t *testing.T, w http.ResponseWriter) {
+	t.Helper()
+	conn, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		t.Error(err)
+		return
+	}
+	_ = conn.Close()
 }
 
 func TestSendOnceWithoutContentType(t *testing.T) {

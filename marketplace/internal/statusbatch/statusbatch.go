@@ -12,6 +12,7 @@ import (
 	"io"
 
 	"github.com/bidder/bidder/marketplace"
+	"github.com/bidder/bidder/marketplace/internal/httpx"
 )
 
 var (
@@ -24,19 +25,23 @@ var (
 	ErrRepeated = errors.New("bid reported twice")
 )
 
-// Check refuses a batch an adapter must not send: more than max bids, or a
-// bid whose ID validID refuses (empty, or unsendable) or that repeats.
-func Check(bids []marketplace.PlacedBid, max int, validID func(string) bool) error {
+// Check refuses, as ErrPermanent with httpx.ReasonInvalidInput, a batch an
+// adapter must not send: more than max bids, or a bid whose ID validID
+// refuses (empty, or unsendable) or that repeats.
+func Check(op string, bids []marketplace.PlacedBid, max int, validID func(string) bool) error {
+	invalid := func(format string, args ...any) error {
+		return marketplace.NewError(marketplace.ErrPermanent, op, httpx.ReasonInvalidInput, fmt.Errorf(format, args...))
+	}
 	if len(bids) > max {
-		return fmt.Errorf("%d bids in one batch, at most %d", len(bids), max)
+		return invalid("%d bids in one batch, at most %d", len(bids), max)
 	}
 	seen := make(map[string]bool, len(bids))
 	for i, b := range bids {
 		if b.ID == "" || !validID(b.ID) {
-			return fmt.Errorf("bids[%d]: bid id %q cannot be asked about", i, clip(b.ID))
+			return invalid("bids[%d]: bid id %q cannot be asked about", i, clip(b.ID))
 		}
 		if seen[b.ID] {
-			return fmt.Errorf("bids[%d]: bid id %q asked twice", i, clip(b.ID))
+			return invalid("bids[%d]: bid id %q asked twice", i, clip(b.ID))
 		}
 		seen[b.ID] = true
 	}

@@ -55,7 +55,7 @@ func TestObjectLimitsMembersAndSkips(t *testing.T) {
 func TestCheckAndCollector(t *testing.T) {
 	ok := func(s string) bool { return !strings.ContainsAny(s, "\n") }
 	bids := []marketplace.PlacedBid{{ID: "1", PostingID: "p1"}, {ID: "2", PostingID: "p2"}}
-	if err := Check(bids, 2, ok); err != nil {
+	if err := Check("op", bids, 2, ok); err != nil {
 		t.Fatal(err)
 	}
 	for name, bad := range map[string][]marketplace.PlacedBid{
@@ -64,8 +64,9 @@ func TestCheckAndCollector(t *testing.T) {
 		"refused":  {{ID: "a\nb"}},
 		"repeated": {{ID: "1"}, {ID: "1"}},
 	} {
-		if Check(bad, 2, ok) == nil {
-			t.Errorf("%s: accepted", name)
+		var me *marketplace.Error
+		if err := Check("op", bad, 2, ok); !errors.As(err, &me) || me.Class != marketplace.ErrPermanent || me.Reason != "invalid_request" {
+			t.Errorf("%s: %v, want a permanent invalid_request", name, err)
 		}
 	}
 	c := NewCollector(bids)
