@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -117,7 +118,11 @@ func (l *Ledger) States(ctx context.Context, marketplaceID string, postingIDs []
 }
 
 func sortParked(ps []ParkedPosting) {
-	slices.SortFunc(ps, func(a, b ParkedPosting) int { return a.Since.Compare(b.Since) })
+	sortByTime(ps, func(p ParkedPosting) time.Time { return p.Since })
+}
+
+func sortByTime[T any](s []T, at func(T) time.Time) {
+	slices.SortStableFunc(s, func(a, b T) int { return at(a).Compare(at(b)) })
 }
 
 // pipelined runs s n times in one pipeline, with the keys and arguments of

@@ -25,15 +25,23 @@ const (
 	StateFailed  State = "failed"
 	StateDryRun  State = "dry_run"
 	StateParked  State = "parked" // cannot progress; waits for an operator's resume
+	// Review: the rules proposed a bid a human must approve first.
+	StateReview State = "review"
+	// Approved: a reviewer approved the bid (perhaps edited); the next claim
+	// sends it, whatever the rules say by then. Not final.
+	StateApproved State = "approved"
+	StateRejected State = "rejected" // a reviewer said no; final
+	StateExpired  State = "expired"  // nobody reviewed it in time, or it closed first; final
 )
 
 // Final reports whether the posting is decided for good.
 func (s State) Final() bool {
-	return s == StatePlaced || s == StateSkipped || s == StateFailed || s == StateDryRun
+	return s == StatePlaced || s == StateSkipped || s == StateFailed || s == StateDryRun ||
+		s == StateRejected || s == StateExpired
 }
 
 func (s State) valid() bool {
-	return s == StateNone || s == StateIntent || s == StateParked || s.Final()
+	return s == StateNone || s == StateIntent || s == StateParked || s == StateReview || s == StateApproved || s.Final()
 }
 
 var (
@@ -131,6 +139,11 @@ type Record struct {
 	ParkReason string
 
 	Discovered time.Time // when a scanner first recorded it (undecided only)
+
+	// Review: until when a reviewer may act, and who did, when.
+	ReviewUntil time.Time
+	ReviewedBy  string
+	ReviewedAt  time.Time
 }
 
 // Ledger reads and writes records. Safe for concurrent use.
@@ -261,6 +274,21 @@ func (l *Ledger) OpenKey(marketplaceID, postingID string) string {
 	return l.prefix + "_open:" + marketplaceID + l.locks.Shard(marketplaceID, postingID)
 }
 
+// ReviewKey is the index of a marketplace's postings in review that holds
+// postingID (per slot with hash tags, like OpenKey); scores are deadlines.
+func (l *Ledger) ReviewKey(marketplaceID, postingID string) string {
+	return l.prefix + "_review:" + marketplaceID + l.locks.Shard(marketplaceID, postingID)
+}
+
+// AuditKey is a posting's review audit log: who did what, when (a list of
+// JSON entries, in the posting's slot).
+func (l *Ledger) AuditKey(marketplaceID, postingID string) string {
+	if l.locks.HashTags {
+		return l.prefix + "_audit:{" + marketplaceID + ":" + postingID + "}"
+	}
+	return l.prefix + "_audit:" + marketplaceID + ":" + postingID
+}
+
 // ParkedKey is the index of a marketplace's parked postings that holds
 // postingID (per slot with hash tags, like OpenKey); scores are when each
 // was parked.
@@ -322,6 +350,7 @@ func parse(m map[string]string) (Record, error) {
 		Rule:       m["rule"],
 		Reason:     m["why"],
 		Proposal:   m["txt"],
+		ReviewedBy: m["rvby"],
 		ParkedFrom: State(m["ps"]),
 		ParkRule:   m["prule"],
 		ParkReason: m["pwhy"],
@@ -341,7 +370,7 @@ func parse(m map[string]string) (Record, error) {
 	for _, f := range []struct {
 		name string
 		dst  *time.Time
-	}{{"at", &r.At}, {"sa", &r.SettledAt}, {"pat", &r.ParkedAt}, {"d", &r.Discovered}} {
+	}{{"at", &r.At}, {"sa", &r.SettledAt}, {"pat", &r.ParkedAt}, {"d", &r.Discovered}, {"rvu", &r.ReviewUntil}, {"rvat", &r.ReviewedAt}} {
 		v := m[f.name]
 		if v == "" {
 			continue

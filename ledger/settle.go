@@ -30,6 +30,9 @@ type Outcome struct {
 	Release bool
 	// Settle is the intent's settle window (StateIntent only; see Decision).
 	Settle time.Duration
+	// ResultKey and Result: as Decision's, for a final outcome.
+	ResultKey string
+	Result    []byte
 }
 
 // Settle records o under f's lock, and releases it if asked, in one script
@@ -55,8 +58,11 @@ func (l *Ledger) Settle(ctx context.Context, f Fence, marketplaceID, postingID s
 		release = "1"
 	}
 	keys := []string{f.Key(), key, l.OpenKey(marketplaceID, postingID), l.PayloadKey(marketplaceID, postingID)}
+	if o.ResultKey != "" {
+		keys = append(keys, o.ResultKey)
+	}
 	args := append([]any{f.Holder(), f.Token(), string(o.State), o.Replaces, release,
-		ms(l.retention), postingID, ms(o.Settle)}, fields...)
+		ms(l.retention), postingID, ms(o.Settle), o.Result}, fields...)
 	res, replErr, err := l.run(ctx, l.sc.settle, keys, args...)
 	if err != nil {
 		l.count("error")

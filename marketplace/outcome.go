@@ -53,8 +53,8 @@ type BidStatus struct {
 	// zero when it did not say.
 	ChangedAt time.Time
 	// Text is the marketplace's own status words ("award_status=revoked"),
-	// cleaned to printable ASCII and capped: for logs, the ledger's history
-	// and the status page, never for decisions.
+	// made safe to print (internal/textsafe.Line) and capped: for logs, the
+	// ledger's history and the status page, never for decisions.
 	Text string
 }
 

@@ -3,13 +3,16 @@
 -- and no newer acquisition exists; a final record never changes; an
 -- earlier attempt's intent is only replaced by the holder that reconciled
 -- it (ARGV[4]).
--- KEYS[1] lock, KEYS[2] record, KEYS[3] open index, KEYS[4] discovery payload
+-- KEYS[1] lock, KEYS[2] record, KEYS[3] open index, KEYS[4] discovery payload,
+-- KEYS[5] (optional) a hash whose 'result' field gets a final outcome (the
+-- asynq task's)
 -- ARGV[1] holder, ARGV[2] token,
 -- ARGV[3] state: placed | failed | '' (nothing was placed: undecided again)
 --         | intent (take over a reconciled earlier intent, to bid now)
 -- ARGV[4] holder of the earlier intent this resolves, or ''
 -- ARGV[5] '1' to delete the lock, ARGV[6] retention (ms), ARGV[7] posting,
--- ARGV[8] settle (ms, for an intent), ARGV[9..] field pairs to store
+-- ARGV[8] settle (ms, for an intent), ARGV[9] the result for KEYS[5],
+-- ARGV[10..] field pairs to store
 -- Returns {'ok'}, {'stale', why}, {'decided', state}, {'pending', holder, token, at}
 -- Safe to run twice: a run that finds its own write reports ok.
 local holder, want = ARGV[1], ARGV[3]
@@ -42,7 +45,7 @@ if want == '' then
   redis.call('HDEL', KEYS[2], 's', 'sa', 'w')
   redis.call('HSET', KEYS[2], 'h', holder, 't', ARGV[2], 'at', now)
 else
-  redis.call('HSET', KEYS[2], 's', want, 'h', holder, 't', ARGV[2], 'at', now, unpack(ARGV, 9))
+  redis.call('HSET', KEYS[2], 's', want, 'h', holder, 't', ARGV[2], 'at', now, unpack(ARGV, 10))
   if want == 'intent' then
     redis.call('HSET', KEYS[2], 'sa', now + tonumber(ARGV[8]))
   else
@@ -52,6 +55,9 @@ else
       -- the decision.
       redis.call('DEL', KEYS[4])
       redis.call('ZREM', KEYS[3], ARGV[7])
+    end
+    if KEYS[5] then
+      redis.call('HSET', KEYS[5], 'result', ARGV[9])
     end
   end
 end

@@ -12,7 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bidder/bidder/internal/textsafe"
 	"github.com/bidder/bidder/marketplace"
+	"github.com/bidder/bidder/marketplace/internal/jsonstream"
 	"github.com/bidder/bidder/marketplace/internal/statusbatch"
 )
 
@@ -31,12 +33,14 @@ const (
 	// maxStatusAnswerBytes caps a status answer: 50 bids with proposals of
 	// a few KiB each stay well under it.
 	maxStatusAnswerBytes = 2 << 20
-	// maxEnvelopeMembers bounds the members of the envelope and its result.
-	maxEnvelopeMembers = 32
 
 	// ReasonRetractRefused is a retract refused for a reason the answer
 	// does not name and the follow-up look-up could not explain.
 	ReasonRetractRefused = "retract_refused"
+
+	// maxStatusWord bounds a status field read (award_status,
+	// frontend_bid_status): the longest known is 11 bytes.
+	maxStatusWord = 64
 )
 
 var (
@@ -98,75 +102,51 @@ type wireBidStatus struct {
 
 // decodeStatuses turns an answer to GET /bids/?bids[]= into one status per
 // bid asked about. The list is read one bid at a time and refused past
-// MaxStatusBatch entries. Entries that are not one of ours (another ID,
-// project or bidder: a server that ignored the filter) are skipped, as is
-// an entry whose fields are of the wrong type: those bids are unknown, the
-// others still count.
+// MaxStatusBatch entries (see jsonstream). Entries that are not one of ours
+// (another ID, project or bidder: a server that ignored the filter) are
+// skipped, as is an entry with a field of the wrong type: those bids are
+// unknown, the others still count.
 func decodeStatuses(bids []marketplace.PlacedBid, self int64, status int, header http.Header, body []byte, now time.Time) ([]marketplace.BidStatus, error) {
 	const op = "bid_statuses"
-	if status != http.StatusOK {
-		return nil, answerError(op, status, header, body, false, now)
+	result, err := successResult(op, status, header, body, now)
+	if err != nil {
+		return nil, err
 	}
 	got := statusbatch.NewCollector(bids)
-	dec := json.NewDecoder(bytes.NewReader(body))
-	envStatus, lists := "", 0
-	err := statusbatch.Object(dec, maxEnvelopeMembers, func(key string) error {
-		switch key {
-		case "status":
-			var s string
-			if err := dec.Decode(&s); err != nil {
-				return err
+	list := false
+	d := jsonstream.New(result)
+	_, err = d.Object(maxMembers, func(key string) error {
+		if key != "bids" || list {
+			return d.Skip()
+		}
+		null, err := d.Array(func(i int) error {
+			if i == MaxStatusBatch {
+				return jsonstream.TooMany(MaxStatusBatch, "bids (the most asked for)")
 			}
-			envStatus = s
-			return nil
-		case "result":
-			return statusbatch.Object(dec, maxEnvelopeMembers, func(key string) error {
-				if key != "bids" {
-					return statusbatch.Skip(dec)
+			var w wireBidStatus
+			if err := d.Decode(&w); err != nil {
+				if errors.As(err, new(*jsonstream.ValueError)) {
+					return nil // read whole, just not usable: that bid stays unknown
 				}
-				if lists++; lists > 1 {
-					return errors.New(`"bids" twice`)
-				}
-				return statusbatch.List(dec, MaxStatusBatch, func() error {
-					return addStatus(got, dec, self)
-				})
-			})
-		}
-		return statusbatch.Skip(dec)
+				return fmt.Errorf("bids[%d]: %w", i, err)
+			}
+			return addStatus(got, w, self)
+		})
+		list = !null
+		return err
 	})
-	if err == nil {
-		err = statusbatch.End(dec)
+	if err == nil && !list {
+		err = errors.New(`result has no "bids" list`)
 	}
-	switch {
-	case err != nil && !json.Valid(body):
-		// Likely a cut transfer: try again.
-		return nil, marketplace.NewError(marketplace.ErrTransient, op, ReasonMalformed, err)
-	case err != nil:
+	if err != nil {
 		return nil, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, err)
-	case envStatus != "success":
-		// The envelope's own error, classified like every other read.
-		_, err := successResult(op, status, header, body, now)
-		if err == nil {
-			err = marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, errors.New("success envelope out of order"))
-		}
-		return nil, err
-	case lists == 0:
-		return nil, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, errors.New(`result has no "bids" list`))
 	}
 	return got.Result(), nil
 }
 
-// addStatus decodes one bid of the list and records it if it is one asked
-// about, by this account, on the project asked about.
-func addStatus(got *statusbatch.Collector, dec *json.Decoder, self int64) error {
-	var w wireBidStatus
-	if err := dec.Decode(&w); err != nil {
-		var typeErr *json.UnmarshalTypeError
-		if errors.As(err, &typeErr) {
-			return nil // read whole, just not usable: that bid stays unknown
-		}
-		return err
-	}
+// addStatus records w if it is a bid asked about, by this account, on the
+// project asked about.
+func addStatus(got *statusbatch.Collector, w wireBidStatus, self int64) error {
 	id, ok := positiveID(w.ID)
 	if !ok {
 		return nil
@@ -248,12 +228,16 @@ func bidOutcome(w wireBidStatus) marketplace.BidStatus {
 	return st
 }
 
-// rawString reads an optional string field: absent or null is ("", true),
-// a string is (it, true), anything else is ("?", false).
+// rawString reads an optional short string field: absent or null is ("",
+// true), a string is (it, true), anything else, or a string longer than any
+// status word, is ("?", false).
 func rawString(raw json.RawMessage) (string, bool) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
 		return "", true
+	}
+	if len(raw) > maxStatusWord {
+		return "?", false
 	}
 	var s string
 	if json.Unmarshal(raw, &s) != nil {
@@ -272,10 +256,10 @@ func (a *Adapter) RetractBid(ctx context.Context, postingID string, bid marketpl
 		return err
 	}
 	if !validBidID(bid.ID) {
-		return marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalidInput, fmt.Errorf("bid id %q is not a Freelancer bid ID", printable(bid.ID, 64)))
+		return marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalidInput, fmt.Errorf("bid id %q is not a Freelancer bid ID", textsafe.Line(bid.ID, 64)))
 	}
 	if bid.PostingID != "" && bid.PostingID != postingID {
-		return marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalidInput, fmt.Errorf("bid %s is on project %q, not %q", bid.ID, printable(bid.PostingID, 64), postingID))
+		return marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalidInput, fmt.Errorf("bid %s is on project %q, not %q", bid.ID, textsafe.Line(bid.PostingID, 64), postingID))
 	}
 	target := a.endpoint(pathBids+bid.ID+"/", url.Values{"action": {"retract"}})
 	ans, err := a.api.SendOnce(ctx, op, http.MethodPut, target, "application/x-www-form-urlencoded", nil, nil)
@@ -316,12 +300,12 @@ func decodeRetractAnswer(status int, header http.Header, body []byte, now time.T
 	const op = "retract_bid"
 	switch {
 	case status >= 200 && status <= 299:
-		env, ok := parseEnvelope(body)
+		env, perr := parseEnvelope(body)
 		switch {
-		case !ok:
-			return marketplace.NewError(marketplace.ErrAmbiguous, op, ReasonMalformed, fmt.Errorf("HTTP %d with a body that is not a JSON object", status))
+		case perr != nil:
+			return marketplace.NewError(marketplace.ErrAmbiguous, op, ReasonMalformed, fmt.Errorf("HTTP %d with a body that is not a JSON object: %w", status, perr))
 		case env.Status != "success":
-			return marketplace.NewError(marketplace.ErrAmbiguous, op, ReasonInvalid, fmt.Errorf("HTTP %d with envelope status %q %s", status, printable(env.Status, 32), printable(env.Code, maxCodeBytes)))
+			return marketplace.NewError(marketplace.ErrAmbiguous, op, ReasonInvalid, fmt.Errorf("HTTP %d with envelope status %q %s", status, textsafe.Line(env.Status, 32), textsafe.Line(env.Code, maxCodeBytes)))
 		}
 		return nil
 	case status >= 400 && status <= 499:
@@ -336,7 +320,7 @@ func decodeRetractAnswer(status int, header http.Header, body []byte, now time.T
 		return err
 	case status >= 500 && status <= 599:
 		env, _ := parseEnvelope(body)
-		return marketplace.NewError(marketplace.ErrAmbiguous, op, "http_"+strconv.Itoa(status), fmt.Errorf("HTTP %d %s", status, printable(env.Code, maxCodeBytes)))
+		return marketplace.NewError(marketplace.ErrAmbiguous, op, "http_"+strconv.Itoa(status), fmt.Errorf("HTTP %d %s", status, textsafe.Line(env.Code, maxCodeBytes)))
 	}
 	return marketplace.NewError(marketplace.ErrAmbiguous, op, ReasonUnexpected, fmt.Errorf("HTTP %d", status))
 }

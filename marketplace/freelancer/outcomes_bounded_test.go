@@ -2,22 +2,28 @@ package freelancer
 
 import (
 	"net/http"
-	"strings"
 	"testing"
 
-	"github.com/bidder/bidder/marketplace/internal/statusbatch"
+	"github.com/bidder/bidder/marketplace/internal/httpx/httpxtest"
 )
 
-// A status answer the size of the cap, holding ~700 k empty bids, costs
-// what MaxStatusBatch bids cost: the list is refused at the one too many.
-func TestStatusDecodeIsBoundedByTheBatch(t *testing.T) {
-	body := []byte(`{"status":"success","result":{"bids":[` + strings.Repeat(`{},`, maxStatusAnswerBytes/3-20) + `{}]}}`)
-	var err error
-	n := statusbatch.AllocatedBytes(func() { _, err = decodeStatuses(fuzzAsked, testSelfID, http.StatusOK, http.Header{}, body, fuzzNow) })
-	if err == nil {
-		t.Fatal("accepted a list longer than MaxStatusBatch")
-	}
-	if n > 64<<10 {
-		t.Fatalf("decoding a %d-byte hostile answer allocated %d bytes, want under 64 KiB", len(body), n)
-	}
+// The status and retract decoders on hostile answers of their full size
+// cap: what they cost is bounded by MaxStatusBatch, not by the answer.
+func TestOutcomeDecodersBoundedOnHostileAnswers(t *testing.T) {
+	const n = maxStatusAnswerBytes
+	const batch = 256 << 10 // the result is decoded once, then the list stops at MaxStatusBatch
+	f, r, aim := httpxtest.Flood, httpxtest.Repeat, httpxtest.Aim
+	under := maxValues - 100
+	b7 := `{"id":7,"project_id":12,"bidder_id":4242,"award_status":"awarded"}`
+	httpxtest.CheckBounded(t, n, map[string]func(int, []byte){
+		"statuses": func(s int, b []byte) { _, _ = decodeStatuses(fuzzAsked, testSelfID, s, http.Header{}, b, fuzzNow) },
+		"retract":  func(s int, b []byte) { _ = decodeRetractAnswer(s, http.Header{}, b, fuzzNow) },
+	}, []httpxtest.Hostile{
+		aim("empty bids", "statuses retract", 200, f(`{"status":"success","result":{"bids":[`, `{}`, `]}}`, n), httpxtest.FloodBound(n)),
+		aim("top-level keys", "statuses retract", 200, f(`{`, `"k":0`, `}`, n), httpxtest.FloodBound(n)),
+		aim("error keys", "statuses retract", 400, f(`{`, `"k":0`, `}`, n), httpxtest.FloodBound(n)),
+		aim("bids, under the value count", "statuses", 200, r(`{"status":"success","result":{"bids":[`, b7, `]}}`, under/12), httpxtest.FloodBound(n)),
+		aim("empty bids, under the value count", "statuses", 200, r(`{"status":"success","result":{"bids":[`, `{}`, `]}}`, under/2), batch),
+		aim("one huge award status", "statuses retract", 200, httpxtest.Huge(`{"status":"success","result":{"bids":[{"id":7,"project_id":12,"award_status":"`, n-128, `"}]}}`), httpxtest.ValueBound(n)),
+	})
 }

@@ -268,7 +268,6 @@ func TestMalformedStatusAnswers(t *testing.T) {
 		{"html", 200, `<html/>`, marketplace.ErrTransient, ReasonMalformed},
 		{"no bids", 200, `{"status":"success","result":{}}`, marketplace.ErrPermanent, ReasonInvalid},
 		{"bids not a list", 200, `{"status":"success","result":{"bids":{"7":{}}}}`, marketplace.ErrPermanent, ReasonInvalid},
-		{"bids twice", 200, `{"status":"success","result":{"bids":[],"bids":[]}}`, marketplace.ErrPermanent, ReasonInvalid},
 		{"too many bids", 200, ok(many), marketplace.ErrPermanent, ReasonInvalid},
 		{"no status", 200, `{"result":{"bids":[]}}`, marketplace.ErrPermanent, ReasonInvalid},
 		{"error envelope", 200, envBody("NOT_AUTHENTICATED", "no"), marketplace.ErrPermanent, ReasonUnauthorized},
@@ -298,6 +297,7 @@ func TestMalformedStatusAnswers(t *testing.T) {
 		"id as a string":   ok(strings.Replace(b7, `"id":7`, `"id":"7"`, 1)),
 		"no bidder given":  ok(strings.Replace(b7, `"bidder_id":4242,`, ``, 1)),
 		"another bidder 8": ok(b7 + `,{"id":8,"project_id":12,"bidder_id":99,"award_status":"awarded"}`),
+		"second list":      `{"status":"success","result":{"bids":[` + b7 + `],"bids":[{"id":8,"project_id":12,"award_status":"awarded"}]}}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			got, err := errorServer(t, 200, nil, body).BidStatuses(ctx, asked)

@@ -1,7 +1,6 @@
 package sandbox
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,9 @@ import (
 	"net/url"
 	"strconv"
 
+	"github.com/bidder/bidder/internal/textsafe"
 	"github.com/bidder/bidder/marketplace"
+	"github.com/bidder/bidder/marketplace/internal/jsonstream"
 	"github.com/bidder/bidder/marketplace/internal/statusbatch"
 )
 
@@ -23,9 +24,7 @@ const ReasonRetractTooLate = codeRetractTooLate
 const (
 	// maxStatusAnswerBytes caps a status answer: 100 entries are ~15 KiB.
 	maxStatusAnswerBytes = 1 << 20
-	// maxStatusMembers bounds the members of the answer's object.
-	maxStatusMembers = 16
-	maxStatusText    = statusbatch.MaxText
+	maxStatusText        = statusbatch.MaxText
 )
 
 var (
@@ -56,40 +55,42 @@ func (a *Adapter) BidStatuses(ctx context.Context, bids []marketplace.PlacedBid)
 }
 
 // decodeStatuses turns an answer to GET /v1/bids/status into one status per
-// bid asked about. It reads the list one entry at a time and stops at more
-// entries than were asked for: the answer's cost is bounded by the batch.
+// bid asked about. Entries are decoded one at a time and the list is
+// refused at the first entry beyond the bids asked about, so the answer's
+// cost is bounded by the batch (see jsonstream).
 func decodeStatuses(bids []marketplace.PlacedBid, status int, header http.Header, body []byte) ([]marketplace.BidStatus, error) {
 	const op = "bid_statuses"
 	if status != http.StatusOK {
 		return nil, statusError(op, status, header, body)
 	}
 	got := statusbatch.NewCollector(bids)
-	dec := json.NewDecoder(bytes.NewReader(body))
-	found := false
-	err := statusbatch.Object(dec, maxStatusMembers, func(key string) error {
-		if key != "statuses" {
-			return statusbatch.Skip(dec)
+	list := false
+	d := jsonstream.New(body)
+	err := walkAnswer(body, d, func(key string) error {
+		if key != "statuses" || list {
+			return d.Skip()
 		}
-		if found {
-			return errors.New(`"statuses" twice`)
-		}
-		found = true
-		return statusbatch.List(dec, len(bids), func() error {
+		null, err := d.Array(func(i int) error {
+			if i == len(bids) {
+				return jsonstream.TooMany(len(bids), "statuses (the bids asked about)")
+			}
 			var ws wireBidStatus
-			if err := dec.Decode(&ws); err != nil {
-				return err
+			if err := d.Decode(&ws); err != nil {
+				return fmt.Errorf("statuses[%d]: %w", i, err)
 			}
 			st, err := bidStatus(got, ws)
-			if err != nil {
-				return err
+			if err == nil {
+				err = got.Add(st)
 			}
-			return got.Add(st)
+			if err != nil {
+				return fmt.Errorf("statuses[%d]: %w", i, err)
+			}
+			return nil
 		})
+		list = !null
+		return err
 	})
-	if err == nil {
-		err = statusbatch.End(dec)
-	}
-	if err == nil && !found {
+	if err == nil && !list {
 		err = errors.New(`answer has no "statuses" list`)
 	}
 	if err != nil {
@@ -103,9 +104,9 @@ func bidStatus(got *statusbatch.Collector, ws wireBidStatus) (marketplace.BidSta
 	asked, ok := got.Asked(ws.ID)
 	switch {
 	case !ok:
-		return marketplace.BidStatus{}, fmt.Errorf("status of bid %q, which was not asked about", statusbatch.Printable(ws.ID, maxStatusText))
+		return marketplace.BidStatus{}, fmt.Errorf("status of bid %q, which was not asked about", textsafe.Line(ws.ID, maxStatusText))
 	case asked.PostingID != "" && ws.PostingID != asked.PostingID:
-		return marketplace.BidStatus{}, fmt.Errorf("bid %s is on posting %q, not %q", ws.ID, statusbatch.Printable(ws.PostingID, maxStatusText), asked.PostingID)
+		return marketplace.BidStatus{}, fmt.Errorf("bid %s is on posting %q, not %q", ws.ID, textsafe.Line(ws.PostingID, maxStatusText), asked.PostingID)
 	}
 	st := marketplace.BidStatus{BidID: ws.ID, ChangedAt: ws.ChangedAt.UTC(), Text: ws.Status}
 	switch ws.Status {
@@ -132,7 +133,7 @@ func (a *Adapter) RetractBid(ctx context.Context, postingID string, bid marketpl
 		return err
 	}
 	if !validID(bid.ID) || bid.ID == "." || bid.ID == ".." {
-		return marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalidInput, fmt.Errorf("bid id %q is not 1..128 printable bytes naming one path segment", statusbatch.Printable(bid.ID, maxStatusText)))
+		return marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalidInput, fmt.Errorf("bid id %q is not 1..128 printable bytes naming one path segment", textsafe.Line(bid.ID, maxStatusText)))
 	}
 	if bid.PostingID != "" && bid.PostingID != postingID {
 		return marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalidInput, fmt.Errorf("bid %s is on posting %q, not %q", bid.ID, bid.PostingID, postingID))
@@ -157,11 +158,11 @@ func decodeRetractAnswer(bidID string, status int, header http.Header, body []by
 	switch {
 	case status == http.StatusOK:
 		var a wireRetractAnswer
-		if err := json.Unmarshal(body, &a); err != nil {
+		if err := unmarshal(body, &a); err != nil {
 			return marketplace.NewError(marketplace.ErrAmbiguous, op, decodeError(op, body, err).Reason, err)
 		}
 		if a.Status != wireRetracted || (a.Bid != nil && a.Bid.ID != bidID) {
-			return marketplace.NewError(marketplace.ErrAmbiguous, op, ReasonInvalid, fmt.Errorf("HTTP 200 with status %q for bid %q", statusbatch.Printable(a.Status, maxStatusText), bidID))
+			return marketplace.NewError(marketplace.ErrAmbiguous, op, ReasonInvalid, fmt.Errorf("HTTP 200 with status %q for bid %q", textsafe.Line(a.Status, maxStatusText), bidID))
 		}
 		return nil
 	case status == http.StatusNotFound:
@@ -169,8 +170,8 @@ func decodeRetractAnswer(bidID string, status int, header http.Header, body []by
 	case status == http.StatusConflict:
 		// The status line says "decided"; the body only says how.
 		var a wireRetractAnswer
-		_ = json.Unmarshal(body, &a)
-		return marketplace.NewError(marketplace.ErrRetractTooLate, op, codeRetractTooLate, fmt.Errorf("HTTP 409: the bid is %s", statusbatch.Printable(a.Status, maxStatusText)))
+		_ = unmarshal(body, &a)
+		return marketplace.NewError(marketplace.ErrRetractTooLate, op, codeRetractTooLate, fmt.Errorf("HTTP 409: the bid is %s", textsafe.Line(a.Status, maxStatusText)))
 	case status == http.StatusServiceUnavailable:
 		if e := errorBody(body); e.Error != "" { // the contract's "before doing anything"
 			return marketplace.NewError(marketplace.ErrTransient, op, reasonOr(e.Error, "http_503"), errors.New("HTTP 503"))

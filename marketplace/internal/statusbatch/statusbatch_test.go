@@ -1,56 +1,13 @@
 package statusbatch
 
 import (
-	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
 
+	"github.com/bidder/bidder/internal/textsafe"
 	"github.com/bidder/bidder/marketplace"
 )
-
-func TestListStopsBeforeTheOneTooMany(t *testing.T) {
-	dec := json.NewDecoder(strings.NewReader(`[1,2,{"never":"decoded"}]`))
-	var got []int
-	err := List(dec, 2, func() error {
-		var v int
-		if err := dec.Decode(&v); err != nil {
-			return err
-		}
-		got = append(got, v)
-		return nil
-	})
-	if !errors.Is(err, ErrTooMany) || len(got) != 2 {
-		t.Fatalf("err %v, decoded %v; want ErrTooMany after 2", err, got)
-	}
-	for body, want := range map[string]error{`null`: nil, `[]`: nil, `{}`: ErrShape, `"x"`: ErrShape} {
-		err := List(json.NewDecoder(strings.NewReader(body)), 2, func() error { return Skip(dec) })
-		if !errors.Is(err, want) && !(want == nil && err == nil) {
-			t.Errorf("List(%s) = %v, want %v", body, err, want)
-		}
-	}
-}
-
-func TestObjectLimitsMembersAndSkips(t *testing.T) {
-	dec := json.NewDecoder(strings.NewReader(`{"a":[1,{"b":2}],"c":null} `))
-	var keys []string
-	err := Object(dec, 2, func(k string) error { keys = append(keys, k); return Skip(dec) })
-	if err != nil || strings.Join(keys, ",") != "a,c" || End(dec) != nil {
-		t.Fatalf("keys %v, err %v", keys, err)
-	}
-	dec = json.NewDecoder(strings.NewReader(`{"a":1,"b":2,"c":3}`))
-	if err := Object(dec, 2, func(string) error { return Skip(dec) }); !errors.Is(err, ErrTooMany) {
-		t.Fatalf("3 members under a limit of 2: %v", err)
-	}
-	dec = json.NewDecoder(strings.NewReader(`{"a":1} {}`))
-	if err := Object(dec, 2, func(string) error { return Skip(dec) }); err != nil || !errors.Is(End(dec), ErrShape) {
-		t.Fatal("data after the document must fail End")
-	}
-	dec = json.NewDecoder(strings.NewReader(`{"a":`))
-	if err := Object(dec, 2, func(string) error { return Skip(dec) }); err == nil {
-		t.Fatal("a cut document must fail")
-	}
-}
 
 func TestCheckAndCollector(t *testing.T) {
 	ok := func(s string) bool { return !strings.ContainsAny(s, "\n") }
@@ -81,7 +38,8 @@ func TestCheckAndCollector(t *testing.T) {
 	}
 	got := c.Result()
 	if got[0].Outcome != marketplace.OutcomeUnknown || got[0].BidID != "1" || got[0].PostingID != "p1" ||
-		got[1].Outcome != marketplace.OutcomeAwarded || got[1].PostingID != "p2" || got[1].Text != "won?"+strings.Repeat("x", 60)+"..." {
+		got[1].Outcome != marketplace.OutcomeAwarded || got[1].PostingID != "p2" ||
+		len(got[1].Text) > MaxText+len("...") || !textsafe.Clean(got[1].Text) || !strings.HasPrefix(got[1].Text, "won\uFFFDxx") || !strings.HasSuffix(got[1].Text, "x...") {
 		t.Fatalf("result %+v", got)
 	}
 }
