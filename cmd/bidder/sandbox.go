@@ -30,6 +30,9 @@ only bidder itself can keep that number at zero.`,
   # Slow and flaky, postings closing after two minutes, two accounts
   bidder sandbox --latency 5ms..80ms --error-rate 0.05 --rate-limit-rate 0.02 --close-after 2m --tokens tok-a,tok-b
 
+  # Outcomes: every bid is awarded (30%, chosen by --seed) or rejected a minute after it was placed
+  bidder sandbox --postings 1000 --decide-after 1m --award-rate 0.3
+
   curl -H 'Authorization: Bearer sandbox-token' http://127.0.0.1:9090/v1/stats`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -56,7 +59,8 @@ only bidder itself can keep that number at zero.`,
 			log.Info("sandbox marketplace stopped",
 				zap.Int64("postings", st.Postings), zap.Int64("bids", st.Bids),
 				zap.Int64("postings_with_multiple_bids", st.PostingsWithMultipleBids),
-				zap.Int64("duplicate_bids", st.DuplicateBids), zap.Error(err))
+				zap.Int64("duplicate_bids", st.DuplicateBids), zap.Int64("awarded_bids", st.AwardedBids),
+				zap.Int64("rejected_bids", st.RejectedBids), zap.Int64("retracted_bids", st.RetractedBids), zap.Error(err))
 			return err
 		},
 	}

@@ -13,6 +13,8 @@
 //	GET  /api/projects/0.1/projects/active/    Scan
 //	POST /api/projects/0.1/bids/               PlaceBid
 //	GET  /api/projects/0.1/bids/               FindBid (projects[]=, bidders[]=)
+//	GET  /api/projects/0.1/bids/               BidStatuses (bids[]=)
+//	PUT  /api/projects/0.1/bids/<id>/          RetractBid (?action=retract)
 //
 // Every request carries the OAuth token in the "freelancer-oauth-v1" header.
 // Answers are the envelope {"status":"success"|"error","result":...,

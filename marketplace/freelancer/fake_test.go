@@ -6,6 +6,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -47,6 +48,10 @@ type fakeBid struct {
 	Description             string
 	Submitted               int64
 	Retracted               bool
+	// AwardStatus is "" (no decision), or a BidAwardStatusApi value as
+	// Freelancer's web client names them; AwardChanged its time.
+	AwardStatus  string
+	AwardChanged int64
 }
 
 // fault is what the server does with one request.
@@ -87,6 +92,8 @@ type fakeServer struct {
 	// closeOnPost closes these projects' bidding: POST answers the
 	// "project closed" error.
 	closeOnPost map[int64]bool
+	// onPut chooses the fault of a retract; nil means none.
+	onPut func(bidID int64) fault
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
@@ -191,6 +198,8 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 		f.listBids(w, r)
 	case r.URL.Path == pathBids && r.Method == http.MethodPost:
 		f.placeBid(w, r)
+	case strings.HasPrefix(r.URL.Path, pathBids) && r.Method == http.MethodPut:
+		f.bidAction(w, r)
 	default:
 		apiError(w, http.StatusNotFound, "NOT_FOUND", "no such endpoint")
 	}
@@ -283,17 +292,94 @@ func (f *fakeServer) listBids(w http.ResponseWriter, r *http.Request) {
 		if bs := q["bidders[]"]; len(bs) > 0 && !slices.Contains(bs, strconv.FormatInt(b.BidderID, 10)) {
 			continue
 		}
+		if ids := q["bids[]"]; len(ids) > 0 && !slices.Contains(ids, strconv.FormatInt(b.ID, 10)) {
+			continue
+		}
 		out = append(out, bidJSON(b))
 	}
 	success(w, map[string]any{"bids": out})
 }
 
 func bidJSON(b fakeBid) map[string]any {
-	return map[string]any{
+	m := map[string]any{
 		"id": b.ID, "bidder_id": b.BidderID, "project_id": b.ProjectID, "retracted": b.Retracted,
 		"amount": b.Amount, "period": b.Period, "description": b.Description,
-		"milestone_percentage": b.Milestone, "time_submitted": b.Submitted, "project_owner_id": 1,
+		"milestone_percentage": b.Milestone, "time_submitted": b.Submitted, "submitdate": b.Submitted, "project_owner_id": 1,
+		"award_status": nil, "frontend_bid_status": "active",
 	}
+	if b.AwardStatus != "" {
+		m["award_status"] = b.AwardStatus
+		m["award_status_changed_time"] = b.AwardChanged
+		m["time_awarded"] = b.AwardChanged
+	}
+	return m
+}
+
+// bidAction serves PUT /bids/<id>/?action=retract as the official SDK sends
+// it. Freelancer documents no error codes for refused retracts; the codes
+// below other than BID_NOT_FOUND are made up, so the adapter must not rely
+// on them.
+func (f *fakeServer) bidAction(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(r.URL.Path, pathBids), "/"), 10, 64)
+	if err != nil || r.URL.Query().Get("action") != "retract" {
+		apiError(w, http.StatusBadRequest, "RestExceptionCodes.BAD_FORM", "bad action")
+		return
+	}
+	ft := faultNone
+	if f.onPut != nil {
+		ft = f.onPut(id)
+	}
+	if ft == fault503 {
+		apiError(w, http.StatusServiceUnavailable, "", "unavailable")
+		return
+	}
+	if ft == fault429 {
+		w.Header().Set("Retry-After", "1")
+		apiError(w, http.StatusTooManyRequests, "TOO_MANY_REQUESTS", "slow down")
+		return
+	}
+	f.mu.Lock()
+	var b *fakeBid
+	for i := range f.bids {
+		if f.bids[i].ID == id && f.bids[i].BidderID == testSelfID {
+			b = &f.bids[i]
+		}
+	}
+	switch {
+	case b == nil:
+		f.mu.Unlock()
+		apiError(w, http.StatusNotFound, "ProjectExceptionCodes.BID_NOT_FOUND", "Bid not found")
+		return
+	case b.Retracted:
+		f.mu.Unlock()
+		apiError(w, http.StatusBadRequest, "ProjectExceptionCodes.MADE_UP_ALREADY_RETRACTED", "You have already retracted this bid")
+		return
+	case b.AwardStatus != "":
+		f.mu.Unlock()
+		apiError(w, http.StatusBadRequest, "ProjectExceptionCodes.MADE_UP_NOT_RETRACTABLE", "This bid can not be retracted")
+		return
+	}
+	b.Retracted = true
+	f.mu.Unlock()
+	answerStored(w, ft, func() { writeJSON(w, http.StatusOK, map[string]any{"status": "success", "request_id": "req-test"}) })
+}
+
+// setAward gives the bid an award status, as the client's actions would.
+func (f *fakeServer) setAward(bidID int64, status string, at int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for i := range f.bids {
+		if f.bids[i].ID == bidID {
+			f.bids[i].AwardStatus, f.bids[i].AwardChanged = status, at
+		}
+	}
+}
+
+// addBid stores a bid directly, as if another client had placed it.
+func (f *fakeServer) addBid(b fakeBid) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.bids = append(f.bids, b)
 }
 
 func (f *fakeServer) placeBid(w http.ResponseWriter, r *http.Request) {
@@ -356,6 +442,12 @@ func (f *fakeServer) placeBid(w http.ResponseWriter, r *http.Request) {
 		Milestone: req.Milestone, Description: req.Description, Submitted: time.Now().Unix()}
 	f.bids = append(f.bids, b)
 	f.mu.Unlock()
+	answerStored(w, ft, func() { success(w, bidJSON(b)) })
+}
+
+// answerStored answers a request whose change was stored, as fault ft says;
+// without a fault, with ok.
+func answerStored(w http.ResponseWriter, ft fault, ok func()) {
 	switch ft {
 	case faultStoreDrop:
 		drop(w)
@@ -365,7 +457,7 @@ func (f *fakeServer) placeBid(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		_, _ = w.Write([]byte(`{"status":"succ`))
 	default:
-		success(w, bidJSON(b))
+		ok()
 	}
 }
 

@@ -36,6 +36,7 @@ const (
 	DefaultToken      = "sandbox-token"
 	DefaultRetryAfter = time.Second
 	DefaultSeed       = 1
+	DefaultAwardRate  = 0.2
 )
 
 // ServerConfig is one sandbox run: who may call it, its modes and its faults.
@@ -52,6 +53,13 @@ type ServerConfig struct {
 	RateLimitRate float64       // 429 + Retry-After
 	RetryAfter    time.Duration // sent with 429; 0 means DefaultRetryAfter
 	CloseAfter    time.Duration // a posting closes this long after publication; 0 = never
+
+	// Outcomes (an additive extension of v1, see outcomes.go): each bid is
+	// decided this long after it was created, awarded with probability
+	// AwardRate by a rule of the seed and the bid (Decide). 0 = never:
+	// bids stay pending.
+	DecideAfter time.Duration
+	AwardRate   float64
 
 	Postings int     // published by NewServer
 	Rate     float64 // postings per second published by Generate
@@ -73,6 +81,7 @@ func DefaultServerConfig() ServerConfig {
 		Duplicates:  DuplicatesReject,
 		RetryAfter:  DefaultRetryAfter,
 		Seed:        DefaultSeed,
+		AwardRate:   DefaultAwardRate,
 	}
 }
 
@@ -94,6 +103,8 @@ func (c *ServerConfig) AddFlags(fs *pflag.FlagSet) {
 	fs.Float64Var(&c.RateLimitRate, "rate-limit-rate", 0, "fraction of requests answered 429, in [0,1]")
 	fs.DurationVar(&c.RetryAfter, "retry-after", d.RetryAfter, "Retry-After sent with 429 (rounded up to whole seconds)")
 	fs.DurationVar(&c.CloseAfter, "close-after", 0, "a posting closes this long after publication (0 = never)")
+	fs.DurationVar(&c.DecideAfter, "decide-after", 0, "each bid is awarded or rejected this long after it was placed (0 = never: bids stay pending)")
+	fs.Float64Var(&c.AwardRate, "award-rate", d.AwardRate, "fraction of decided bids that are awarded, in [0,1]; which ones follows from --seed and the bid")
 	fs.IntVar(&c.Postings, "postings", 0, "postings published at start")
 	fs.Float64Var(&c.Rate, "rate", 0, "postings published per second while running (0 = none)")
 	fs.Uint64Var(&c.Seed, "seed", d.Seed, "seed of posting generation and fault rolls; the same seed repeats a run")
@@ -131,7 +142,7 @@ func (c ServerConfig) Validate() error {
 	for _, r := range []struct {
 		flag string
 		v    float64
-	}{{"--error-rate", c.ErrorRate}, {"--ambiguous-rate", c.AmbiguousRate}, {"--rate-limit-rate", c.RateLimitRate}} {
+	}{{"--error-rate", c.ErrorRate}, {"--ambiguous-rate", c.AmbiguousRate}, {"--rate-limit-rate", c.RateLimitRate}, {"--award-rate", c.AwardRate}} {
 		if math.IsNaN(r.v) || r.v < 0 || r.v > 1 {
 			return fmt.Errorf("%s: must be in [0,1], got %v", r.flag, r.v)
 		}
@@ -141,6 +152,9 @@ func (c ServerConfig) Validate() error {
 	}
 	if c.CloseAfter < 0 {
 		return fmt.Errorf("--close-after: must not be negative, got %s", c.CloseAfter)
+	}
+	if c.DecideAfter < 0 {
+		return fmt.Errorf("--decide-after: must not be negative, got %s", c.DecideAfter)
 	}
 	if c.Postings < 0 {
 		return fmt.Errorf("--postings: must not be negative, got %d", c.Postings)
@@ -183,6 +197,8 @@ func (c ServerConfig) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddFloat64("rate_limit_rate", c.RateLimitRate)
 	enc.AddDuration("retry_after", c.RetryAfter)
 	enc.AddDuration("close_after", c.CloseAfter)
+	enc.AddDuration("decide_after", c.DecideAfter)
+	enc.AddFloat64("award_rate", c.AwardRate)
 	enc.AddInt("postings", c.Postings)
 	enc.AddFloat64("rate", c.Rate)
 	enc.AddUint64("seed", c.Seed)

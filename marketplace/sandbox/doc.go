@@ -5,8 +5,12 @@
 //
 // The HTTP contract is the project note shared/notes/sandbox-api.md ("Sandbox marketplace
 // HTTP API, v1"). Other implementations of it are used for acceptance runs, so
-// the server and the adapter keep to it exactly; this package adds nothing a
-// client must rely on.
+// the server and the adapter keep to it exactly. The one extension, additive
+// and documented in docs/sandbox.md ("Extensions (additive)"), is outcomes:
+// bids decided by a seeded rule (Decide) DecideAfter after they were placed,
+// served by GET /v1/bids/status, and POST /v1/bids/{id}/retract
+// (outcomes.go); the adapter implements marketplace.StatusReader and
+// marketplace.Retracter on them.
 //
 // # Server
 //

@@ -24,6 +24,8 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/postings/{id}", s.getPosting)
 	m.HandleFunc("POST /v1/postings/{id}/bids", s.placeBid)
 	m.HandleFunc("GET /v1/bids", s.listBids)
+	m.HandleFunc("GET /v1/bids/status", s.bidStatuses)
+	m.HandleFunc("POST /v1/bids/{id}/retract", s.retractBid)
 	m.HandleFunc("GET /v1/stats", s.stats)
 	// Everything else gets a JSON 404 instead of the mux's plain text, so a
 	// client always has a body it can decode.
@@ -137,16 +139,17 @@ func (s *Server) placeBid(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusConflict, wireBidAnswer{Error: codeAlreadyBid, Bid: &bid})
 	case bidCreated:
 		if s.faults.roll(s.cfg.AmbiguousRate) {
-			s.answerAmbiguously(w)
+			s.answerAmbiguously(w, "the bid may or may not have been stored")
 			return
 		}
 		writeJSON(w, http.StatusCreated, wireBidAnswer{Bid: &bid})
 	}
 }
 
-// answerAmbiguously is the ambiguous_rate fault: the bid is stored, and the
-// client gets either a 504 or a connection closed without any answer.
-func (s *Server) answerAmbiguously(w http.ResponseWriter) {
+// answerAmbiguously is the ambiguous_rate fault: the change (a bid, a
+// retract) is stored, and the client gets either a 504 saying detail or a
+// connection closed without any answer.
+func (s *Server) answerAmbiguously(w http.ResponseWriter, detail string) {
 	if s.faults.roll(0.5) {
 		if hj, ok := w.(http.Hijacker); ok {
 			if conn, _, err := hj.Hijack(); err == nil {
@@ -159,7 +162,7 @@ func (s *Server) answerAmbiguously(w http.ResponseWriter) {
 		// ambiguous to the client.
 	}
 	s.faults.ambiguous504.Add(1)
-	writeJSON(w, http.StatusGatewayTimeout, wireError{Error: codeTimeout, Detail: "the bid may or may not have been stored"})
+	writeJSON(w, http.StatusGatewayTimeout, wireError{Error: codeTimeout, Detail: detail})
 }
 
 // decodeBidRequest returns the body or a problem for the 422 detail.

@@ -122,10 +122,12 @@ func (s *Server) Close() error {
 // Stats returns the counters GET /v1/stats serves.
 func (s *Server) Stats() Stats {
 	st := s.bids.snapshot()
+	now := s.cfg.Now()
+	s.countOutcomes(&st, now)
 	ps := &s.postings
 	ps.mu.RLock()
 	n := len(ps.all)
-	first := ps.firstOpenLocked(s.cfg.Now(), s.cfg.CloseAfter)
+	first := ps.firstOpenLocked(now, s.cfg.CloseAfter)
 	ps.mu.RUnlock()
 	st.Postings = int64(n)
 	st.OpenPostings = int64(n - first)

@@ -121,7 +121,10 @@ type bidStore struct {
 	nextID    uint64
 	byPosting map[string]*postingBids
 	byKey     map[idemKey]*wireBid
-	stats     Stats // Postings and OpenPostings are filled in by Server.Stats
+	stats     Stats // Postings, OpenPostings and outcome counts are filled in by Server.Stats
+	// Every created bid, by ID and in creation order (outcomes.go).
+	byID    map[string]*bidRecord
+	records []*bidRecord
 }
 
 type bidAttempt struct {
@@ -187,6 +190,7 @@ func (bs *bidStore) place(a bidAttempt) (bidOutcome, wireBid) {
 		bs.stats.PostingsWithMultipleBids++
 	}
 	pb.byAccount[a.account] = append(mine, b)
+	bs.record(a.account, b)
 	if a.honourKeys {
 		bs.byKey[idemKey{a.account, a.key}] = b
 	}

@@ -89,6 +89,11 @@ type Stats struct {
 	// StaleFenceBids counts bids created with a fencing_token lower than that
 	// of a bid already created on the posting.
 	StaleFenceBids int64 `json:"stale_fence_bids"`
+	// Outcomes so far (an additive extension): bids awarded, rejected and
+	// retracted at the time of the answer.
+	AwardedBids   int64 `json:"awarded_bids"`
+	RejectedBids  int64 `json:"rejected_bids"`
+	RetractedBids int64 `json:"retracted_bids"`
 }
 
 // Error codes of the contract.

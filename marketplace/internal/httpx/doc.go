@@ -15,7 +15,8 @@
 // it, a resent bid is a second bid. PostBid therefore clears GetBody: the
 // body cannot be rewound, so net/http never resends, and a connection that
 // dies after the request was written surfaces as an ambiguous error that the
-// caller resolves by looking the bid up.
+// caller resolves by looking the bid up. SendOnce does the same for any
+// other request that changes state on the marketplace (a retract).
 //
 // For the same reason a failed POST is classified by whether any byte of it
 // may have left: only a failure before the request was given a connection

@@ -20,6 +20,13 @@ import (
 // Answer with a nil Body, because its status line already said the bid was
 // refused.
 func (c *Client) PostBid(ctx context.Context, op, target string, body []byte, header http.Header) (Answer, error) {
+	return c.SendOnce(ctx, op, http.MethodPost, target, "application/json", body, header)
+}
+
+// SendOnce is PostBid for any state-changing request (a retract, say):
+// method, and body of type contentType ("" sends none), sent at most once
+// and classified the same way.
+func (c *Client) SendOnce(ctx context.Context, op, method, target, contentType string, body []byte, header http.Header) (Answer, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	// "Sent" must be decided conservatively, for every protocol: once the
@@ -32,15 +39,17 @@ func (c *Client) PostBid(ctx context.Context, op, target string, body []byte, he
 	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
 		GotConn: func(httptrace.GotConnInfo) { mayHaveLeft.Store(true) },
 	})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, method, target, bytes.NewReader(body))
 	if err != nil {
 		return Answer{}, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalidInput, err)
 	}
 	// Without GetBody net/http cannot rewind the body, so it never resends
-	// the bid on a reused connection that turns out to be dead.
+	// the request on a reused connection that turns out to be dead.
 	req.GetBody = nil
 	c.setHeaders(req)
-	req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
 	for k, vs := range header {
 		req.Header.Del(k)
 		for _, v := range vs {

@@ -45,12 +45,7 @@ func TestPostBidIsNeverResentOnADeadConnection(t *testing.T) {
 			return
 		}
 		// Later bids: read, then drop the connection without an answer.
-		conn, _, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Error(err)
-			return
-		}
-		_ = conn.Close()
+		hangUp(t, w)
 	}))
 	defer srv.Close()
 	c := testClient()

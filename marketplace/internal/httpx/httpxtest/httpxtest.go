@@ -13,6 +13,7 @@ import (
 var classes = []error{
 	marketplace.ErrTransient, marketplace.ErrRateLimited, marketplace.ErrPermanent,
 	marketplace.ErrPostingClosed, marketplace.ErrAlreadyBid, marketplace.ErrAmbiguous,
+	marketplace.ErrBidNotFound, marketplace.ErrRetractTooLate,
 }
 
 // CheckClassified fails unless err is nil or a *marketplace.Error of exactly
