@@ -131,6 +131,11 @@ type Record struct {
 	Reason    string    // skipped, failed: human-readable reason
 	Proposal  string    // dry_run: the proposal that would have been sent
 
+	// Placed: what became of the bid (BidPending until the tracker or a
+	// retract says otherwise) and since when.
+	Outcome   BidOutcome
+	OutcomeAt time.Time
+
 	// Parked: what it held before (an intent: a bid may exist), since
 	// when, and why.
 	ParkedFrom State
@@ -159,6 +164,7 @@ type Ledger struct {
 	waitReplicas int
 	waitTimeout  time.Duration
 	notify       bool
+	trackFirst   time.Duration
 }
 
 // Option configures a Ledger.
@@ -303,6 +309,13 @@ func (l *Ledger) ParkedKey(marketplaceID, postingID string) string {
 	return l.prefix + "_parked:" + marketplaceID + l.locks.Shard(marketplaceID, postingID)
 }
 
+// PlacedKey is the index of a marketplace's placed bids whose outcome the
+// tracker still polls (per slot with hash tags, like OpenKey); scores are
+// when each is next due.
+func (l *Ledger) PlacedKey(marketplaceID, postingID string) string {
+	return l.prefix + "_placed:" + marketplaceID + l.locks.Shard(marketplaceID, postingID)
+}
+
 // OutboxKey is the notification outbox that holds postingID's events (a
 // list of JSON events, per slot with hash tags, like OpenKey).
 func (l *Ledger) OutboxKey(marketplaceID, postingID string) string {
@@ -382,11 +395,15 @@ func parse(m map[string]string) (Record, error) {
 		ParkedFrom: State(m["ps"]),
 		ParkRule:   m["prule"],
 		ParkReason: m["pwhy"],
+		Outcome:    BidOutcome(m["o"]),
+	}
+	if r.State == StatePlaced && r.Outcome == "" {
+		r.Outcome = BidPending
 	}
 	if r.Holder == "" {
 		r.Holder = m["w"] // records written before the holder field had its name
 	}
-	if !r.State.valid() || !r.ParkedFrom.valid() {
+	if !r.State.valid() || !r.ParkedFrom.valid() || !r.Outcome.valid() {
 		return Record{}, fmt.Errorf("%w: state %q", ErrCorrupt, m["s"])
 	}
 	var err error
@@ -398,7 +415,7 @@ func parse(m map[string]string) (Record, error) {
 	for _, f := range []struct {
 		name string
 		dst  *time.Time
-	}{{"at", &r.At}, {"sa", &r.SettledAt}, {"pat", &r.ParkedAt}, {"d", &r.Discovered}, {"rvu", &r.ReviewUntil}, {"rvat", &r.ReviewedAt}} {
+	}{{"at", &r.At}, {"sa", &r.SettledAt}, {"pat", &r.ParkedAt}, {"d", &r.Discovered}, {"rvu", &r.ReviewUntil}, {"rvat", &r.ReviewedAt}, {"oa", &r.OutcomeAt}} {
 		v := m[f.name]
 		if v == "" {
 			continue

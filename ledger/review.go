@@ -128,19 +128,23 @@ func (l *Ledger) listIndex(ctx context.Context, kind, marketplaceID, maxScore st
 	return out, nil
 }
 
-// AuditEntry is one line of a posting's review log.
+// AuditEntry is one line of a posting's log of what people and the
+// tracker did after the rules decided.
 type AuditEntry struct {
 	At      time.Time
-	Action  string // review (the rules sent it), approve, reject, expire
+	Action  string // review (the rules sent it), approve, reject, expire, outcome
 	By      string
 	Why     string
 	Changes map[string]Change // approve: what the reviewer changed
+	Outcome BidOutcome        // outcome: the bid's new outcome
+	Since   time.Time         // outcome: when it changed, as the marketplace says
 }
 
 // Change is one field a reviewer changed.
 type Change struct{ From, To string }
 
-// Audit returns a posting's review log, oldest first.
+// Audit returns a posting's log (review actions, outcome changes), oldest
+// first.
 func (l *Ledger) Audit(ctx context.Context, marketplaceID, postingID string) ([]AuditEntry, error) {
 	vals, err := l.rdb.LRange(ctx, l.AuditKey(marketplaceID, postingID), 0, -1).Result()
 	if err != nil {
@@ -153,6 +157,8 @@ func (l *Ledger) Audit(ctx context.Context, marketplaceID, postingID string) ([]
 			Action  string `json:"action"`
 			By      string `json:"by"`
 			Why     string `json:"why"`
+			Outcome string `json:"outcome"`
+			Since   int64  `json:"since"`
 			Changes map[string]struct {
 				From string `json:"from"`
 				To   string `json:"to"`
@@ -161,7 +167,10 @@ func (l *Ledger) Audit(ctx context.Context, marketplaceID, postingID string) ([]
 		if json.Unmarshal([]byte(v), &e) != nil {
 			continue // not ours; never a panic on what Redis holds
 		}
-		a := AuditEntry{At: time.UnixMilli(e.At), Action: e.Action, By: e.By, Why: e.Why}
+		a := AuditEntry{At: time.UnixMilli(e.At), Action: e.Action, By: e.By, Why: e.Why, Outcome: BidOutcome(e.Outcome)}
+		if e.Since > 0 {
+			a.Since = time.UnixMilli(e.Since)
+		}
 		for k, c := range e.Changes {
 			if a.Changes == nil {
 				a.Changes = map[string]Change{}

@@ -34,10 +34,12 @@ var (
 	dueLua string
 	//go:embed scripts/review.lua
 	reviewLua string
+	//go:embed scripts/outcome.lua
+	outcomeLua string
 )
 
 type scripts struct {
-	claim, settle, park, resume, discover, due, review *redisx.Script
+	claim, settle, park, resume, discover, due, review, outcome *redisx.Script
 }
 
 func newScripts() scripts {
@@ -45,6 +47,7 @@ func newScripts() scripts {
 	return scripts{
 		claim: s(claimLua), settle: s(settleLua), park: s(parkLua),
 		resume: s(resumeLua), discover: s(discoverLua), due: s(dueLua), review: s(reviewLua),
+		outcome: s(outcomeLua),
 	}
 }
 

@@ -57,12 +57,13 @@ func (l *Ledger) Settle(ctx context.Context, f Fence, marketplaceID, postingID s
 	if o.Release {
 		release = "1"
 	}
-	keys := []string{f.Key(), key, l.OpenKey(marketplaceID, postingID), l.PayloadKey(marketplaceID, postingID), l.OutboxKey(marketplaceID, postingID)}
+	keys := []string{f.Key(), key, l.OpenKey(marketplaceID, postingID), l.PayloadKey(marketplaceID, postingID),
+		l.OutboxKey(marketplaceID, postingID), l.PlacedKey(marketplaceID, postingID)}
 	if o.ResultKey != "" {
 		keys = append(keys, o.ResultKey)
 	}
 	args := append([]any{f.Holder(), f.Token(), string(o.State), o.Replaces, release,
-		ms(l.retention), postingID, ms(o.Settle), o.Result, l.notifyArg(marketplaceID)}, fields...)
+		ms(l.retention), postingID, ms(o.Settle), o.Result, l.notifyArg(marketplaceID), l.trackArg()}, fields...)
 	res, replErr, err := l.run(ctx, l.sc.settle, keys, args...)
 	if err != nil {
 		l.count("error")

@@ -4,16 +4,18 @@
 -- earlier attempt's intent is only replaced by the holder that reconciled
 -- it (ARGV[4]).
 -- KEYS[1] lock, KEYS[2] record, KEYS[3] open index, KEYS[4] discovery payload,
--- KEYS[5] notification outbox, KEYS[6] (optional) a hash whose 'result'
--- field gets a final outcome (the asynq task's)
+-- KEYS[5] notification outbox, KEYS[6] placed index (bids whose outcome
+-- the tracker polls), KEYS[7] (optional) a hash whose 'result' field gets a
+-- final outcome (the asynq task's)
 -- ARGV[1] holder, ARGV[2] token,
 -- ARGV[3] state: placed | failed | '' (nothing was placed: undecided again)
 --         | intent (take over a reconciled earlier intent, to bid now)
 -- ARGV[4] holder of the earlier intent this resolves, or ''
 -- ARGV[5] '1' to delete the lock, ARGV[6] retention (ms), ARGV[7] posting,
--- ARGV[8] settle (ms, for an intent), ARGV[9] the result for KEYS[6],
--- ARGV[10] the marketplace ('' = no notifications), ARGV[11..] field pairs
--- to store
+-- ARGV[8] settle (ms, for an intent), ARGV[9] the result for KEYS[7],
+-- ARGV[10] the marketplace ('' = no notifications), ARGV[11] placed: when
+-- the tracker first asks for its outcome (ms from now; '' = not tracked),
+-- ARGV[12..] field pairs to store
 -- Returns {'ok'}, {'stale', why}, {'decided', state}, {'pending', holder, token, at}
 -- Safe to run twice: a run that finds its own write reports ok.
 local holder, want = ARGV[1], ARGV[3]
@@ -46,7 +48,7 @@ if want == '' then
   redis.call('HDEL', KEYS[2], 's', 'sa', 'w')
   redis.call('HSET', KEYS[2], 'h', holder, 't', ARGV[2], 'at', now)
 else
-  redis.call('HSET', KEYS[2], 's', want, 'h', holder, 't', ARGV[2], 'at', now, unpack(ARGV, 11))
+  redis.call('HSET', KEYS[2], 's', want, 'h', holder, 't', ARGV[2], 'at', now, unpack(ARGV, 12))
   if want == 'intent' then
     redis.call('HSET', KEYS[2], 'sa', now + tonumber(ARGV[8]))
   else
@@ -57,12 +59,17 @@ else
       redis.call('DEL', KEYS[4])
       redis.call('ZREM', KEYS[3], ARGV[7])
     end
-    if KEYS[6] then
-      redis.call('HSET', KEYS[6], 'result', ARGV[9])
+    if KEYS[7] then
+      redis.call('HSET', KEYS[7], 'result', ARGV[9])
     end
-    if want == 'placed' and ARGV[10] ~= '' then
-      -- pairs: b, amt, cur
-      notify(KEYS[5], 'bid_placed', ARGV[10], ARGV[7], now, {bid_id = ARGV[12], amount = ARGV[14], currency = ARGV[16]})
+    if want == 'placed' then
+      if ARGV[11] ~= '' then
+        redis.call('ZADD', KEYS[6], now + tonumber(ARGV[11]), ARGV[7])
+      end
+      if ARGV[10] ~= '' then
+        -- pairs: b, amt, cur
+        notify(KEYS[5], 'bid_placed', ARGV[10], ARGV[7], now, {bid_id = ARGV[13], amount = ARGV[15], currency = ARGV[17]})
+      end
     end
   end
 end

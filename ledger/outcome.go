@@ -1,0 +1,187 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// BidOutcome is what became of a placed bid. It is kept apart from the
+// decision: a placed posting stays StatePlaced (final: never bid on again)
+// whatever its outcome.
+type BidOutcome string
+
+// Bid outcomes.
+const (
+	BidPending   BidOutcome = "pending" // no answer yet
+	BidAwarded   BidOutcome = "awarded"
+	BidRejected  BidOutcome = "rejected"
+	BidRetracted BidOutcome = "retracted"
+	// BidNoAnswer: still pending when the tracker's horizon passed; it
+	// stopped asking.
+	BidNoAnswer BidOutcome = "no_answer"
+)
+
+// Outcomes lists every outcome, in the order reports show them.
+var Outcomes = []BidOutcome{BidPending, BidAwarded, BidRejected, BidRetracted, BidNoAnswer}
+
+func (o BidOutcome) valid() bool {
+	switch o {
+	case "", BidPending, BidAwarded, BidRejected, BidRetracted, BidNoAnswer:
+		return true
+	}
+	return false
+}
+
+// Decided says whether the marketplace (or a retract) settled the bid.
+func (o BidOutcome) Decided() bool {
+	return o == BidAwarded || o == BidRejected || o == BidRetracted
+}
+
+// ErrNotPlaced: the posting has no placed bid with that ID (undecided,
+// decided otherwise, or its record expired).
+var ErrNotPlaced = errors.New("ledger: no placed bid")
+
+// WithTracking makes every placed bid enter its marketplace's placed index
+// (PlacedKey), in the script that records it, for the tracker to ask after
+// its outcome first after `first`. Off (0) by default.
+func WithTracking(first time.Duration) Option { return func(l *Ledger) { l.trackFirst = first } }
+
+// trackArg is the settle script's first-poll argument: "" when off.
+func (l *Ledger) trackArg() string {
+	if l.trackFirst <= 0 {
+		return ""
+	}
+	return strconv.FormatInt(ms(l.trackFirst), 10)
+}
+
+// TrackedBid is a placed bid whose outcome is due to be asked for.
+type TrackedBid struct {
+	PostingID string
+	BidID     string
+	PlacedAt  time.Time
+	Outcome   BidOutcome
+}
+
+// DueBids takes a marketplace's placed bids whose poll is due, at most
+// limit, and pushes each one's next poll `again` ahead, so concurrent
+// trackers do not both take it (RecordOutcome sets the real next poll).
+// Bids whose record is gone or no longer placed are dropped from the index.
+func (l *Ledger) DueBids(ctx context.Context, marketplaceID string, limit int, again time.Duration) ([]TrackedBid, error) {
+	keys := l.indexKeys("placed", marketplaceID)
+	cmds, err := l.pipelined(ctx, l.sc.due, len(keys), func(i int) ([]string, []any) {
+		return []string{keys[i]}, []any{limit, ms(again)}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("ledger: due bids of %s: %w", marketplaceID, err)
+	}
+	var ids []string
+	for _, c := range cmds {
+		v, err := c.StringSlice()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("ledger: due bids of %s: %w", marketplaceID, err)
+		}
+		ids = append(ids, v...)
+		if limit > 0 && len(ids) >= limit {
+			ids = ids[:limit]
+			break
+		}
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	recs := make([]*redis.SliceCmd, len(ids))
+	_, err = l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			recs[i] = p.HMGet(ctx, l.Key(marketplaceID, id), "s", "b", "at", "o")
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("ledger: due bids of %s: %w", marketplaceID, err)
+	}
+	out := make([]TrackedBid, 0, len(ids))
+	var gone []string
+	for i, c := range recs {
+		v := c.Val()
+		s, _ := v[0].(string)
+		b, _ := v[1].(string)
+		at, _ := v[2].(string)
+		o, _ := v[3].(string)
+		ms, err := strconv.ParseInt(at, 10, 64)
+		if State(s) != StatePlaced || b == "" || err != nil {
+			gone = append(gone, ids[i])
+			continue
+		}
+		t := TrackedBid{PostingID: ids[i], BidID: b, PlacedAt: time.UnixMilli(ms), Outcome: BidOutcome(o)}
+		if t.Outcome == "" {
+			t.Outcome = BidPending
+		}
+		out = append(out, t)
+	}
+	if len(gone) > 0 {
+		_, err = l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, id := range gone {
+				p.ZRem(ctx, l.PlacedKey(marketplaceID, id), id)
+			}
+			return nil
+		})
+		if err != nil {
+			return out, fmt.Errorf("ledger: drop %d stale tracked bids of %s: %w", len(gone), marketplaceID, err)
+		}
+	}
+	return out, nil
+}
+
+// Observed is one look at a placed bid's outcome.
+type Observed struct {
+	BidID   string
+	Outcome BidOutcome
+	Since   time.Time // when it changed, by the marketplace; zero: now
+	// Next is when to ask again; 0 stops polling (a decided outcome always
+	// stops it).
+	Next time.Duration
+	By   string // who looked: "tracker", or the operator of a retract
+	Text string // the marketplace's words, printable
+}
+
+// RecordOutcome records what became of a placed bid, with its time and an
+// audit entry, when it changed; a decided outcome is not undone by a later
+// pending or no_answer. It reports whether it changed and from what, and
+// fails with ErrNotPlaced when the posting holds no placed bid with that ID.
+func (l *Ledger) RecordOutcome(ctx context.Context, marketplaceID, postingID string, o Observed) (changed bool, from BidOutcome, err error) {
+	key := l.Key(marketplaceID, postingID)
+	if !o.Outcome.valid() || o.Outcome == "" {
+		return false, "", fmt.Errorf("ledger: outcome of %s: unknown outcome %q", key, o.Outcome)
+	}
+	next := ""
+	if o.Next > 0 {
+		next = strconv.FormatInt(ms(o.Next), 10)
+	}
+	var since int64
+	if !o.Since.IsZero() {
+		since = o.Since.UnixMilli()
+	}
+	keys := []string{key, l.PlacedKey(marketplaceID, postingID), l.AuditKey(marketplaceID, postingID)}
+	res, _, err := l.run(ctx, l.sc.outcome, keys, postingID, o.BidID, string(o.Outcome), since, next, o.By, o.Text, ms(l.retention))
+	if err != nil {
+		return false, "", fmt.Errorf("ledger: outcome of %s: %w", key, err)
+	}
+	switch res.str(0) {
+	case "changed":
+		return true, BidOutcome(res.str(1)), nil
+	case "same":
+		return false, BidOutcome(res.str(1)), nil
+	case "gone":
+		st := res.str(1)
+		if st == "" {
+			st = "undecided or expired"
+		}
+		return false, "", fmt.Errorf("%w: %s (bid %s) is %s", ErrNotPlaced, key, o.BidID, st)
+	}
+	return false, "", fmt.Errorf("%w: reply %v to outcome of %s", ErrCorrupt, []any(res), key)
+}
