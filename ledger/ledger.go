@@ -165,6 +165,7 @@ type Ledger struct {
 	waitTimeout  time.Duration
 	notify       bool
 	trackFirst   time.Duration
+	tracked      map[string]bool
 }
 
 // Option configures a Ledger.

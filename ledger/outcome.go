@@ -46,14 +46,24 @@ func (o BidOutcome) Decided() bool {
 // decided otherwise, or its record expired).
 var ErrNotPlaced = errors.New("ledger: no placed bid")
 
-// WithTracking makes every placed bid enter its marketplace's placed index
-// (PlacedKey), in the script that records it, for the tracker to ask after
-// its outcome first after `first`. Off (0) by default.
-func WithTracking(first time.Duration) Option { return func(l *Ledger) { l.trackFirst = first } }
+// WithTracking makes every bid placed on one of marketplaces enter its
+// marketplace's placed index (PlacedKey), in the script that records it,
+// for the tracker to ask after its outcome first after `first`. Off by
+// default; marketplaces whose adapter cannot read bid statuses should not
+// be listed (nothing would drain their index).
+func WithTracking(first time.Duration, marketplaces ...string) Option {
+	return func(l *Ledger) {
+		l.trackFirst = first
+		l.tracked = map[string]bool{}
+		for _, m := range marketplaces {
+			l.tracked[m] = true
+		}
+	}
+}
 
 // trackArg is the settle script's first-poll argument: "" when off.
-func (l *Ledger) trackArg() string {
-	if l.trackFirst <= 0 {
+func (l *Ledger) trackArg(marketplaceID string) string {
+	if l.trackFirst <= 0 || !l.tracked[marketplaceID] {
 		return ""
 	}
 	return strconv.FormatInt(ms(l.trackFirst), 10)
@@ -139,9 +149,10 @@ func (l *Ledger) DueBids(ctx context.Context, marketplaceID string, limit int, a
 
 // Observed is one look at a placed bid's outcome.
 type Observed struct {
-	BidID   string
-	Outcome BidOutcome
-	Since   time.Time // when it changed, by the marketplace; zero: now
+	PostingID string
+	BidID     string
+	Outcome   BidOutcome
+	Since     time.Time // when it changed, by the marketplace; zero: now
 	// Next is when to ask again; 0 stops polling (a decided outcome always
 	// stops it).
 	Next time.Duration
@@ -149,39 +160,75 @@ type Observed struct {
 	Text string // the marketplace's words, printable
 }
 
+// OutcomeChange is what RecordOutcomes made of one Observed.
+type OutcomeChange struct {
+	Changed bool
+	From    BidOutcome // the outcome before (the current one when unchanged)
+	// Err is ErrNotPlaced when the posting holds no placed bid with that
+	// ID (its index entry is dropped), or a Redis error for this one.
+	Err error
+}
+
 // RecordOutcome records what became of a placed bid, with its time and an
 // audit entry, when it changed; a decided outcome is not undone by a later
-// pending or no_answer. It reports whether it changed and from what, and
-// fails with ErrNotPlaced when the posting holds no placed bid with that ID.
-func (l *Ledger) RecordOutcome(ctx context.Context, marketplaceID, postingID string, o Observed) (changed bool, from BidOutcome, err error) {
-	key := l.Key(marketplaceID, postingID)
-	if !o.Outcome.valid() || o.Outcome == "" {
-		return false, "", fmt.Errorf("ledger: outcome of %s: unknown outcome %q", key, o.Outcome)
-	}
-	next := ""
-	if o.Next > 0 {
-		next = strconv.FormatInt(ms(o.Next), 10)
-	}
-	var since int64
-	if !o.Since.IsZero() {
-		since = o.Since.UnixMilli()
-	}
-	keys := []string{key, l.PlacedKey(marketplaceID, postingID), l.AuditKey(marketplaceID, postingID)}
-	res, _, err := l.run(ctx, l.sc.outcome, keys, postingID, o.BidID, string(o.Outcome), since, next, o.By, o.Text, ms(l.retention))
+// pending or no_answer. It fails with ErrNotPlaced when the posting holds
+// no placed bid with that ID.
+func (l *Ledger) RecordOutcome(ctx context.Context, marketplaceID string, o Observed) (OutcomeChange, error) {
+	ch, err := l.RecordOutcomes(ctx, marketplaceID, []Observed{o})
 	if err != nil {
-		return false, "", fmt.Errorf("ledger: outcome of %s: %w", key, err)
+		return OutcomeChange{}, err
 	}
-	switch res.str(0) {
-	case "changed":
-		return true, BidOutcome(res.str(1)), nil
-	case "same":
-		return false, BidOutcome(res.str(1)), nil
-	case "gone":
-		st := res.str(1)
-		if st == "" {
-			st = "undecided or expired"
+	return ch[0], ch[0].Err
+}
+
+// RecordOutcomes is RecordOutcome for many bids in one round trip. Each
+// change's own failure is in its Err; the error is for the whole call
+// (nothing was recorded, or an observation is malformed).
+func (l *Ledger) RecordOutcomes(ctx context.Context, marketplaceID string, obs []Observed) ([]OutcomeChange, error) {
+	for _, o := range obs {
+		if !o.Outcome.valid() || o.Outcome == "" || o.PostingID == "" || o.BidID == "" {
+			return nil, fmt.Errorf("ledger: outcome of %s: bad observation (posting %q, bid %q, outcome %q)", l.Key(marketplaceID, o.PostingID), o.PostingID, o.BidID, o.Outcome)
 		}
-		return false, "", fmt.Errorf("%w: %s (bid %s) is %s", ErrNotPlaced, key, o.BidID, st)
 	}
-	return false, "", fmt.Errorf("%w: reply %v to outcome of %s", ErrCorrupt, []any(res), key)
+	cmds, err := l.pipelined(ctx, l.sc.outcome, len(obs), func(i int) ([]string, []any) {
+		o := obs[i]
+		next := ""
+		if o.Next > 0 {
+			next = strconv.FormatInt(ms(o.Next), 10)
+		}
+		var since int64
+		if !o.Since.IsZero() {
+			since = o.Since.UnixMilli()
+		}
+		keys := []string{l.Key(marketplaceID, o.PostingID), l.PlacedKey(marketplaceID, o.PostingID), l.AuditKey(marketplaceID, o.PostingID)}
+		return keys, []any{o.PostingID, o.BidID, string(o.Outcome), since, next, o.By, o.Text, ms(l.retention)}
+	})
+	if err != nil && len(cmds) == 0 {
+		return nil, fmt.Errorf("ledger: outcomes of %d bids of %s: %w", len(obs), marketplaceID, err)
+	}
+	out := make([]OutcomeChange, len(obs))
+	for i, c := range cmds {
+		key := l.Key(marketplaceID, obs[i].PostingID)
+		v, err := c.Slice()
+		if err != nil {
+			out[i].Err = fmt.Errorf("ledger: outcome of %s: %w", key, err)
+			continue
+		}
+		res := reply(v)
+		switch res.str(0) {
+		case "changed":
+			out[i] = OutcomeChange{Changed: true, From: BidOutcome(res.str(1))}
+		case "same":
+			out[i] = OutcomeChange{From: BidOutcome(res.str(1))}
+		case "gone":
+			st := res.str(1)
+			if st == "" {
+				st = "undecided or expired"
+			}
+			out[i].Err = fmt.Errorf("%w: %s (bid %s) is %s", ErrNotPlaced, key, obs[i].BidID, st)
+		default:
+			out[i].Err = fmt.Errorf("%w: reply %v to outcome of %s", ErrCorrupt, v, key)
+		}
+	}
+	return out, nil
 }

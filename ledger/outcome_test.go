@@ -17,7 +17,7 @@ import (
 // placed; a decided outcome ends polling and is not undone by a lagging
 // "pending".
 func TestOutcomeIsRecordedApartFromTheDecision(t *testing.T) {
-	led, locks, rdb := setup(t, ledger.WithTracking(time.Hour))
+	led, locks, rdb := setup(t, ledger.WithTracking(time.Hour, "m"))
 	ctx := context.Background()
 	_, l := claim(t, led, locks, "p", bid)
 	if err := settle(ctx, led, l, "p", placed); err != nil {
@@ -43,15 +43,15 @@ func TestOutcomeIsRecordedApartFromTheDecision(t *testing.T) {
 	}
 
 	// Still pending: nothing changes, polled again later.
-	changed, from, err := led.RecordOutcome(ctx, "m", "p", ledger.Observed{BidID: "b-1", Outcome: ledger.BidPending, Next: 2 * time.Hour, By: "tracker"})
-	if err != nil || changed || from != ledger.BidPending {
-		t.Fatalf("pending: %v %q %v", changed, from, err)
+	ch, err := led.RecordOutcome(ctx, "m", ledger.Observed{PostingID: "p", BidID: "b-1", Outcome: ledger.BidPending, Next: 2 * time.Hour, By: "tracker"})
+	if err != nil || ch.Changed || ch.From != ledger.BidPending {
+		t.Fatalf("pending: %+v %v", ch, err)
 	}
 	// Awarded, at the marketplace's time.
 	since := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
-	changed, from, err = led.RecordOutcome(ctx, "m", "p", ledger.Observed{BidID: "b-1", Outcome: ledger.BidAwarded, Since: since, Next: time.Hour, By: "tracker", Text: "awarded"})
-	if err != nil || !changed || from != ledger.BidPending {
-		t.Fatalf("awarded: %v %q %v", changed, from, err)
+	ch, err = led.RecordOutcome(ctx, "m", ledger.Observed{PostingID: "p", BidID: "b-1", Outcome: ledger.BidAwarded, Since: since, Next: time.Hour, By: "tracker", Text: "awarded"})
+	if err != nil || !ch.Changed || ch.From != ledger.BidPending {
+		t.Fatalf("awarded: %+v %v", ch, err)
 	}
 	rec, _ := led.Get(ctx, "m", "p")
 	if rec.State != ledger.StatePlaced || rec.Outcome != ledger.BidAwarded || !rec.OutcomeAt.Equal(since) || rec.BidID != "b-1" {
@@ -61,15 +61,15 @@ func TestOutcomeIsRecordedApartFromTheDecision(t *testing.T) {
 		t.Fatal("a decided bid is still polled")
 	}
 	// A lagging answer does not undo it.
-	if changed, _, err := led.RecordOutcome(ctx, "m", "p", ledger.Observed{BidID: "b-1", Outcome: ledger.BidPending, Next: time.Hour, By: "tracker"}); err != nil || changed {
-		t.Fatalf("pending after awarded: %v %v", changed, err)
+	if ch, err := led.RecordOutcome(ctx, "m", ledger.Observed{PostingID: "p", BidID: "b-1", Outcome: ledger.BidPending, Next: time.Hour, By: "tracker"}); err != nil || ch.Changed {
+		t.Fatalf("pending after awarded: %+v %v", ch, err)
 	}
 	if rec, _ := led.Get(ctx, "m", "p"); rec.Outcome != ledger.BidAwarded {
 		t.Fatalf("outcome %q after a lagging pending", rec.Outcome)
 	}
 	// A retract after the award is a change.
-	if changed, from, err := led.RecordOutcome(ctx, "m", "p", ledger.Observed{BidID: "b-1", Outcome: ledger.BidRetracted, By: "ops"}); err != nil || !changed || from != ledger.BidAwarded {
-		t.Fatalf("retract: %v %q %v", changed, from, err)
+	if ch, err := led.RecordOutcome(ctx, "m", ledger.Observed{PostingID: "p", BidID: "b-1", Outcome: ledger.BidRetracted, By: "ops"}); err != nil || !ch.Changed || ch.From != ledger.BidAwarded {
+		t.Fatalf("retract: %+v %v", ch, err)
 	}
 	log, err := led.Audit(ctx, "m", "p")
 	if err != nil || len(log) != 2 || log[0].Outcome != ledger.BidAwarded || !log[0].Since.Equal(since) || log[0].By != "tracker" ||
@@ -84,20 +84,20 @@ func TestOutcomeIsRecordedApartFromTheDecision(t *testing.T) {
 }
 
 func TestOutcomeOfAnotherBidIsRefused(t *testing.T) {
-	led, locks, rdb := setup(t, ledger.WithTracking(time.Millisecond))
+	led, locks, rdb := setup(t, ledger.WithTracking(time.Millisecond, "m"))
 	ctx := context.Background()
 	_, l := claim(t, led, locks, "p", bid)
 	if err := settle(ctx, led, l, "p", placed); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := led.RecordOutcome(ctx, "m", "p", ledger.Observed{BidID: "b-other", Outcome: ledger.BidAwarded, By: "tracker"})
+	_, err := led.RecordOutcome(ctx, "m", ledger.Observed{PostingID: "p", BidID: "b-other", Outcome: ledger.BidAwarded, By: "tracker"})
 	if !errors.Is(err, ledger.ErrNotPlaced) {
 		t.Fatalf("outcome for another bid: %v", err)
 	}
-	if _, _, err := led.RecordOutcome(ctx, "m", "nothing", ledger.Observed{BidID: "b-1", Outcome: ledger.BidAwarded}); !errors.Is(err, ledger.ErrNotPlaced) {
+	if _, err := led.RecordOutcome(ctx, "m", ledger.Observed{PostingID: "nothing", BidID: "b-1", Outcome: ledger.BidAwarded}); !errors.Is(err, ledger.ErrNotPlaced) {
 		t.Fatalf("outcome without a record: %v", err)
 	}
-	if _, _, err := led.RecordOutcome(ctx, "m", "p", ledger.Observed{BidID: "b-1", Outcome: "won"}); err == nil {
+	if _, err := led.RecordOutcome(ctx, "m", ledger.Observed{PostingID: "p", BidID: "b-1", Outcome: "won"}); err == nil {
 		t.Fatal("an unknown outcome was accepted")
 	}
 	if n := rdb.ZCard(ctx, led.PlacedKey("m", "p")).Val(); n != 0 {
@@ -119,7 +119,7 @@ func TestOutcomeOfAnotherBidIsRefused(t *testing.T) {
 }
 
 func TestPlacedIsNotTrackedByDefault(t *testing.T) {
-	led, locks, rdb := setup(t)
+	led, locks, rdb := setup(t, ledger.WithTracking(time.Minute, "other"))
 	ctx := context.Background()
 	_, l := claim(t, led, locks, "p", bid)
 	if err := settle(ctx, led, l, "p", placed); err != nil {

@@ -63,7 +63,7 @@ func (l *Ledger) Settle(ctx context.Context, f Fence, marketplaceID, postingID s
 		keys = append(keys, o.ResultKey)
 	}
 	args := append([]any{f.Holder(), f.Token(), string(o.State), o.Replaces, release,
-		ms(l.retention), postingID, ms(o.Settle), o.Result, l.notifyArg(marketplaceID), l.trackArg()}, fields...)
+		ms(l.retention), postingID, ms(o.Settle), o.Result, l.notifyArg(marketplaceID), l.trackArg(marketplaceID)}, fields...)
 	res, replErr, err := l.run(ctx, l.sc.settle, keys, args...)
 	if err != nil {
 		l.count("error")

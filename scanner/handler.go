@@ -51,6 +51,7 @@ type handlerOptions struct {
 	rates        map[string]Rate
 	recoverEvery time.Duration
 	history      *history.Recorder
+	track        TrackOptions
 	now          func() time.Time
 }
 
@@ -182,6 +183,15 @@ func NewScanHandler(rdb redis.UniversalClient, client *asynq.Client, led *ledger
 	}
 	if o.recoverEvery == 0 {
 		o.recoverEvery = DefaultRecoverEvery
+	}
+	if o.track.Repoll <= 0 {
+		o.track.Repoll = DefaultTrackRepoll
+	}
+	if o.track.Horizon <= 0 {
+		o.track.Horizon = DefaultTrackHorizon
+	}
+	if o.track.MaxBids <= 0 {
+		o.track.MaxBids = DefaultTrackMaxBids
 	}
 	ad := make(map[string]marketplace.Adapter, len(adapters))
 	for k, v := range adapters {
@@ -384,20 +394,9 @@ func (h *ScanHandler) fetch(ctx context.Context, st *scanState, cursor string, s
 		case ctx.Err() != nil:
 			return marketplace.Page{}, cursor, "", fmt.Errorf("scanner: scan %s: %w (%w)", st.mp, err, context.Cause(ctx))
 		case errors.Is(err, marketplace.ErrRateLimited):
-			d, ok := marketplace.RetryAfter(err)
-			if !ok {
-				d = time.Second
-			}
-			// A floor keeps a marketplace that sends tiny delays from
-			// turning the wait budget into thousands of requests.
-			d = max(d, minRateLimitPause)
-			st.limited = true
-			// Every instance scans as the same account, so the pause is
-			// shared: the next pace() of any instance waits it out.
-			if perr := h.limiter.pause(ctx, st.mp, st.rate, d); perr != nil {
+			if perr := h.rateLimited(ctx, st, err); perr != nil {
 				return marketplace.Page{}, cursor, "", perr
 			}
-			st.log.Info("marketplace rate limited the scan", zap.Duration("retry_after", d))
 			continue
 		case errors.Is(err, marketplace.ErrPermanent) && cursor != "" && !st.reset:
 			// Either the cursor is bad or the marketplace refuses us
@@ -413,6 +412,26 @@ func (h *ScanHandler) fetch(ctx context.Context, st *scanState, cursor string, s
 			return marketplace.Page{}, cursor, "", fmt.Errorf("scanner: scan %s after cursor %s: %w", st.mp, quoteCursor(cursor), err)
 		}
 	}
+}
+
+// rateLimited pauses every instance's requests to the marketplace for the
+// Retry-After of a 429 (err).
+func (h *ScanHandler) rateLimited(ctx context.Context, st *scanState, err error) error {
+	d, ok := marketplace.RetryAfter(err)
+	if !ok {
+		d = time.Second
+	}
+	// A floor keeps a marketplace that sends tiny delays from turning the
+	// wait budget into thousands of requests.
+	d = max(d, minRateLimitPause)
+	st.limited = true
+	// Every instance calls as the same account, so the pause is shared: the
+	// next pace() of any instance waits it out.
+	if perr := h.limiter.pause(ctx, st.mp, st.rate, d); perr != nil {
+		return perr
+	}
+	st.log.Info("marketplace rate limited us", zap.Duration("retry_after", d))
+	return nil
 }
 
 // pace waits for the marketplace's next request slot; a non-empty result

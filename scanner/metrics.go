@@ -38,6 +38,9 @@ type Metrics struct {
 	reloads    *prometheus.CounterVec
 	recovered  *prometheus.CounterVec
 	recoveries *prometheus.CounterVec
+	trackRuns  *prometheus.CounterVec
+	polled     *prometheus.CounterVec
+	outcomes   *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them on r (nil: unregistered).
@@ -87,6 +90,18 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 			Name: "bidder_recovery_runs_total",
 			Help: "Recovery passes by marketplace and result (ok, error); one per marketplace per interval across all instances.",
 		}, []string{"marketplace", "result"}),
+		trackRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_tracker_runs_total",
+			Help: "Tracker task runs by marketplace and result (ok, rate_budget, unsupported: the adapter cannot read bid statuses, error).",
+		}, []string{"marketplace", "result"}),
+		polled: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_tracker_polled_bids_total",
+			Help: "Placed bids whose status the tracker asked the marketplace for.",
+		}, mp),
+		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_bid_outcomes_total",
+			Help: "Bid outcome changes the tracker recorded, by marketplace and new outcome (awarded, rejected, retracted, no_answer). The ledger is the record; bidder report reads it.",
+		}, []string{"marketplace", "outcome"}),
 		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bidder_scan_schedule_reloads_total",
 			Help: "Schedule config reads by result (ok, error, invalid_spec).",
@@ -104,6 +119,9 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 		m.reloads = promx.Register(r, m.reloads)
 		m.recovered = promx.Register(r, m.recovered)
 		m.recoveries = promx.Register(r, m.recoveries)
+		m.trackRuns = promx.Register(r, m.trackRuns)
+		m.polled = promx.Register(r, m.polled)
+		m.outcomes = promx.Register(r, m.outcomes)
 	}
 	for _, res := range []string{"ok", "error", "invalid_spec"} {
 		m.reloads.WithLabelValues(res)
@@ -114,7 +132,7 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 // forMarketplace creates a marketplace's series at zero, so that alerts on
 // rate() see 0, not "no data", before the first event.
 func (m *Metrics) forMarketplace(id string) {
-	for _, v := range []*prometheus.CounterVec{m.seen, m.enqueued, m.duplicates, m.invalid, m.recovered} {
+	for _, v := range []*prometheus.CounterVec{m.seen, m.enqueued, m.duplicates, m.invalid, m.recovered, m.polled} {
 		v.WithLabelValues(id)
 	}
 	for _, res := range []string{"ok", "error"} {

@@ -19,6 +19,32 @@ var ErrBadSchedule = errors.New("scanner: invalid schedule")
 type MarketplaceSchedule struct {
 	MarketplaceID string
 	Spec          string // 5-field cron in UTC unless CRON_TZ= says otherwise, a descriptor (@hourly) or "@every <duration>"
+	// Task is what runs each slot: TaskScan (also "") or TaskTrack.
+	Task string
+}
+
+// The scheduled tasks.
+const (
+	TaskScan  = "scan"  // a scan task (TypeScan)
+	TaskTrack = "track" // a tracker run (TypeTrack): ask after placed bids' outcomes
+)
+
+// key names the entry in the Scheduler: the marketplace for a scan (as it
+// always was), "track:<marketplace>" for the tracker. Marketplace IDs never
+// hold ':'.
+func (e MarketplaceSchedule) key() string {
+	if e.Task == TaskTrack {
+		return TaskTrack + ":" + e.MarketplaceID
+	}
+	return e.MarketplaceID
+}
+
+// splitKey undoes key.
+func splitKey(k string) (task, marketplaceID string) {
+	if mp, ok := strings.CutPrefix(k, TaskTrack+":"); ok {
+		return TaskTrack, mp
+	}
+	return TaskScan, k
 }
 
 // Slot is one activation period of a schedule: [Start, End). Every instance
@@ -151,7 +177,8 @@ func (s Schedule) prev(t time.Time) (time.Time, error) {
 
 // ValidateSchedules parses every entry and checks marketplace IDs, naming
 // the marketplace and the spec of the first bad entry. Config loading should
-// call it so that a bad schedule stops start-up.
+// call it so that a bad schedule stops start-up. The map's keys are the
+// marketplace for scans and "track:<marketplace>" for tracker runs.
 func ValidateSchedules(list []MarketplaceSchedule) (map[string]Schedule, error) {
 	out := make(map[string]Schedule, len(list))
 	for _, e := range list {
@@ -159,10 +186,10 @@ func ValidateSchedules(list []MarketplaceSchedule) (map[string]Schedule, error) 
 		if err != nil {
 			return nil, err
 		}
-		if _, dup := out[e.MarketplaceID]; dup {
+		if _, dup := out[e.key()]; dup {
 			return nil, fmt.Errorf("%w: marketplace %q: listed twice", ErrBadSchedule, e.MarketplaceID)
 		}
-		out[e.MarketplaceID] = sch
+		out[e.key()] = sch
 	}
 	return out, nil
 }
@@ -170,6 +197,9 @@ func ValidateSchedules(list []MarketplaceSchedule) (map[string]Schedule, error) 
 func parseEntry(e MarketplaceSchedule) (Schedule, error) {
 	if err := lock.ValidateMarketplaceID(e.MarketplaceID); err != nil {
 		return Schedule{}, fmt.Errorf("%w: marketplace %q: %w", ErrBadSchedule, e.MarketplaceID, err)
+	}
+	if e.Task != "" && e.Task != TaskScan && e.Task != TaskTrack {
+		return Schedule{}, fmt.Errorf("%w: marketplace %q: unknown task %q", ErrBadSchedule, e.MarketplaceID, e.Task)
 	}
 	sch, err := ParseSchedule(e.Spec)
 	if err != nil {

@@ -82,9 +82,10 @@ func WithTaskOptions(opts ...asynq.Option) SchedulerOption {
 	return func(s *Scheduler) { s.taskOpts = append(s.taskOpts, opts...) }
 }
 
-// Scheduler enqueues one scan task per marketplace per slot. Every instance
-// may run one: slots come from the wall clock and name the task, so asynq
-// accepts the first instance's enqueue of a slot and refuses the rest.
+// Scheduler enqueues one scan task per marketplace per slot, and one tracker
+// task per marketplace per tracker slot. Every instance may run one: slots
+// come from the wall clock and name the task, so asynq accepts the first
+// instance's enqueue of a slot and refuses the rest.
 type Scheduler struct {
 	client      *asynq.Client
 	provider    ConfigProvider
@@ -98,7 +99,7 @@ type Scheduler struct {
 
 	mu        sync.Mutex
 	schedules map[string]Schedule
-	last      map[string]int64 // marketplace -> start (Unix s) of the last slot enqueued or found taken
+	last      map[string]int64 // entry key -> start (Unix s) of the last slot enqueued or found taken
 }
 
 // NewScheduler builds a Scheduler; Run starts it.
@@ -139,7 +140,8 @@ func (s *Scheduler) Reload() {
 	}
 }
 
-// Schedules returns the schedules in force, by marketplace.
+// Schedules returns the schedules in force, by marketplace (scans) and
+// "track:<marketplace>" (tracker runs).
 func (s *Scheduler) Schedules() map[string]string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -168,7 +170,8 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	s.schedules = parsed
 	s.mu.Unlock()
 	for id, sch := range parsed {
-		s.log.Info("scan schedule", zap.String("marketplace", id), zap.String("spec", sch.String()))
+		task, mp := splitKey(id)
+		s.log.Info("schedule", zap.String("task", task), zap.String("marketplace", mp), zap.String("spec", sch.String()))
 	}
 	nextReload := s.clock.Now().Add(s.reloadEvery)
 	for {
@@ -234,30 +237,42 @@ func (s *Scheduler) tick(ctx context.Context, now time.Time) time.Time {
 	return wake
 }
 
-func (s *Scheduler) enqueue(ctx context.Context, id string, slot Slot) error {
+func (s *Scheduler) enqueue(ctx context.Context, key string, slot Slot) error {
+	task, id := splitKey(key)
 	// Retention counts from completion, so slot length plus skew keeps the
 	// ID taken past the end of the slot on every instance's clock.
-	t, err := NewScanTask(id, slot.Start, slot.Len()+s.skew, s.taskOpts...)
+	build, taskID := NewScanTask, ScanTaskID
+	if task == TaskTrack {
+		build, taskID = NewTrackTask, TrackTaskID
+	}
+	t, err := build(id, slot.Start, slot.Len()+s.skew, s.taskOpts...)
 	if err != nil {
 		s.metrics.slots.WithLabelValues(id, SlotError).Inc()
 		s.log.Error("cannot build scan task", zap.String("marketplace", id), zap.Error(err))
 		return err
 	}
-	log := s.log.With(zap.String("marketplace", id), zap.Time("slot", slot.Start))
+	log := s.log.With(zap.String("task", task), zap.String("marketplace", id), zap.Time("slot", slot.Start))
 	_, err = s.client.EnqueueContext(ctx, t)
 	switch {
 	case err == nil:
-		s.metrics.slots.WithLabelValues(id, SlotEnqueued).Inc()
-		log.Debug("scan enqueued")
+		// bidder_scan_slots_total counts scan slots only.
+		if task == TaskScan {
+			s.metrics.slots.WithLabelValues(id, SlotEnqueued).Inc()
+		}
+		log.Debug("slot enqueued")
 		return nil
 	case errors.Is(err, asynq.ErrTaskIDConflict):
-		s.metrics.slots.WithLabelValues(id, SlotDuplicate).Inc()
-		log.Debug("scan already enqueued by another instance")
+		if task == TaskScan {
+			s.metrics.slots.WithLabelValues(id, SlotDuplicate).Inc()
+		}
+		log.Debug("slot already enqueued by another instance")
 		return nil
 	default:
-		s.metrics.slots.WithLabelValues(id, SlotError).Inc()
-		log.Warn("scan enqueue failed; retrying", zap.Error(err))
-		return fmt.Errorf("scanner: enqueue scan %s: %w", ScanTaskID(id, slot.Start), err)
+		if task == TaskScan {
+			s.metrics.slots.WithLabelValues(id, SlotError).Inc()
+		}
+		log.Warn("enqueue failed; retrying", zap.Error(err))
+		return fmt.Errorf("scanner: enqueue %s: %w", taskID(id, slot.Start), err)
 	}
 }
 
@@ -276,38 +291,39 @@ func (s *Scheduler) reload(ctx context.Context) {
 	next := make(map[string]Schedule, len(list))
 	invalid := false
 	for _, e := range list {
+		k := e.key()
 		sch, err := parseEntry(e)
 		if err == nil {
-			if _, dup := next[e.MarketplaceID]; dup {
+			if _, dup := next[k]; dup {
 				err = fmt.Errorf("%w: marketplace %q: listed twice", ErrBadSchedule, e.MarketplaceID)
 			}
 		}
 		if err != nil {
 			invalid = true
-			old, had := s.schedules[e.MarketplaceID]
-			s.log.Error("invalid scan schedule ignored; keeping the old one", zap.String("marketplace", e.MarketplaceID),
+			old, had := s.schedules[k]
+			s.log.Error("invalid schedule ignored; keeping the old one", zap.String("task", e.Task), zap.String("marketplace", e.MarketplaceID),
 				zap.String("spec", e.Spec), zap.String("old_spec", old.String()), zap.Bool("had_old", had), zap.Error(err))
 			if had {
-				next[e.MarketplaceID] = old
+				next[k] = old
 			}
 			continue
 		}
-		next[e.MarketplaceID] = sch
+		next[k] = sch
 	}
 	for id, old := range s.schedules {
 		sch, ok := next[id]
 		switch {
 		case !ok:
-			s.log.Info("scan schedule removed", zap.String("marketplace", id), zap.String("old_spec", old.String()))
+			s.log.Info("schedule removed", zap.String("entry", id), zap.String("old_spec", old.String()))
 			delete(s.last, id)
 		case sch.String() != old.String():
-			s.log.Info("scan schedule changed", zap.String("marketplace", id),
+			s.log.Info("schedule changed", zap.String("entry", id),
 				zap.String("old_spec", old.String()), zap.String("spec", sch.String()))
 		}
 	}
 	for id, sch := range next {
 		if _, ok := s.schedules[id]; !ok {
-			s.log.Info("scan schedule added", zap.String("marketplace", id), zap.String("spec", sch.String()))
+			s.log.Info("schedule added", zap.String("entry", id), zap.String("spec", sch.String()))
 		}
 	}
 	s.schedules = next

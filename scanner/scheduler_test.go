@@ -186,7 +186,7 @@ func TestScheduleReloadWithoutRestart(t *testing.T) {
 	if got := e.scanSlots(t, testMP); got[1] != t0.Unix()+1 {
 		t.Fatalf("slots %v", got)
 	}
-	if n := e.logs.FilterMessage("scan schedule changed").FilterField(zapString("old_spec", "@every 60s")).Len(); n != 1 {
+	if n := e.logs.FilterMessage("schedule changed").FilterField(zapString("old_spec", "@every 60s")).Len(); n != 1 {
 		t.Errorf("%d 'changed' logs with the old spec", n)
 	}
 
@@ -230,7 +230,7 @@ func TestScheduleReloadWithoutRestart(t *testing.T) {
 		clock.Advance(time.Second)
 		time.Sleep(5 * time.Millisecond)
 	}
-	if e.logs.FilterMessage("scan schedule removed").Len() != 1 || e.logs.FilterMessage("scan schedule added").Len() != 1 {
+	if e.logs.FilterMessage("schedule removed").Len() != 1 || e.logs.FilterMessage("schedule added").Len() != 1 {
 		t.Error("added/removed not logged")
 	}
 }

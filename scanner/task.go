@@ -13,8 +13,11 @@ import (
 	"github.com/bidder/bidder/worker"
 )
 
-// TypeScan is the asynq type of a scan task.
-const TypeScan = "scan:run"
+// The asynq types of the scanner's tasks.
+const (
+	TypeScan  = "scan:run"
+	TypeTrack = "track:run" // ask after placed bids' outcomes (TrackHandler)
+)
 
 const (
 	// DefaultScanMaxRetry bounds asynq retries of one slot's scan: the next
@@ -30,7 +33,7 @@ const (
 // ErrBadPayload: the scan task cannot be processed as sent; it is archived.
 var ErrBadPayload = errors.New("scanner: bad scan task payload")
 
-// ScanPayload is the scan task's body.
+// ScanPayload is the scan task's body, and the tracker task's.
 type ScanPayload struct {
 	Marketplace string `json:"marketplace"`
 	Slot        int64  `json:"slot"` // slot start, Unix seconds
@@ -47,21 +50,37 @@ func ScanTaskID(marketplaceID string, slotStart time.Time) string {
 // after it completes; it must reach past the slot's end (plus clock skew
 // between instances), or a late instance would enqueue the slot again.
 func NewScanTask(marketplaceID string, slotStart time.Time, retention time.Duration, opts ...asynq.Option) (*asynq.Task, error) {
+	return newSlotTask(TypeScan, ScanTaskID(marketplaceID, slotStart), marketplaceID, slotStart, retention, opts)
+}
+
+// TrackTaskID names the tracker run of one marketplace's slot, as
+// ScanTaskID does a scan's.
+func TrackTaskID(marketplaceID string, slotStart time.Time) string {
+	return "track:" + marketplaceID + ":" + strconv.FormatInt(slotStart.Unix(), 10)
+}
+
+// NewTrackTask builds the tracker task of a slot; retention as for
+// NewScanTask.
+func NewTrackTask(marketplaceID string, slotStart time.Time, retention time.Duration, opts ...asynq.Option) (*asynq.Task, error) {
+	return newSlotTask(TypeTrack, TrackTaskID(marketplaceID, slotStart), marketplaceID, slotStart, retention, opts)
+}
+
+func newSlotTask(typ, id, marketplaceID string, slotStart time.Time, retention time.Duration, opts []asynq.Option) (*asynq.Task, error) {
 	if err := lock.ValidateMarketplaceID(marketplaceID); err != nil {
-		return nil, fmt.Errorf("scanner: scan task: %w", err)
+		return nil, fmt.Errorf("scanner: %s task: %w", typ, err)
 	}
 	b, err := json.Marshal(ScanPayload{Marketplace: marketplaceID, Slot: slotStart.Unix()})
 	if err != nil {
-		return nil, fmt.Errorf("scanner: encode scan task for %s: %w", marketplaceID, err)
+		return nil, fmt.Errorf("scanner: encode %s task for %s: %w", typ, marketplaceID, err)
 	}
 	base := []asynq.Option{
-		asynq.TaskID(ScanTaskID(marketplaceID, slotStart)),
+		asynq.TaskID(id),
 		asynq.Queue(worker.QueueScans),
 		asynq.MaxRetry(DefaultScanMaxRetry),
 		asynq.Timeout(DefaultScanTimeout),
 		asynq.Retention(retention),
 	}
-	return asynq.NewTask(TypeScan, b, append(base, opts...)...), nil
+	return asynq.NewTask(typ, b, append(base, opts...)...), nil
 }
 
 // DecodeScanPayload decodes and validates a scan task's payload.
