@@ -142,7 +142,6 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 		lock.WithHashTags(cfg.Redis.HashTags),
 		lock.WithLogger(log.Named("lock")),
 		lock.WithRegisterer(a.Registry))
-	a.Ledger = NewLedger(cfg, rdb, ledger.WithRegisterer(a.Registry))
 	a.Client = asynq.NewClientFromRedisClient(rdb)
 	a.Metrics = worker.NewMetrics(a.Registry)
 	a.Conditions = worker.NewConditions(a.Registry)
@@ -207,6 +206,12 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 	if pageSize > 0 {
 		scanOpts = append(scanOpts, scanner.WithPageSize(pageSize))
 	}
+	// After the adapters: the ledger enters placed bids in the tracker's
+	// index only where an adapter can read their status.
+	a.Ledger = NewLedger(cfg, rdb, ledger.WithRegisterer(a.Registry),
+		ledger.WithTracking(time.Duration(cfg.Tracker.FirstAfter), a.tracked()...))
+	scanOpts = append(scanOpts, scanner.WithTracker(scanner.TrackOptions{
+		Repoll: time.Duration(cfg.Tracker.Repoll), Horizon: time.Duration(cfg.Tracker.Horizon), MaxBids: cfg.Tracker.MaxBids}))
 	recoverEvery := time.Duration(cfg.Recovery.Every)
 	if recoverEvery == 0 {
 		recoverEvery = -1 // off
@@ -217,6 +222,22 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 	scanOpts = append(scanOpts, scanner.WithHistory(a.History))
 	a.Scan = scanner.NewScanHandler(rdb, a.Client, a.Ledger, a.Adapters, a.Metrics, scanOpts...)
 	return a, nil
+}
+
+// tracked lists the marketplaces whose bids the tracker follows: with
+// tracking on, those whose adapter reads bid statuses.
+func (a *App) tracked() []string {
+	if a.Cfg.Tracker.Every <= 0 {
+		return nil
+	}
+	var out []string
+	for id, ad := range a.Adapters {
+		if _, ok := ad.(marketplace.StatusReader); ok {
+			out = append(out, id)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // propMetrics is the proposal writers' one set of metrics, made on first use.
@@ -406,6 +427,7 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 		}
 		mux := worker.NewMux(bids, a.Metrics, log.Named("task"))
 		mux.Handle(scanner.TypeScan, a.Scan)
+		mux.Handle(scanner.TypeTrack, a.Scan.TrackHandler())
 		srv = worker.NewServer(a.Conn.Client, worker.ServerConfig{
 			Concurrency:     a.Cfg.Worker.Concurrency,
 			Queues:          a.queues(),

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -31,7 +32,7 @@ func (a *App) runScheduler(ctx context.Context, up *atomic.Bool, reload <-chan s
 		}
 	}()
 	up.Store(true)
-	a.Log.Info("scheduler started", zapSchedules(schedulesOf(a.Cfg)))
+	a.Log.Info("scheduler started", zapSchedules(schedulesOf(a.Cfg, a.tracked())))
 	defer up.Store(false)
 	err := s.Run(ctx)
 	if ctx.Err() != nil {
@@ -52,20 +53,29 @@ func (a *App) schedules(context.Context) ([]scanner.MarketplaceSchedule, error) 
 		}
 		cfg = fresh
 	}
-	list := schedulesOf(cfg)
+	list := schedulesOf(cfg, a.tracked())
 	return slices.DeleteFunc(list, func(s scanner.MarketplaceSchedule) bool {
 		if _, ok := a.Adapters[s.MarketplaceID]; ok {
 			return false
 		}
-		a.Log.Warn("new marketplace in config: restart to scan it", zap.String("marketplace", s.MarketplaceID))
+		if s.Task != scanner.TaskTrack {
+			a.Log.Warn("new marketplace in config: restart to scan it", zap.String("marketplace", s.MarketplaceID))
+		}
 		return true
 	}), nil
 }
 
-func schedulesOf(cfg config.Config) []scanner.MarketplaceSchedule {
-	list := make([]scanner.MarketplaceSchedule, 0, len(cfg.Marketplaces))
+// schedulesOf is every marketplace's scan schedule, and a tracker schedule
+// for each of tracked.
+func schedulesOf(cfg config.Config, tracked []string) []scanner.MarketplaceSchedule {
+	list := make([]scanner.MarketplaceSchedule, 0, len(cfg.Marketplaces)+len(tracked))
 	for _, m := range cfg.Marketplaces {
 		list = append(list, scanner.MarketplaceSchedule{MarketplaceID: m.ID, Spec: m.Scan.Schedule})
+	}
+	if every := time.Duration(cfg.Tracker.Every); every > 0 {
+		for _, id := range tracked {
+			list = append(list, scanner.MarketplaceSchedule{MarketplaceID: id, Spec: "@every " + every.String(), Task: scanner.TaskTrack})
+		}
 	}
 	return list
 }
@@ -73,7 +83,11 @@ func schedulesOf(cfg config.Config) []scanner.MarketplaceSchedule {
 func zapSchedules(list []scanner.MarketplaceSchedule) zap.Field {
 	m := make(map[string]string, len(list))
 	for _, s := range list {
-		m[s.MarketplaceID] = s.Spec
+		k := s.MarketplaceID
+		if s.Task == scanner.TaskTrack {
+			k = "track:" + k
+		}
+		m[k] = s.Spec
 	}
 	return zap.Any("schedules", m)
 }

@@ -57,6 +57,7 @@ type Config struct {
 	Ledger       Ledger        `yaml:"ledger"`
 	Worker       Worker        `yaml:"worker"`
 	Recovery     Recovery      `yaml:"recovery"`
+	Tracker      Tracker       `yaml:"tracker"`
 	HTTP         HTTP          `yaml:"http"`
 	Log          Log           `yaml:"log"`
 	Marketplaces []Marketplace `yaml:"marketplaces"`
@@ -213,6 +214,24 @@ type Recovery struct {
 	After Duration `yaml:"after"`
 }
 
+// Tracker configures the task that asks marketplaces what became of placed
+// bids (for adapters that can read bid statuses) and records it in the
+// ledger.
+type Tracker struct {
+	// Every is each marketplace's tracker slot, fleet-wide (one run per
+	// slot); 0 turns tracking off.
+	Every Duration `yaml:"every"`
+	// FirstAfter is how long after a bid its first status poll is due.
+	FirstAfter Duration `yaml:"first_after"`
+	// Repoll is how long a still-pending bid waits between polls.
+	Repoll Duration `yaml:"repoll"`
+	// Horizon: a bid still pending this long after it was placed is
+	// recorded as no_answer and no longer polled.
+	Horizon Duration `yaml:"horizon"`
+	// MaxBids bounds one run; the rest is due next slot.
+	MaxBids int `yaml:"max_bids"`
+}
+
 // HTTP configures the one listener: /metrics, /healthz, /readyz, /monitoring/, /.
 type HTTP struct {
 	Addr string `yaml:"addr"`
@@ -312,6 +331,8 @@ func Defaults() Config {
 			MaxRetry:            10,
 		},
 		Recovery: Recovery{Every: Duration(time.Minute), After: Duration(10 * time.Minute)},
+		Tracker: Tracker{Every: Duration(15 * time.Minute), FirstAfter: Duration(10 * time.Minute), Repoll: Duration(time.Hour),
+			Horizon: Duration(14 * 24 * time.Hour), MaxBids: 1000},
 		HTTP: HTTP{
 			Addr:       "127.0.0.1:8080",
 			Monitoring: Monitoring{Enabled: true, ReadOnly: true},

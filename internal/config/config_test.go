@@ -129,6 +129,8 @@ func TestBadConfigs(t *testing.T) {
 		{"syntax", "redis: [\n", nil, "config: bidder.yaml: invalid YAML"},
 		{"token file missing", strings.Replace(goodMarket, "token_env: TOK", "token_file: /nope", 1), nil, `config: marketplaces[0].token_file: cannot read "/nope"`},
 		{"basic auth env", "http: {monitoring: {basic_auth: {username: ops, password_env: UIPW}}}\n", nil, "config: http.monitoring.basic_auth.password_env: environment variable UIPW is not set"},
+		{"tracker too often", "tracker: {every: 10s}\n", nil, "config: tracker.every: want >= 1m or 0 (off), got 10s"},
+		{"tracker horizon", "tracker: {repoll: 2h, horizon: 1h}\n", nil, "config: tracker.horizon: want >= tracker.repoll (2h0m0s), got 1h0m0s"},
 		{"settle below timeout", "worker: {settle_delay: 5s}\n" + goodMarket, map[string]string{"TOK": "x"}, "config: marketplaces[0].request_timeout: 10s (the default when unset is 10s) must be shorter than worker.settle_delay (5s)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

@@ -248,6 +248,24 @@ func validateWorker(cfg *Config) error {
 	} else if r.After < Duration(time.Minute) {
 		return errorf("recovery.after", "want >= 1m (a posting's task must have had time to exist), got %s", time.Duration(r.After))
 	}
+	return validateTracker(cfg.Tracker)
+}
+
+func validateTracker(t Tracker) error {
+	switch {
+	case t.Every < 0:
+		return errorf("tracker.every", "must not be negative (0 turns tracking off)")
+	case t.Every > 0 && t.Every < Duration(time.Minute):
+		return errorf("tracker.every", "want >= 1m or 0 (off), got %s", time.Duration(t.Every))
+	case t.FirstAfter < 0:
+		return errorf("tracker.first_after", "must not be negative")
+	case t.Repoll < Duration(time.Minute):
+		return errorf("tracker.repoll", "want >= 1m, got %s", time.Duration(t.Repoll))
+	case t.Horizon < t.Repoll:
+		return errorf("tracker.horizon", "want >= tracker.repoll (%s), got %s", time.Duration(t.Repoll), time.Duration(t.Horizon))
+	case t.MaxBids < 1:
+		return errorf("tracker.max_bids", "want >= 1, got %d", t.MaxBids)
+	}
 	return nil
 }
 
