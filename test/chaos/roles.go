@@ -31,10 +31,10 @@ const (
 // returns at once otherwise. Call it first thing in main or TestMain.
 //
 // Role "sandbox" is `bidder sandbox` (the same marketplace/sandbox server,
-// flags and faults) plus one control that command lacks: SIGUSR1 stops
+// flags and faults) plus two controls that command lacks: SIGUSR1 stops
 // publishing new postings while the API keeps answering, so the harness can
 // stop the flow of postings and then wait for every published one to be
-// decided.
+// decided; and, with AdminFlag, the outage switch (outage.go).
 func RunRole() {
 	role := os.Getenv(RoleEnv)
 	if role == "" {
