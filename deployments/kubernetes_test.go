@@ -212,11 +212,14 @@ func secretHasKey(secrets []*corev1.Secret, name, key string) bool {
 	return false
 }
 
-// servedPaths reports the status of path on bidder's real HTTP handler.
+// servedPaths reports the status of path on bidder's real HTTP handler, asked
+// as the kubelet asks: with the pod's IP as Host.
 func servedStatus(t *testing.T, h http.Handler, path string) int {
 	t.Helper()
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	req.Host = "10.244.0.7:8080"
+	h.ServeHTTP(rec, req)
 	return rec.Code
 }
 
@@ -246,7 +249,9 @@ func TestKubernetesManifests(t *testing.T) {
 		}
 	}
 
-	hs, err := httpserver.Listen(httpserver.Options{Addr: "127.0.0.1:0"})
+	// Pods listen on every interface (http.addr 0.0.0.0:8080), which the
+	// handler's Host check treats differently from loopback.
+	hs, err := httpserver.Listen(httpserver.Options{Addr: "0.0.0.0:0"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,12 +20,25 @@ type Attempt interface {
 // Decision is what the rules decided, for Claim to record.
 type Decision struct {
 	// State is StateIntent (bid: the lock stays held for the bid),
-	// StateSkipped or StateDryRun (final at once).
+	// StateSkipped or StateDryRun (final at once), or StateReview (a human
+	// must approve the bid first: Amount, Currency, Proposal, Rule and
+	// Reason say what and why, ReviewUntil until when).
 	State    State
 	Rule     string  // skipped
 	Reason   string  // skipped
 	Amount   float64 // dry run
 	Currency string  // dry run
+	Proposal string  // dry run: the text that would have been sent; review: proposed
+	// ReviewUntil is a review's deadline (by Redis' clock, as the caller
+	// computes it from its own: a second of skew does not matter here).
+	ReviewUntil time.Time
+	// ResultKey, if set, is a hash whose "result" field the script sets to
+	// Result with a final decision: the asynq task's own, so the task
+	// records its decision without a round trip of its own. It must be in
+	// the posting's slot (a standalone or Sentinel Redis; on Cluster it is
+	// not: leave it empty).
+	ResultKey string
+	Result    []byte
 	// Settle is how long after the intent none of its requests can still be
 	// in flight: the longest the caller will take to send the bid after the
 	// claim, plus the marketplace's request timeout and processing. It is
@@ -57,11 +70,14 @@ const (
 	// Parked: the posting is parked (Rule says why); only Resume brings it
 	// back. Nothing is held.
 	Parked
+	// InReview: the posting waits for a reviewer until Until. Nothing is
+	// held.
+	InReview
 )
 
 var claimOutcomes = map[ClaimOutcome]string{
 	Claimed: "claimed", Recorded: "recorded", Pending: "pending", Settling: "settling",
-	Decided: "decided", Busy: "busy", Parked: "parked",
+	Decided: "decided", Busy: "busy", Parked: "parked", InReview: "in_review",
 }
 
 func (o ClaimOutcome) String() string { return claimOutcomes[o] }
@@ -77,6 +93,17 @@ type Claim struct {
 	RetryIn time.Duration // Settling, Busy
 	Earlier *PendingError // Pending, Settling: the earlier attempt's intent
 	Rule    string        // Parked: why
+	Until   time.Time     // InReview: the reviewer's deadline
+	// Approved is the bid a reviewer approved (Claimed, Pending): send it,
+	// not what the rules decided.
+	Approved *ApprovedBid
+}
+
+// ApprovedBid is a bid as a reviewer approved it.
+type ApprovedBid struct {
+	Amount   float64
+	Currency string
+	Proposal string
 }
 
 // Claim checks a posting's record, takes its lock and a fencing token, and
@@ -99,12 +126,20 @@ func (l *Ledger) Claim(ctx context.Context, a Attempt, marketplaceID, postingID 
 	case StateSkipped:
 		fields = []any{"rule", d.Rule, "why", d.Reason}
 	case StateDryRun:
-		fields = []any{"amt", strconv.FormatFloat(d.Amount, 'f', -1, 64), "cur", d.Currency}
+		fields = []any{"amt", strconv.FormatFloat(d.Amount, 'f', -1, 64), "cur", d.Currency, "txt", d.Proposal}
+	case StateReview:
+		// "why" last: the script's audit entry takes it from there.
+		fields = []any{"amt", strconv.FormatFloat(d.Amount, 'f', -1, 64), "cur", d.Currency, "txt", d.Proposal, "rule", d.Rule, "why", d.Reason}
 	default:
 		return Claim{}, fmt.Errorf("ledger: claim %s: cannot claim for state %q", key, d.State)
 	}
-	keys := []string{a.Key(), a.FenceKey(), key, l.OpenKey(marketplaceID, postingID)}
-	args := append([]any{a.Holder(), ms(a.TTL()), ms(l.retention), postingID, ms(d.Settle), string(d.State)}, fields...)
+	keys := []string{a.Key(), a.FenceKey(), key, l.OpenKey(marketplaceID, postingID), l.PayloadKey(marketplaceID, postingID),
+		l.ReviewKey(marketplaceID, postingID), l.AuditKey(marketplaceID, postingID)}
+	if d.ResultKey != "" {
+		keys = append(keys, d.ResultKey)
+	}
+	args := append([]any{a.Holder(), ms(a.TTL()), ms(l.retention), postingID, ms(d.Settle), string(d.State), d.Result,
+		d.ReviewUntil.UnixMilli()}, fields...)
 	res, replErr, err := l.run(ctx, l.sc.claim, keys, args...)
 	if err != nil {
 		l.count("error")
@@ -116,8 +151,9 @@ func (l *Ledger) Claim(ctx context.Context, a Attempt, marketplaceID, postingID 
 		return Claim{}, err
 	}
 	switch c.Outcome {
-	case Claimed, Recorded, Pending:
+	case Claimed, Recorded, Pending, InReview:
 		if replErr != nil {
+			replErr.Key = key
 			l.count("unreplicated")
 			if c.Outcome == Claimed {
 				return c, replErr
@@ -146,14 +182,23 @@ func parseClaim(key string, r reply) (Claim, error) {
 	switch r.str(0) {
 	case "intent":
 		c.Outcome = Claimed
-		c.Token, err = r.int(1)
+		if c.Token, err = r.int(1); err == nil {
+			c.Approved, err = approvedAt(r, 2)
+		}
+	case "review":
+		c.Outcome = InReview
+		var until int64
+		until, err = r.int(1)
+		c.Until = time.UnixMilli(until)
 	case "final":
 		c.Outcome, c.State = Recorded, State(r.str(1))
 		c.Token, err = r.int(2)
 	case "pending":
 		c.Outcome = Pending
 		if c.Token, err = r.int(1); err == nil {
-			c.Earlier, err = pendingAt(key, r, 2)
+			if c.Earlier, err = pendingAt(key, r, 2); err == nil {
+				c.Approved, err = approvedAt(r, 5)
+			}
 		}
 	case "settling":
 		c.Outcome = Settling
@@ -191,6 +236,19 @@ func pendingAt(key string, r reply, i int) (*PendingError, error) {
 		return nil, err
 	}
 	return &PendingError{Key: key, Holder: r.str(i), Token: tok, At: time.UnixMilli(at)}, nil
+}
+
+// approvedAt reads "amount, currency, proposal" from r starting at i, if
+// the reply carries them.
+func approvedAt(r reply, i int) (*ApprovedBid, error) {
+	if len(r) <= i {
+		return nil, nil
+	}
+	amt, err := strconv.ParseFloat(r.str(i), 64)
+	if err != nil {
+		return nil, fmt.Errorf("approved amount %q", r.str(i))
+	}
+	return &ApprovedBid{Amount: amt, Currency: r.str(i + 1), Proposal: r.str(i + 2)}, nil
 }
 
 func (l *Ledger) count(result string) { l.writes.WithLabelValues(result).Inc() }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -41,7 +42,7 @@ func (l *Ledger) Discover(ctx context.Context, marketplaceID string, found []Fou
 	}
 	cmds, err := l.pipelined(ctx, l.sc.discover, len(found), func(i int) ([]string, []any) {
 		f := found[i]
-		return []string{l.Key(marketplaceID, f.PostingID), l.OpenKey(marketplaceID, f.PostingID)},
+		return []string{l.Key(marketplaceID, f.PostingID), l.OpenKey(marketplaceID, f.PostingID), l.PayloadKey(marketplaceID, f.PostingID)},
 			[]any{f.PostingID, f.Payload, ms(l.recheck), ms(l.retention)}
 	})
 	if err != nil {
@@ -117,7 +118,11 @@ func (l *Ledger) States(ctx context.Context, marketplaceID string, postingIDs []
 }
 
 func sortParked(ps []ParkedPosting) {
-	slices.SortFunc(ps, func(a, b ParkedPosting) int { return a.Since.Compare(b.Since) })
+	sortByTime(ps, func(p ParkedPosting) time.Time { return p.Since })
+}
+
+func sortByTime[T any](s []T, at func(T) time.Time) {
+	slices.SortStableFunc(s, func(a, b T) int { return at(a).Compare(at(b)) })
 }
 
 // pipelined runs s n times in one pipeline, with the keys and arguments of

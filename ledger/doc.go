@@ -64,9 +64,13 @@
 // One hash per posting, "bid_ledger:<marketplace>:<posting>" (with hash
 // tags "bid_ledger:{<marketplace>:<posting>}", the slot of the lock's
 // keys): s (state), h (holder), t (token), at (Redis time, ms), sa (intent:
-// settled at), b/amt/cur (placed bid), rule/why (skipped, failed),
-// ps/pat/prule/pwhy (parked: from, at, rule, reason), d and p (undecided:
-// discovered at, task payload). Indexes: sorted sets
+// settled at), b/amt/cur (placed bid; dry run, with txt: the proposal),
+// rule/why (skipped, failed),
+// ps/pat/prule/pwhy (parked: from, at, rule, reason), d (undecided:
+// discovered at). An undecided posting's task payload has a key of its own,
+// "bid_ledger_payload:<marketplace>:<posting>", deleted with the decision
+// (as a field it would turn the record's compact encoding into a hashtable
+// for good). Indexes: sorted sets
 // "bid_ledger_open:<marketplace>" and "bid_ledger_parked:<marketplace>",
 // or one per Cluster slot with hash tags. Records expire after the
 // retention (default 30 days): longer than any window in which a

@@ -25,15 +25,23 @@ const (
 	StateFailed  State = "failed"
 	StateDryRun  State = "dry_run"
 	StateParked  State = "parked" // cannot progress; waits for an operator's resume
+	// Review: the rules proposed a bid a human must approve first.
+	StateReview State = "review"
+	// Approved: a reviewer approved the bid (perhaps edited); the next claim
+	// sends it, whatever the rules say by then. Not final.
+	StateApproved State = "approved"
+	StateRejected State = "rejected" // a reviewer said no; final
+	StateExpired  State = "expired"  // nobody reviewed it in time, or it closed first; final
 )
 
 // Final reports whether the posting is decided for good.
 func (s State) Final() bool {
-	return s == StatePlaced || s == StateSkipped || s == StateFailed || s == StateDryRun
+	return s == StatePlaced || s == StateSkipped || s == StateFailed || s == StateDryRun ||
+		s == StateRejected || s == StateExpired
 }
 
 func (s State) valid() bool {
-	return s == StateNone || s == StateIntent || s == StateParked || s.Final()
+	return s == StateNone || s == StateIntent || s == StateParked || s == StateReview || s == StateApproved || s.Final()
 }
 
 var (
@@ -121,6 +129,7 @@ type Record struct {
 	Currency  string    // placed, dry_run
 	Rule      string    // skipped, failed: the rule or error class that decided
 	Reason    string    // skipped, failed: human-readable reason
+	Proposal  string    // dry_run: the proposal that would have been sent
 
 	// Parked: what it held before (an intent: a bid may exist), since
 	// when, and why.
@@ -130,6 +139,11 @@ type Record struct {
 	ParkReason string
 
 	Discovered time.Time // when a scanner first recorded it (undecided only)
+
+	// Review: until when a reviewer may act, and who did, when.
+	ReviewUntil time.Time
+	ReviewedBy  string
+	ReviewedAt  time.Time
 }
 
 // Ledger reads and writes records. Safe for concurrent use.
@@ -242,6 +256,15 @@ func (l *Ledger) Key(marketplaceID, postingID string) string {
 	return l.prefix + ":" + marketplaceID + ":" + postingID
 }
 
+// PayloadKey holds the task payload the scanner stored with an undecided
+// posting (in the record's slot), until the posting is decided.
+func (l *Ledger) PayloadKey(marketplaceID, postingID string) string {
+	if l.locks.HashTags {
+		return l.prefix + "_payload:{" + marketplaceID + ":" + postingID + "}"
+	}
+	return l.prefix + "_payload:" + marketplaceID + ":" + postingID
+}
+
 // OpenKey is the index of a marketplace's undecided postings that holds
 // postingID: "bid_ledger_open:<marketplace>", or with hash tags one such
 // index per Cluster slot, in the posting's slot so the scripts that decide
@@ -249,6 +272,21 @@ func (l *Ledger) Key(marketplaceID, postingID string) string {
 // look at a posting again (Redis ms).
 func (l *Ledger) OpenKey(marketplaceID, postingID string) string {
 	return l.prefix + "_open:" + marketplaceID + l.locks.Shard(marketplaceID, postingID)
+}
+
+// ReviewKey is the index of a marketplace's postings in review that holds
+// postingID (per slot with hash tags, like OpenKey); scores are deadlines.
+func (l *Ledger) ReviewKey(marketplaceID, postingID string) string {
+	return l.prefix + "_review:" + marketplaceID + l.locks.Shard(marketplaceID, postingID)
+}
+
+// AuditKey is a posting's review audit log: who did what, when (a list of
+// JSON entries, in the posting's slot).
+func (l *Ledger) AuditKey(marketplaceID, postingID string) string {
+	if l.locks.HashTags {
+		return l.prefix + "_audit:{" + marketplaceID + ":" + postingID + "}"
+	}
+	return l.prefix + "_audit:" + marketplaceID + ":" + postingID
 }
 
 // ParkedKey is the index of a marketplace's parked postings that holds
@@ -289,8 +327,8 @@ func (l *Ledger) Get(ctx context.Context, marketplaceID, postingID string) (Reco
 // Payload returns what the scanner stored with the posting at discovery (the
 // bid task's payload), until the posting is decided; nil when there is none.
 func (l *Ledger) Payload(ctx context.Context, marketplaceID, postingID string) ([]byte, error) {
-	key := l.Key(marketplaceID, postingID)
-	b, err := l.rdb.HGet(ctx, key, "p").Bytes()
+	key := l.PayloadKey(marketplaceID, postingID)
+	b, err := l.rdb.Get(ctx, key).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
@@ -311,6 +349,8 @@ func parse(m map[string]string) (Record, error) {
 		Currency:   m["cur"],
 		Rule:       m["rule"],
 		Reason:     m["why"],
+		Proposal:   m["txt"],
+		ReviewedBy: m["rvby"],
 		ParkedFrom: State(m["ps"]),
 		ParkRule:   m["prule"],
 		ParkReason: m["pwhy"],
@@ -330,7 +370,7 @@ func parse(m map[string]string) (Record, error) {
 	for _, f := range []struct {
 		name string
 		dst  *time.Time
-	}{{"at", &r.At}, {"sa", &r.SettledAt}, {"pat", &r.ParkedAt}, {"d", &r.Discovered}} {
+	}{{"at", &r.At}, {"sa", &r.SettledAt}, {"pat", &r.ParkedAt}, {"d", &r.Discovered}, {"rvu", &r.ReviewUntil}, {"rvat", &r.ReviewedAt}} {
 		v := m[f.name]
 		if v == "" {
 			continue

@@ -49,7 +49,7 @@ func (l *Ledger) Park(ctx context.Context, lockKey, fenceKey, holder, marketplac
 // task again; ErrNotParked when the posting is not parked.
 func (l *Ledger) Resume(ctx context.Context, marketplaceID, postingID string) ([]byte, error) {
 	key := l.Key(marketplaceID, postingID)
-	keys := []string{key, l.OpenKey(marketplaceID, postingID), l.ParkedKey(marketplaceID, postingID)}
+	keys := []string{key, l.OpenKey(marketplaceID, postingID), l.ParkedKey(marketplaceID, postingID), l.PayloadKey(marketplaceID, postingID)}
 	res, _, err := l.run(ctx, l.sc.resume, keys, postingID, ms(l.recheck), ms(l.retention))
 	if err != nil {
 		return nil, fmt.Errorf("ledger: resume %s: %w", key, err)

@@ -32,17 +32,19 @@ var (
 	discoverLua string
 	//go:embed scripts/due.lua
 	dueLua string
+	//go:embed scripts/review.lua
+	reviewLua string
 )
 
 type scripts struct {
-	claim, settle, park, resume, discover, due *redisx.Script
+	claim, settle, park, resume, discover, due, review *redisx.Script
 }
 
 func newScripts() scripts {
 	s := func(body string) *redisx.Script { return redisx.NewScript(libLua + "\n" + body) }
 	return scripts{
 		claim: s(claimLua), settle: s(settleLua), park: s(parkLua),
-		resume: s(resumeLua), discover: s(discoverLua), due: s(dueLua),
+		resume: s(resumeLua), discover: s(discoverLua), due: s(dueLua), review: s(reviewLua),
 	}
 }
 

@@ -21,6 +21,7 @@ type Outcome struct {
 	Currency string  // placed, dry run
 	Rule     string  // failed: the error class; skipped: the rule
 	Reason   string  // failed, skipped
+	Proposal string  // dry run: the text that would have been sent
 	// Replaces is the holder of the earlier attempt's intent this outcome
 	// resolves (after a Pending claim); "" for the caller's own intent.
 	Replaces string
@@ -29,6 +30,9 @@ type Outcome struct {
 	Release bool
 	// Settle is the intent's settle window (StateIntent only; see Decision).
 	Settle time.Duration
+	// ResultKey and Result: as Decision's, for a final outcome.
+	ResultKey string
+	Result    []byte
 }
 
 // Settle records o under f's lock, and releases it if asked, in one script
@@ -42,7 +46,7 @@ func (l *Ledger) Settle(ctx context.Context, f Fence, marketplaceID, postingID s
 	case StatePlaced:
 		fields = []any{"b", o.BidID, "amt", strconv.FormatFloat(o.Amount, 'f', -1, 64), "cur", o.Currency}
 	case StateDryRun:
-		fields = []any{"amt", strconv.FormatFloat(o.Amount, 'f', -1, 64), "cur", o.Currency}
+		fields = []any{"amt", strconv.FormatFloat(o.Amount, 'f', -1, 64), "cur", o.Currency, "txt", o.Proposal}
 	case StateFailed, StateSkipped:
 		fields = []any{"rule", o.Rule, "why", o.Reason}
 	case StateNone, StateIntent:
@@ -53,9 +57,12 @@ func (l *Ledger) Settle(ctx context.Context, f Fence, marketplaceID, postingID s
 	if o.Release {
 		release = "1"
 	}
-	keys := []string{f.Key(), key, l.OpenKey(marketplaceID, postingID)}
+	keys := []string{f.Key(), key, l.OpenKey(marketplaceID, postingID), l.PayloadKey(marketplaceID, postingID)}
+	if o.ResultKey != "" {
+		keys = append(keys, o.ResultKey)
+	}
 	args := append([]any{f.Holder(), f.Token(), string(o.State), o.Replaces, release,
-		ms(l.retention), postingID, ms(o.Settle)}, fields...)
+		ms(l.retention), postingID, ms(o.Settle), o.Result}, fields...)
 	res, replErr, err := l.run(ctx, l.sc.settle, keys, args...)
 	if err != nil {
 		l.count("error")

@@ -20,6 +20,14 @@ func TestWaitReplicas(t *testing.T) {
 	m.WaitReplicas(t, 1, 10*time.Second)
 	ctx := context.Background()
 	rdb, replica := m.Client(t), r.Client(t)
+	// Connected is not yet in sync: wait until the replica acknowledges a
+	// write before measuring anything.
+	deadline := time.Now().Add(10 * time.Second)
+	for rdb.Set(ctx, "sync-probe", 1, 0).Err() == nil && rdb.Do(ctx, "wait", 1, 200).Val() != int64(1) {
+		if time.Now().After(deadline) {
+			t.Fatal("the replica never acknowledged a write")
+		}
+	}
 	reg := prometheus.NewRegistry()
 	led := ledger.New(rdb, ledger.WithWaitReplicas(1, 500*time.Millisecond), ledger.WithRegisterer(reg))
 	locks := lock.NewManager(rdb, lock.WithTTL(time.Minute))

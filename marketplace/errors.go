@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/bidder/bidder/internal/textsafe"
 )
 
 // The error classes. Every adapter error is an *Error whose Class is one of
@@ -44,7 +46,9 @@ func (e *Error) Error() string {
 		msg += fmt.Sprintf(", retry after %s", e.RetryAfter)
 	}
 	if e.Err != nil {
-		msg += ": " + e.Err.Error()
+		// Causes quote what servers sent; adapters clean what they know
+		// to be outside text, and this catches what they do not.
+		msg += ": " + textsafe.Line(e.Err.Error(), 0)
 	}
 	return msg
 }

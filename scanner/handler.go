@@ -10,10 +10,12 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
+	"github.com/bidder/bidder/internal/history"
 	"github.com/bidder/bidder/ledger"
 	"github.com/bidder/bidder/lock"
 	"github.com/bidder/bidder/marketplace"
 	"github.com/bidder/bidder/worker"
+	"github.com/bidder/bidder/worker/rules"
 )
 
 // Handler defaults.
@@ -48,6 +50,7 @@ type handlerOptions struct {
 	hashTags     bool
 	rates        map[string]Rate
 	recoverEvery time.Duration
+	history      *history.Recorder
 	now          func() time.Time
 }
 
@@ -111,6 +114,10 @@ func WithRecoverEvery(d time.Duration) HandlerOption {
 	return func(o *handlerOptions) { o.recoverEvery = d }
 }
 
+// WithHistory reports enqueues refused as duplicates to r, for the status
+// page's charts (default: none).
+func WithHistory(r *history.Recorder) HandlerOption { return func(o *handlerOptions) { o.history = r } }
+
 // enqueuer is the part of *asynq.Client the handler uses; tests wrap it to
 // kill a scan in the middle of a page.
 type enqueuer interface {
@@ -128,6 +135,7 @@ type ScanHandler struct {
 	cursors  *cursorStore
 	limiter  *limiter
 	recovery *recoverer // nil: no recovery pass
+	rdb      redis.UniversalClient
 	o        handlerOptions
 }
 
@@ -189,11 +197,13 @@ func NewScanHandler(rdb redis.UniversalClient, client *asynq.Client, led *ledger
 			lock.WithTTL(o.lockTTL), lock.WithLogger(o.log)),
 		cursors: newCursorStore(rdb, o.hashTags),
 		limiter: newLimiter(rdb, DefaultRateKeyPrefix),
+		rdb:     rdb,
 		o:       o,
 	}
 	if o.recoverEvery > 0 {
-		h.recovery = &recoverer{rdb: rdb, client: client, ledger: led, every: o.recoverEvery,
-			retention: o.bidRetention, perMarket: o.perMarket, metrics: o.metrics, log: o.log.Named("recovery")}
+		h.recovery = &recoverer{rdb: rdb, client: client, insp: asynq.NewInspectorFromRedisClient(rdb), ledger: led, every: o.recoverEvery,
+			retention: o.bidRetention, perMarket: o.perMarket, waits: rules.NewWaits(rdb, ""),
+			metrics: o.metrics, log: o.log.Named("recovery")}
 	}
 	return h
 }
@@ -302,11 +312,21 @@ type scanState struct {
 	waited  time.Duration
 	reset   bool // the reset probe was spent
 	limited bool // the marketplace answered 429 during this scan
+	newest  time.Time
 	log     *zap.Logger
 }
 
-func (h *ScanHandler) scan(ctx context.Context, lk *lock.Lock, ad marketplace.Adapter, mp string, sum Summary) (Summary, error) {
+func (h *ScanHandler) scan(ctx context.Context, lk *lock.Lock, ad marketplace.Adapter, mp string, in Summary) (sum Summary, err error) {
+	sum = in
 	st := &scanState{mp: mp, ad: ad, lk: lk, rate: h.o.rates[mp], log: h.o.log.With(zap.String("marketplace", mp))}
+	defer func() {
+		if err != nil && sum.Result == "" {
+			sum.Result = ResultError
+		}
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		h.writeStatus(wctx, sum, st.newest)
+		cancel()
+	}()
 	cursor, err := h.cursors.get(ctx, mp)
 	if err != nil {
 		return sum, err
@@ -456,6 +476,9 @@ func (h *ScanHandler) enqueuePage(ctx context.Context, st *scanState, page marke
 	}
 	if !newest.IsZero() {
 		m.lag.WithLabelValues(st.mp).Set(h.o.now().Sub(newest).Seconds())
+		if newest.After(st.newest) {
+			st.newest = newest
+		}
 	}
 	if len(ids) == 0 {
 		return nil
@@ -488,6 +511,7 @@ func (h *ScanHandler) enqueuePage(ctx context.Context, st *scanState, page marke
 			if h.wm != nil {
 				h.wm.DuplicatePrevented(worker.LayerEnqueue)
 			}
+			h.o.history.Count(st.mp, "dup:"+worker.LayerEnqueue, 1)
 		default:
 			return fmt.Errorf("scanner: scan %s: enqueue bid task for %s: %w", st.mp, ids[i], err)
 		}

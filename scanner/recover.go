@@ -12,6 +12,7 @@ import (
 
 	"github.com/bidder/bidder/ledger"
 	"github.com/bidder/bidder/worker"
+	"github.com/bidder/bidder/worker/rules"
 )
 
 // Recovery defaults.
@@ -28,6 +29,7 @@ const (
 
 // Recovered is what one recovery pass did.
 type Recovered struct {
+	Expired   int // postings in review whose deadline passed
 	Due       int // undecided postings whose check was due
 	Missing   int // of those, whose bid task no longer existed
 	Enqueued  int // enqueued again
@@ -48,10 +50,12 @@ type Recovered struct {
 type recoverer struct {
 	rdb       redis.UniversalClient
 	client    enqueuer
+	insp      *asynq.Inspector
 	ledger    *ledger.Ledger
 	every     time.Duration
 	retention time.Duration
 	perMarket bool
+	waits     *rules.Waits
 	metrics   *Metrics
 	log       *zap.Logger
 }
@@ -74,6 +78,10 @@ func (r *recoverer) maybeRun(ctx context.Context, marketplaceID string) (rec Rec
 
 func (r *recoverer) run(ctx context.Context, mp string) (Recovered, error) {
 	var rec Recovered
+	var err error
+	if rec.Expired, err = r.expireReviews(ctx, mp); err != nil {
+		return rec, err
+	}
 	due, err := r.ledger.Due(ctx, mp, recoverBatch)
 	if err != nil || len(due) == 0 {
 		return rec, err
@@ -119,6 +127,15 @@ func (r *recoverer) run(ctx context.Context, mp string) (Recovered, error) {
 		if err != nil {
 			return rec, err
 		}
+		// A task of the posting that ended (completed: it never runs again)
+		// is kept under the same ID for its retention and would refuse the
+		// new one.
+		for _, q := range []string{worker.QueueBids, worker.MarketplaceQueue(mp)} {
+			if err := r.insp.DeleteTask(q, worker.BidTaskID(mp, id)); err != nil &&
+				!errors.Is(err, asynq.ErrTaskNotFound) && !errors.Is(err, asynq.ErrQueueNotFound) {
+				r.log.Debug("could not remove the ended task", zap.String("posting", id), zap.Error(err))
+			}
+		}
 		switch _, err := r.client.EnqueueContext(ctx, t); {
 		case err == nil:
 			rec.Enqueued++
@@ -133,27 +150,57 @@ func (r *recoverer) run(ctx context.Context, mp string) (Recovered, error) {
 	return rec, nil
 }
 
-// tasksExist asks, in one round trip, whether each posting's bid task still
-// exists in either queue it can be in. It reads asynq's task keys
-// ("asynq:{<queue>}:t:<id>"); a test pins that layout.
+// expireReviews ends the reviews whose deadline passed: a posting nobody
+// approved in time is not bid on (expired, final). A reviewer's approval
+// racing it gives one outcome either way (the ledger's review script).
+func (r *recoverer) expireReviews(ctx context.Context, mp string) (int, error) {
+	due, err := r.ledger.DueReviews(ctx, mp, time.Now(), recoverBatch)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, q := range due {
+		_, err := r.ledger.Review(ctx, mp, q.PostingID, ledger.Review{Action: ledger.Expire, By: "deadline", Why: "not reviewed before its deadline"})
+		switch {
+		case err == nil:
+			n++
+		case errors.Is(err, ledger.ErrNotInReview):
+		default:
+			return n, err
+		}
+	}
+	if n > 0 {
+		r.log.Info("reviews expired", zap.String("marketplace", mp), zap.Int("postings", n))
+	}
+	return n, nil
+}
+
+// tasksExist asks, in one round trip, whether each posting has a task that
+// will still run: its bid task in either queue it can be in, in a state
+// other than completed or archived (a completed task never runs again), or
+// a continuation scheduled for its bid-budget window. It reads asynq's task
+// hashes (worker.TaskKey; a test pins the layout).
 func (r *recoverer) tasksExist(ctx context.Context, mp string, ids []string) ([]bool, error) {
 	queues := []string{worker.QueueBids, worker.MarketplaceQueue(mp)}
-	cmds := make([]*redis.IntCmd, len(ids)*len(queues))
+	cmds := make([]*redis.StringCmd, len(ids)*len(queues))
 	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
 			for j, q := range queues {
-				cmds[i*len(queues)+j] = p.Exists(ctx, AsynqTaskKey(q, worker.BidTaskID(mp, id)))
+				cmds[i*len(queues)+j] = p.HGet(ctx, worker.TaskKey(q, worker.BidTaskID(mp, id)), "state")
 			}
 		}
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, redis.Nil) {
 		return nil, fmt.Errorf("scanner: recovery: look up %d tasks of %s: %w", len(ids), mp, err)
 	}
-	out := make([]bool, len(ids))
+	out, err := r.waits.Waiting(ctx, mp, ids, time.Now())
+	if err != nil {
+		return nil, fmt.Errorf("scanner: recovery: %w", err)
+	}
 	for i := range ids {
 		for j := range queues {
-			if cmds[i*len(queues)+j].Val() > 0 {
+			if st := cmds[i*len(queues)+j].Val(); st != "" && st != "completed" && st != "archived" {
 				out[i] = true
 			}
 		}
@@ -178,6 +225,3 @@ func (r *recoverer) forgetIfGone(ctx context.Context, mp, id string) (bool, erro
 		zap.String("marketplace", mp), zap.String("posting", id))
 	return true, nil
 }
-
-// AsynqTaskKey is the Redis key of an asynq task (asynq v0.26's layout).
-func AsynqTaskKey(queue, taskID string) string { return "asynq:{" + queue + "}:t:" + taskID }

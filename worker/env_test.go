@@ -28,6 +28,7 @@ const (
 // strict mode (idempotency off, duplicates accepted: only bidder can keep a
 // posting from getting two bids) and the ledger over them.
 type env struct {
+	closers []func()
 	redis   *redistest.Server
 	rdb     *redis.Client
 	market  *sandbox.Server
@@ -36,7 +37,7 @@ type env struct {
 	ledger  *ledger.Ledger
 }
 
-func newEnv(t *testing.T, tune func(*sandbox.ServerConfig), opts ...redistest.Option) *env {
+func newEnv(t testing.TB, tune func(*sandbox.ServerConfig), opts ...redistest.Option) *env {
 	t.Helper()
 	rs := redistest.Start(t, opts...)
 	cfg := sandbox.ServerConfig{
@@ -53,17 +54,28 @@ func newEnv(t *testing.T, tune func(*sandbox.ServerConfig), opts ...redistest.Op
 		t.Fatal(err)
 	}
 	hs := httptest.NewServer(ms)
-	t.Cleanup(func() { hs.Close(); ms.Close() })
 	a, err := sandbox.New(marketplace.Config{ID: mpID, BaseURL: hs.URL, Token: token, RequestTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	rdb := rs.Client(t)
-	return &env{redis: rs, rdb: rdb, market: ms, url: hs.URL, adapter: a, ledger: ledger.New(rdb)}
+	e := &env{redis: rs, rdb: rdb, market: ms, url: hs.URL, adapter: a, ledger: ledger.New(rdb),
+		closers: []func(){func() { hs.Close(); _ = ms.Close() }, func() { _ = rdb.Close() }, rs.Stop}}
+	t.Cleanup(e.close)
+	return e
+}
+
+// close stops the sandbox and Redis now (a benchmark runs many
+// environments in one test); the test's cleanup calls it again, harmlessly.
+func (e *env) close() {
+	for _, c := range e.closers {
+		c()
+	}
+	e.closers = nil
 }
 
 // bidAll is a rule set that bids on every open posting.
-func bidAll(t *testing.T) *rules.Engine {
+func bidAll(t testing.TB) *rules.Engine {
 	t.Helper()
 	e, err := rules.New(rules.Config{
 		Amount: rules.AmountConfig{
@@ -96,7 +108,7 @@ func (e *env) handler(t *testing.T, lockOpts []lock.Option, opts ...worker.Handl
 }
 
 // postings scans everything the sandbox has published.
-func (e *env) postings(t *testing.T) []marketplace.Posting {
+func (e *env) postings(t testing.TB) []marketplace.Posting {
 	t.Helper()
 	var all []marketplace.Posting
 	cursor := ""
@@ -113,7 +125,7 @@ func (e *env) postings(t *testing.T) []marketplace.Posting {
 	}
 }
 
-func bidTask(t *testing.T, p marketplace.Posting) *asynq.Task {
+func bidTask(t testing.TB, p marketplace.Posting) *asynq.Task {
 	t.Helper()
 	task, err := worker.NewBidTask(p)
 	if err != nil {

@@ -259,18 +259,7 @@ func TestBidBudgetSpentWaitsWithoutIntent(t *testing.T) {
 func TestDryRunDecidesWithoutBidding(t *testing.T) {
 	e := newEnv(t, func(c *sandbox.ServerConfig) { c.Postings = 1 })
 	p := e.postings(t)[0]
-	eng, err := rules.New(rules.Config{
-		DryRun: true,
-		Amount: rules.AmountConfig{
-			Fixed:  rules.AmountRule{Strategy: rules.StrategyFixed, Amount: 100},
-			Hourly: rules.AmountRule{Strategy: rules.StrategyFixed, Amount: 30},
-		},
-		Proposal: rules.ProposalConfig{Template: "I can do {{.Title}}."},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := worker.NewBidHandler(lock.NewManager(e.rdb), e.ledger, map[string]worker.Marketplace{mpID: {Adapter: e.adapter, Rules: eng}})
+	h, err := worker.NewBidHandler(lock.NewManager(e.rdb), e.ledger, map[string]worker.Marketplace{mpID: {Adapter: e.adapter, Rules: dryRunRules(t)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,4 +271,21 @@ func TestDryRunDecidesWithoutBidding(t *testing.T) {
 		t.Fatalf("dry run recorded %+v, want dry_run with the amount it would bid", rec)
 	}
 	e.assertNoDuplicates(t, 0)
+}
+
+// dryRunRules bids on everything, in dry-run mode.
+func dryRunRules(t testing.TB) *rules.Engine {
+	t.Helper()
+	eng, err := rules.New(rules.Config{
+		DryRun: true,
+		Amount: rules.AmountConfig{
+			Fixed:  rules.AmountRule{Strategy: rules.StrategyFixed, Amount: 100},
+			Hourly: rules.AmountRule{Strategy: rules.StrategyFixed, Amount: 30},
+		},
+		Proposal: rules.ProposalConfig{Template: "I can do {{.Title}}."},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return eng
 }

@@ -26,6 +26,7 @@ const (
 	OutcomeSkipped = "skipped"
 	OutcomeFailed  = "failed"
 	OutcomeDryRun  = "dry_run"
+	OutcomeReview  = "review" // sent to a human instead of bidding
 )
 
 // Metrics are the pipeline's Prometheus metrics. One value is shared by the
@@ -49,7 +50,7 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 	m := &Metrics{
 		bids: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: MetricBids,
-			Help: "Final bid decisions by marketplace and outcome (placed, skipped, failed, dry_run).",
+			Help: "Bid decisions by marketplace and outcome (placed, skipped, failed, dry_run; review: sent to a human instead).",
 		}, []string{"marketplace", "outcome"}),
 		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bidder_duplicates_prevented_total",
@@ -82,11 +83,11 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 		}, []string{"marketplace", "reason"}),
 		tasks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bidder_tasks_total",
-			Help: "Tasks handled by type and result (ok, retry, wait, archived).",
+			Help: "Tasks handled by type (\"other\" for types this process has no handler for) and result (ok, retry, wait, archived).",
 		}, []string{"type", "result"}),
 		taskDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "bidder_task_duration_seconds",
-			Help:    "Task handler time by type.",
+			Help:    "Task handler time by type (\"other\" for types this process has no handler for).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 12),
 		}, []string{"type"}),
 	}
@@ -132,7 +133,7 @@ func (m *Metrics) Reconciliations(result string) prometheus.Counter {
 
 // forMarketplace creates a marketplace's series at zero.
 func (m *Metrics) forMarketplace(id string) {
-	for _, o := range []string{OutcomePlaced, OutcomeSkipped, OutcomeFailed, OutcomeDryRun} {
+	for _, o := range []string{OutcomePlaced, OutcomeSkipped, OutcomeFailed, OutcomeDryRun, OutcomeReview} {
 		m.bids.WithLabelValues(id, o)
 	}
 	for _, c := range []string{"ambiguous", "rate_limited", "transient", "unauthorized"} {

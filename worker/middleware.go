@@ -36,16 +36,36 @@ func Logging(log *zap.Logger) asynq.MiddlewareFunc {
 	}
 }
 
-// Instrument counts tasks by type and result and times them.
-func Instrument(m *Metrics) asynq.MiddlewareFunc {
+// OtherTaskType is the type label of every task whose type known refused.
+const OtherTaskType = "other"
+
+// Instrument counts tasks by type and result and times them. The type
+// comes from Redis, where anything can be written, so it is a label only
+// when known(type) says this process handles it; any other type counts as
+// OtherTaskType and cannot add series.
+func Instrument(m *Metrics, known func(taskType string) bool) asynq.MiddlewareFunc {
 	return func(next asynq.Handler) asynq.Handler {
 		return asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
 			start := time.Now()
 			err := next.ProcessTask(ctx, t)
-			m.taskDuration.WithLabelValues(t.Type()).Observe(time.Since(start).Seconds())
-			m.tasks.WithLabelValues(t.Type(), taskResult(err)).Inc()
+			typ := t.Type()
+			if !known(typ) {
+				typ = OtherTaskType
+			}
+			m.taskDuration.WithLabelValues(typ).Observe(time.Since(start).Seconds())
+			m.tasks.WithLabelValues(typ, taskResult(err)).Inc()
 			return err
 		})
+	}
+}
+
+// registered reports whether mux has a handler for exactly taskType. asynq
+// matches patterns by prefix, so "bid:place:junk" reaches the bid handler
+// but is still not a type of ours.
+func registered(mux *asynq.ServeMux) func(string) bool {
+	return func(taskType string) bool {
+		_, pattern := mux.Handler(asynq.NewTask(taskType, nil))
+		return pattern == taskType
 	}
 }
 

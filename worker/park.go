@@ -29,38 +29,40 @@ func (h *BidHandler) attempts(ctx context.Context) (retried, limit int) {
 // then the posting is parked, because no bid task may end (asynq archives
 // it once its retries are spent) while its posting has neither a final
 // record nor a visible, resumable state.
-func (h *BidHandler) endOfRoad(ctx context.Context, log *zap.Logger, p marketplace.Posting, err error) error {
+func (a *attempt) endOfRoad(err error) error {
 	if err == nil || !IsFailure(err) || errors.Is(err, asynq.SkipRetry) {
 		return err
 	}
-	if retried, limit := h.attempts(ctx); retried+1 < limit {
+	if retried, limit := a.attempts(a.ctx); retried+1 < limit {
 		return err
 	}
-	return h.park(ctx, log, p, failureClass(err), err)
+	return a.park(failureClass(err), err)
 }
 
 // park parks the posting with rule and the error that led there. The task
 // then ends: the posting waits in the ledger, counted and listed, for
 // `bidder ledger resume`. If parking is impossible the task waits instead
 // of ending.
-func (h *BidHandler) park(ctx context.Context, log *zap.Logger, p marketplace.Posting, rule string, cause error) error {
-	mp, id := p.MarketplaceID, p.ID
-	k := h.locks.Keys()
-	err := h.ledger.Park(ctx, k.Lock(mp, id), k.Fence(mp, id), "", mp, id, rule, cause.Error())
+func (a *attempt) park(rule string, cause error) error {
+	mp, id := a.p.MarketplaceID, a.p.ID
+	k := a.locks.Keys()
+	err := a.ledger.Park(a.ctx, k.Lock(mp, id), k.Fence(mp, id), "", mp, id, rule, cause.Error())
 	switch {
 	case err == nil:
-		h.metrics.parked.WithLabelValues(mp, rule).Inc()
-		log.Warn("posting parked: its attempts ran out; `bidder ledger resume` brings it back",
+		a.metrics.parked.WithLabelValues(mp, rule).Inc()
+		a.decided("parked", rule, 0, "")
+		a.log.Warn("posting parked: its attempts ran out; `bidder ledger resume` brings it back",
 			zap.String("rule", rule), zap.NamedError("last_error", cause))
+		a.result.write(TaskResult{Decision: "parked", Rule: rule, Reason: cause.Error()})
 		return nil
 	case errors.Is(err, ledger.ErrDecided):
 		return nil
 	case errors.Is(err, ledger.ErrLocked):
 		// Another worker is on it (a second copy of the task): it decides.
-		return retryIn(h.busyDelay, false, err)
+		return retryIn(a.busyDelay, false, err)
 	}
-	log.Error("cannot park the posting; the task waits instead", zap.Error(err), zap.NamedError("last_error", cause))
-	return retryIn(h.waitDelay, false, fmt.Errorf("worker: park %s:%s: %w (after %w)", mp, id, err, cause))
+	a.log.Error("cannot park the posting; the task waits instead", zap.Error(err), zap.NamedError("last_error", cause))
+	return retryIn(a.waitDelay, false, fmt.Errorf("worker: park %s:%s: %w (after %w)", mp, id, err, cause))
 }
 
 // ParkReasons is the vocabulary of park reasons (bidder_postings_parked's

@@ -92,10 +92,10 @@ func (s *Server) Shutdown(ctx context.Context) {
 
 // NewMux returns a ServeMux with the bid handler and the standard
 // middleware (logging, metrics). Other task types (scans) are added by the
-// caller.
+// caller; the metrics label a type by name once it has a handler here.
 func NewMux(bids *BidHandler, m *Metrics, log *zap.Logger) *asynq.ServeMux {
 	mux := asynq.NewServeMux()
-	mux.Use(Logging(log), Instrument(m))
+	mux.Use(Logging(log), Instrument(m, registered(mux)))
 	mux.Handle(TypeBid, bids)
 	return mux
 }

@@ -94,31 +94,28 @@ func DecodeBidPayload(b []byte) (marketplace.Posting, error) {
 	if len(b) > MaxPayloadBytes {
 		return marketplace.Posting{}, fmt.Errorf("%w: %d bytes (max %d)", ErrBadPayload, len(b), MaxPayloadBytes)
 	}
-	var env struct {
-		Version int             `json:"v"`
-		Posting json.RawMessage `json:"posting"`
-	}
-	if err := json.Unmarshal(b, &env); err != nil {
-		return marketplace.Posting{}, fmt.Errorf("%w: %w", ErrBadPayload, err)
-	}
-	if env.Version > payloadVersion {
-		// Name the marketplace if the newer format still says it, for logs.
-		var who struct {
-			MarketplaceID string `json:"marketplace_id"`
-		}
-		_ = json.Unmarshal(env.Posting, &who)
-		if lock.ValidateMarketplaceID(who.MarketplaceID) != nil {
-			who.MarketplaceID = ""
-		}
-		return marketplace.Posting{MarketplaceID: who.MarketplaceID},
-			fmt.Errorf("%w: version %d, this worker reads up to %d", ErrNewerPayload, env.Version, payloadVersion)
-	}
-	if env.Version != payloadVersion {
-		return marketplace.Posting{}, fmt.Errorf("%w: version %d, this worker reads %d", ErrBadPayload, env.Version, payloadVersion)
-	}
 	var p BidPayload
 	if err := json.Unmarshal(b, &p); err != nil {
+		// A newer version may have changed the shape; say so if it did.
+		var env struct {
+			Version int `json:"v"`
+		}
+		if json.Unmarshal(b, &env) == nil && env.Version > payloadVersion {
+			return marketplace.Posting{}, fmt.Errorf("%w: version %d, this worker reads up to %d", ErrNewerPayload, env.Version, payloadVersion)
+		}
 		return marketplace.Posting{}, fmt.Errorf("%w: %w", ErrBadPayload, err)
+	}
+	if p.Version > payloadVersion {
+		// Name the marketplace if the newer format still says it, for logs.
+		mp := p.Posting.MarketplaceID
+		if lock.ValidateMarketplaceID(mp) != nil {
+			mp = ""
+		}
+		return marketplace.Posting{MarketplaceID: mp},
+			fmt.Errorf("%w: version %d, this worker reads up to %d", ErrNewerPayload, p.Version, payloadVersion)
+	}
+	if p.Version != payloadVersion {
+		return marketplace.Posting{}, fmt.Errorf("%w: version %d, this worker reads %d", ErrBadPayload, p.Version, payloadVersion)
 	}
 	if err := lock.ValidateIDs(p.Posting.MarketplaceID, p.Posting.ID); err != nil {
 		return marketplace.Posting{}, fmt.Errorf("%w: %w", ErrBadPayload, err)

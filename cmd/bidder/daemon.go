@@ -44,7 +44,7 @@ func (f *configFlags) logger(cfg config.Config) (*zap.Logger, error) {
 	if err != nil {
 		return nil, err
 	}
-	redisconn.RouteLogs(log, cfg.Secrets())
+	redisconn.RouteLogs(log)
 	return log, nil
 }
 

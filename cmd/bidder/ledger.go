@@ -8,7 +8,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/bidder/bidder/internal/app"
 	"github.com/bidder/bidder/internal/ops"
+	"github.com/bidder/bidder/internal/textsafe"
 	"github.com/bidder/bidder/ledger"
 	"github.com/bidder/bidder/lock"
 	"github.com/bidder/bidder/scanner"
@@ -47,38 +49,42 @@ func newLedgerGetCommand(e env) *cobra.Command {
 				return err
 			}
 			defer conn.Close()
-			led := ledger.New(conn.Client, ledger.WithHashTags(cfg.Redis.HashTags))
+			led := app.NewLedger(cfg, conn.Client)
 			r, err := led.Get(cmd.Context(), mp, posting)
 			if err != nil {
-				return fmt.Errorf("ledger get: %s", conn.Scrub(err.Error()))
+				return fmt.Errorf("ledger get: %w", escaped{err})
 			}
-			state := string(r.State)
-			if state == "" {
+			// Every field is read from Redis: strings are printed quoted.
+			state := fmt.Sprintf("%q", r.State)
+			if r.State == ledger.StateNone {
 				state = "none (undecided)"
 			}
 			w := e.stdout
 			fmt.Fprintf(w, "key:      %s\nstate:    %s\n", led.Key(mp, posting), state)
 			if !r.At.IsZero() {
-				fmt.Fprintf(w, "token:    %d\nat:       %s\nholder:   %s\n", r.Token, r.At.UTC().Format(time.RFC3339Nano), r.Holder)
+				fmt.Fprintf(w, "token:    %d\nat:       %s\nholder:   %q\n", r.Token, r.At.UTC().Format(time.RFC3339Nano), r.Holder)
 			}
 			if !r.SettledAt.IsZero() {
 				fmt.Fprintf(w, "settled:  %s (no request of this intent can be in flight after it)\n", r.SettledAt.UTC().Format(time.RFC3339Nano))
 			}
 			if r.State == ledger.StateParked {
-				from := string(r.ParkedFrom)
-				if from == "" {
+				from := fmt.Sprintf("%q", r.ParkedFrom)
+				if r.ParkedFrom == "" {
 					from = "undecided"
 				}
-				fmt.Fprintf(w, "parked:   %s, from %s\npark:     %s: %s\n", r.ParkedAt.UTC().Format(time.RFC3339Nano), from, r.ParkRule, r.ParkReason)
+				fmt.Fprintf(w, "parked:   %s, from %s\npark:     %q: %q\n", r.ParkedAt.UTC().Format(time.RFC3339Nano), from, r.ParkRule, r.ParkReason)
 			}
 			if !r.Discovered.IsZero() {
 				fmt.Fprintf(w, "found:    %s\n", r.Discovered.UTC().Format(time.RFC3339Nano))
 			}
 			if r.BidID != "" || r.Amount != 0 {
-				fmt.Fprintf(w, "bid:      %s\namount:   %.2f %s\n", r.BidID, r.Amount, r.Currency)
+				fmt.Fprintf(w, "bid:      %q\namount:   %.2f %q\n", r.BidID, r.Amount, r.Currency)
+			}
+			if r.Proposal != "" {
+				fmt.Fprintf(w, "proposal: %q\n", r.Proposal)
 			}
 			if r.Rule != "" || r.Reason != "" {
-				fmt.Fprintf(w, "rule:     %s\nreason:   %s\n", r.Rule, r.Reason)
+				fmt.Fprintf(w, "rule:     %q\nreason:   %q\n", r.Rule, r.Reason)
 			}
 			return nil
 		},
@@ -109,9 +115,10 @@ func newLedgerStatsCommand(e env) *cobra.Command {
 			defer conn.Close()
 			counts, err := ops.LedgerStats(cmd.Context(), conn.Client, ledger.DefaultKeyPrefix, mp)
 			if err != nil {
-				return fmt.Errorf("ledger stats: %s", conn.Scrub(err.Error()))
+				return fmt.Errorf("ledger stats: %w", escaped{err})
 			}
-			states := []ledger.State{ledger.StateNone, ledger.StateIntent, ledger.StateParked, ledger.StatePlaced, ledger.StateSkipped, ledger.StateFailed, ledger.StateDryRun}
+			known := []ledger.State{ledger.StateNone, ledger.StateIntent, ledger.StateParked, ledger.StatePlaced, ledger.StateSkipped, ledger.StateFailed, ledger.StateDryRun}
+			states := slices.Clone(known)
 			for s := range counts {
 				if !slices.Contains(states, s) {
 					states = append(states, s)
@@ -120,8 +127,11 @@ func newLedgerStatsCommand(e env) *cobra.Command {
 			total := 0
 			for _, s := range states {
 				name := string(s)
-				if s == ledger.StateNone {
+				switch {
+				case s == ledger.StateNone:
 					name = "undecided"
+				case !slices.Contains(known, s):
+					name = fmt.Sprintf("%q", s) // read from Redis
 				}
 				fmt.Fprintf(e.stdout, "%-9s %d\n", name, counts[s])
 				total += counts[s]
@@ -160,27 +170,28 @@ cost one read each; any other state is found by SCAN over the ledger.`,
 				return err
 			}
 			defer conn.Close()
-			led := ledger.New(conn.Client, ledger.WithHashTags(cfg.Redis.HashTags))
+			led := app.NewLedger(cfg, conn.Client)
 			if ledger.State(state) != ledger.StateParked {
 				ids, err := ops.ListState(cmd.Context(), conn.Client, ledger.DefaultKeyPrefix, mp, ledger.State(state), limit)
 				if err != nil {
-					return fmt.Errorf("ledger list: %s", conn.Scrub(err.Error()))
+					return fmt.Errorf("ledger list: %w", escaped{err})
 				}
 				for _, id := range ids {
-					fmt.Fprintln(e.stdout, id)
+					// Read from Redis; one bare ID a line, for scripts.
+					fmt.Fprintln(e.stdout, textsafe.Escape(id))
 				}
 				return nil
 			}
 			ps, err := ops.ListParked(cmd.Context(), led, mp, limit)
 			if err != nil {
-				return fmt.Errorf("ledger list: %s", conn.Scrub(err.Error()))
+				return fmt.Errorf("ledger list: %w", escaped{err})
 			}
 			for _, p := range ps {
 				from := ""
 				if p.From == ledger.StateIntent {
 					from = " (had an intent: a bid may exist; resume reconciles first)"
 				}
-				fmt.Fprintf(e.stdout, "%s\tparked %s\t%s\t%s%s\n", p.Posting, p.Since.UTC().Format(time.RFC3339), p.Rule, p.Reason, from)
+				fmt.Fprintf(e.stdout, "%s\tparked %s\t%q\t%q%s\n", textsafe.Escape(p.Posting), p.Since.UTC().Format(time.RFC3339), p.Rule, p.Reason, from)
 			}
 			return nil
 		},
@@ -229,13 +240,13 @@ again. Resuming twice, or from two places at once, changes nothing more.`,
 				return err
 			}
 			defer conn.Close()
-			led := ledger.New(conn.Client, ledger.WithHashTags(cfg.Redis.HashTags), ledger.WithRecheck(time.Duration(cfg.Recovery.After)))
+			led := app.NewLedger(cfg, conn.Client)
 			r := ops.NewResumer(conn.Client, led, cfg.Worker.QueuePerMarketplace, scanner.DefaultBidRetention)
 			ids := []string{posting}
 			if all {
 				ps, err := ops.ListParked(cmd.Context(), led, mp, 0)
 				if err != nil {
-					return fmt.Errorf("ledger resume: %s", conn.Scrub(err.Error()))
+					return fmt.Errorf("ledger resume: %w", escaped{err})
 				}
 				ids = ids[:0]
 				for _, p := range ps {
@@ -247,7 +258,7 @@ again. Resuming twice, or from two places at once, changes nothing more.`,
 			n := 0
 			for _, id := range ids {
 				if err := r.Resume(cmd.Context(), mp, id); err != nil {
-					return fmt.Errorf("ledger resume: %s (%d resumed before it)", conn.Scrub(err.Error()), n)
+					return fmt.Errorf("ledger resume: %w (%d resumed before it)", escaped{err}, n)
 				}
 				n++
 				fmt.Fprintf(e.stdout, "resumed %s:%s\n", mp, id)

@@ -46,12 +46,13 @@ func newLocksListCommand(e env) *cobra.Command {
 			keys := lock.Keys{Prefix: lock.DefaultKeyPrefix, HashTags: cfg.Redis.HashTags}
 			list, err := ops.ListLocks(cmd.Context(), conn.Client, keys, mp)
 			if err != nil {
-				return fmt.Errorf("locks list: %s", conn.Scrub(err.Error()))
+				return fmt.Errorf("locks list: %w", escaped{err})
 			}
 			tw := tabwriter.NewWriter(e.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "MARKETPLACE\tPOSTING\tHOLDER\tTTL")
 			for _, l := range list {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", l.Marketplace, l.Posting, l.Holder, l.TTL.Round(time.Millisecond))
+				// Key parts and holder are read from Redis: printed quoted.
+				fmt.Fprintf(tw, "%q\t%q\t%q\t%s\n", l.Marketplace, l.Posting, l.Holder, l.TTL.Round(time.Millisecond))
 			}
 			if err := tw.Flush(); err != nil {
 				return err
@@ -97,16 +98,16 @@ you know is dead (locks expire by themselves after lock.ttl anyway).`,
 			keys := lock.Keys{Prefix: lock.DefaultKeyPrefix, HashTags: cfg.Redis.HashTags}
 			info, err := ops.ReadLock(cmd.Context(), conn.Client, keys, mp, posting)
 			if err != nil {
-				return fmt.Errorf("locks release: %s", conn.Scrub(err.Error()))
+				return fmt.Errorf("locks release: %w", escaped{err})
 			}
 			if info.Holder == "" {
 				_, err := fmt.Fprintf(e.stdout, "%s: not locked\n", info.Key)
 				return err
 			}
 			if err := ops.ReleaseLock(cmd.Context(), conn.Client, info.Key, info.Holder); err != nil {
-				return fmt.Errorf("locks release: %w", err)
+				return fmt.Errorf("locks release: %w", escaped{err})
 			}
-			_, err = fmt.Fprintf(e.stdout, "%s: released (holder %s, %s left)\n", info.Key, info.Holder, info.TTL.Round(time.Millisecond))
+			_, err = fmt.Fprintf(e.stdout, "%s: released (holder %q, %s left)\n", info.Key, info.Holder, info.TTL.Round(time.Millisecond))
 			return err
 		},
 	}

@@ -63,6 +63,7 @@ func commands() []func(env) *cobra.Command {
 		newScanOnceCommand,
 		newLocksCommand,
 		newLedgerCommand,
+		newReviewCommand,
 		newConfigCommand,
 	}
 }

@@ -17,6 +17,24 @@ import (
 	"github.com/bidder/bidder/worker"
 )
 
+// opsConfig writes a config with one sandbox marketplace "ops" at baseURL
+// (token from MP_TOKEN) and returns its path.
+func opsConfig(t *testing.T, dir, baseURL string) string {
+	t.Helper()
+	return writeFile(t, dir, "bidder.yaml", fmt.Sprintf(`
+marketplaces:
+  - id: ops
+    adapter: sandbox
+    base_url: %s
+    token_env: MP_TOKEN
+    rules:
+      amount:
+        fixed: {strategy: fixed, amount: 100}
+        hourly: {strategy: fixed, amount: 30}
+      proposal: {template: "I can do {{.Title}}."}
+`, baseURL))
+}
+
 // TestBinaryOperatorCommands: scan-once, ledger get, locks list and locks
 // release as an operator runs them against a real Redis.
 func TestBinaryOperatorCommands(t *testing.T) {
@@ -34,18 +52,7 @@ func TestBinaryOperatorCommands(t *testing.T) {
 	hs := httptest.NewServer(ms)
 	t.Cleanup(func() { hs.Close(); _ = ms.Close() })
 	dir := t.TempDir()
-	cfgPath := writeFile(t, dir, "bidder.yaml", fmt.Sprintf(`
-marketplaces:
-  - id: ops
-    adapter: sandbox
-    base_url: %s
-    token_env: MP_TOKEN
-    rules:
-      amount:
-        fixed: {strategy: fixed, amount: 100}
-        hourly: {strategy: fixed, amount: 30}
-      proposal: {template: "I can do {{.Title}}."}
-`, hs.URL))
+	cfgPath := opsConfig(t, dir, hs.URL)
 	env := []string{"REDIS_URL=redis://" + rs.Addr() + "/0", "MP_TOKEN=" + token}
 	run := func(args ...string) (int, string) {
 		t.Helper()

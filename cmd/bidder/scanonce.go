@@ -43,7 +43,7 @@ it fails instead of racing one.`,
 			sum, err := scanner.ScanOnce(cmd.Context(), a.Scan, mp)
 			fmt.Fprintln(e.stdout, sum.String())
 			if err != nil {
-				return fmt.Errorf("scan-once: %s", a.Conn.Scrub(err.Error()))
+				return fmt.Errorf("scan-once: %w", escaped{err})
 			}
 			return nil
 		},

@@ -22,13 +22,16 @@ import (
 	"github.com/hibiken/asynqmon"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
 	asynqmetrics "github.com/hibiken/asynq/x/metrics"
 
 	"github.com/bidder/bidder/internal/config"
+	"github.com/bidder/bidder/internal/history"
 	"github.com/bidder/bidder/internal/httpserver"
+	"github.com/bidder/bidder/internal/logx"
 	"github.com/bidder/bidder/internal/redisconn"
 	"github.com/bidder/bidder/ledger"
 	"github.com/bidder/bidder/lock"
@@ -37,6 +40,7 @@ import (
 	"github.com/bidder/bidder/marketplace/sandbox"
 	"github.com/bidder/bidder/scanner"
 	"github.com/bidder/bidder/worker"
+	"github.com/bidder/bidder/worker/proposal"
 	"github.com/bidder/bidder/worker/rules"
 )
 
@@ -80,7 +84,7 @@ func NewLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
 	} else {
 		e = zapcore.NewJSONEncoder(enc)
 	}
-	return zap.New(zapcore.NewCore(e, zapcore.AddSync(w), lvl)), nil
+	return zap.New(zapcore.NewCore(logx.Escaping(e), zapcore.AddSync(w), lvl)), nil
 }
 
 // App is one assembled process. Build it with New, then Run or use its parts.
@@ -95,6 +99,9 @@ type App struct {
 	Adapters map[string]marketplace.Adapter
 	Markets  map[string]worker.Marketplace
 	Metrics  *worker.Metrics
+	// History tallies decisions for the status page and flushes them to
+	// Redis while the worker runs.
+	History *history.Recorder
 	// Conditions are what makes this process's tasks wait rather than fail
 	// (replicas short, Redis or a marketplace down): /readyz reports them.
 	Conditions *worker.Conditions
@@ -106,6 +113,7 @@ type App struct {
 	Reload func() (config.Config, error)
 
 	version   string
+	propMet   *proposal.Metrics
 	sandboxes []*embeddedSandbox
 	stop      context.CancelFunc
 	wg        sync.WaitGroup
@@ -134,12 +142,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 		lock.WithHashTags(cfg.Redis.HashTags),
 		lock.WithLogger(log.Named("lock")),
 		lock.WithRegisterer(a.Registry))
-	a.Ledger = ledger.New(rdb,
-		ledger.WithRetention(time.Duration(cfg.Ledger.Retention)),
-		ledger.WithHashTags(cfg.Redis.HashTags),
-		ledger.WithWaitReplicas(cfg.Ledger.WaitReplicas, time.Duration(cfg.Ledger.WaitTimeout)),
-		ledger.WithRecheck(time.Duration(cfg.Recovery.After)),
-		ledger.WithRegisterer(a.Registry))
+	a.Ledger = NewLedger(cfg, rdb, ledger.WithRegisterer(a.Registry))
 	a.Client = asynq.NewClientFromRedisClient(rdb)
 	a.Metrics = worker.NewMetrics(a.Registry)
 	a.Conditions = worker.NewConditions(a.Registry)
@@ -174,15 +177,25 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 		}
 		ad, err := reg.New(m.Adapter, mc)
 		if err != nil {
-			return nil, &config.Error{Key: key, Problem: config.Scrub(err.Error(), cfg.Secrets()), Err: err}
+			// Adapters never quote their token (their tests hold them to it).
+			return nil, &config.Error{Key: key, Problem: err.Error(), Err: err}
 		}
 		eng, err := rules.New(m.Rules)
 		if err != nil {
 			return nil, &config.Error{Key: key + ".rules", Problem: err.Error(), Err: err}
 		}
 		wm := worker.Marketplace{Adapter: ad, Rules: eng}
-		if b := m.Rules.BidBudget; b.PerHour > 0 || b.PerDay > 0 {
-			wm.Budget = rules.NewBudget(rdb, rules.DefaultBudgetPrefix, b.PerHour, b.PerDay)
+		if m.Proposals.IsModel() {
+			w, err := proposal.New(m.Proposals, proposal.WithRedis(rdb), proposal.WithMetrics(a.propMetrics()))
+			if err != nil {
+				return nil, &config.Error{Key: key + ".proposals", Problem: err.Error(), Err: err}
+			}
+			wm.Proposals = &worker.Proposals{Writer: w, Store: proposal.NewStore(rdb,
+				proposal.WithHashTags(cfg.Redis.HashTags), proposal.WithRetention(time.Duration(cfg.Ledger.Retention)),
+				proposal.WithStoreMetrics(a.propMetrics()))}
+		}
+		if b := m.Rules.BidBudget; b.PerHour > 0 || b.PerDay > 0 || b.PerWeek > 0 {
+			wm.Budget = rules.NewBudget(rdb, rules.DefaultBudgetPrefix, b.PerHour, b.PerDay, rules.PerWeek(b.PerWeek))
 		}
 		a.Adapters[m.ID] = ad
 		a.Markets[m.ID] = wm
@@ -200,8 +213,29 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 	}
 	scanOpts = append(scanOpts, scanner.WithQueuePerMarketplace(cfg.Worker.QueuePerMarketplace),
 		scanner.WithRecoverEvery(recoverEvery))
+	a.History = history.NewRecorder(rdb, history.WithLogger(log.Named("history")))
+	scanOpts = append(scanOpts, scanner.WithHistory(a.History))
 	a.Scan = scanner.NewScanHandler(rdb, a.Client, a.Ledger, a.Adapters, a.Metrics, scanOpts...)
 	return a, nil
+}
+
+// propMetrics is the proposal writers' one set of metrics, made on first use.
+func (a *App) propMetrics() *proposal.Metrics {
+	if a.propMet == nil {
+		a.propMet = proposal.NewMetrics(a.Registry)
+	}
+	return a.propMet
+}
+
+// NewLedger is the ledger as cfg configures it (the daemon's and the
+// operator commands' alike).
+func NewLedger(cfg config.Config, rdb redis.UniversalClient, extra ...ledger.Option) *ledger.Ledger {
+	return ledger.New(rdb, append([]ledger.Option{
+		ledger.WithRetention(time.Duration(cfg.Ledger.Retention)),
+		ledger.WithHashTags(cfg.Redis.HashTags),
+		ledger.WithWaitReplicas(cfg.Ledger.WaitReplicas, time.Duration(cfg.Ledger.WaitTimeout)),
+		ledger.WithRecheck(time.Duration(cfg.Recovery.After)),
+	}, extra...)...)
 }
 
 // Close releases what New built. Safe to call more than once.
@@ -293,6 +327,7 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 			"role": roles.Name, "version": a.version, "redis": a.Conn.Where, "config": a.Cfg.Source,
 		},
 	}
+	hopts.AllowedHosts = a.Cfg.HTTP.AllowedHosts
 	mon := a.Cfg.HTTP.Monitoring
 	if roles.Monitor {
 		insp := asynq.NewInspectorFromRedisClient(a.Conn.Client)
@@ -349,6 +384,12 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 		return nil // ctx ended while waiting: a clean stop
 	}
 
+	// The history flushes until the worker has drained (its last tasks'
+	// decisions included).
+	historyCtx, stopHistory := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopHistory()
+	historyDone := make(chan struct{})
+	go func() { a.History.Run(historyCtx); close(historyDone) }()
 	var srv *worker.Server
 	if roles.Worker {
 		bids, err := worker.NewBidHandler(a.Locks, a.Ledger, a.Markets,
@@ -356,6 +397,9 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 			worker.WithMaxRetry(a.Cfg.Worker.MaxRetry),
 			worker.WithMetrics(a.Metrics),
 			worker.WithConditions(a.Conditions),
+			worker.WithEnqueuer(a.Client),
+			worker.WithHistory(a.History),
+			worker.WithTaskResults(a.resultsMode()),
 			worker.WithLogger(log.Named("bid")))
 		if err != nil {
 			return fmt.Errorf("worker: %w", err)
@@ -417,6 +461,8 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 		cancel()
 		log.Info("worker drained")
 	}
+	stopHistory()
+	<-historyDone
 	stopHTTP()
 	if !httpFinished {
 		if err := <-httpErr; err != nil && runErr == nil {
@@ -437,6 +483,16 @@ func (a *App) marketplaceIDs() []string {
 		ids = append(ids, m.ID)
 	}
 	return ids
+}
+
+// resultsMode is how bid tasks record their decision as their result: in
+// the ledger's own script where the task's hash is on the same node, with
+// asynq's ResultWriter on Cluster, where it is in another slot.
+func (a *App) resultsMode() worker.ResultsMode {
+	if a.Cfg.Redis.Mode() == config.ModeCluster {
+		return worker.ResultsByWriter
+	}
+	return worker.ResultsInScript
 }
 
 // queues are the queue weights the worker serves. With one queue per

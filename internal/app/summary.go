@@ -129,7 +129,7 @@ func (a *App) snapshots(ctx context.Context) map[string]Snapshot {
 		s.BudgetHour, s.BudgetDay, err = m.Budget.Left(rctx, id, time.Now())
 		cancel()
 		if err != nil {
-			s.BudgetErr = a.Conn.Scrub(err.Error())
+			s.BudgetErr = err.Error() // go-redis errors carry no credentials
 		}
 		out[id] = s
 	}

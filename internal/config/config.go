@@ -215,8 +215,14 @@ type Recovery struct {
 
 // HTTP configures the one listener: /metrics, /healthz, /readyz, /monitoring/, /.
 type HTTP struct {
-	Addr       string     `yaml:"addr"`
-	Monitoring Monitoring `yaml:"monitoring"`
+	Addr string `yaml:"addr"`
+	// AllowedHosts are Host header names the listener answers besides the
+	// ones its address allows (DNS rebinding guard): on a loopback address
+	// only localhost and loopback IPs, elsewhere any Host while this is
+	// empty, else IP literals and these names. For a reverse proxy or a
+	// Prometheus that reaches bidder by name.
+	AllowedHosts []string   `yaml:"allowed_hosts"`
+	Monitoring   Monitoring `yaml:"monitoring"`
 }
 
 // Monitoring configures the asynqmon UI under /monitoring/.

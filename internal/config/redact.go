@@ -1,10 +1,16 @@
 package config
 
 import (
-	"net/url"
 	"slices"
 	"strings"
 )
+
+// Redaction is by structure, never by value: a URL's userinfo, and the
+// config fields that hold resolved secrets. Replacing every occurrence of a
+// secret's value would mangle any text that happens to contain it (with
+// password "x", "index" reads "inde[redacted]") and, by where the marks
+// fall, give the password away. Error texts from libraries are instead kept
+// free of secrets where they are built (see checkRedisURL).
 
 // Redaction markers.
 const (
@@ -36,53 +42,43 @@ func redact(s string) string {
 	return RedactedSecret
 }
 
-// RedactURL hides a URL's password. A string that does not parse is
-// replaced whole, since where its password sits is unknown.
+// RedactURL hides a URL's credentials without parsing it: the userinfo is
+// everything between "://" and the last "@", whatever characters it holds.
+// (A parser reads an unencoded '?', '#' or '/' in a password as the end of
+// the host, and would print the rest as host, query or path.) A username
+// is kept when it is plainly one: unreserved characters before a ':'.
 func RedactURL(raw string) string {
-	if raw == "" {
-		return ""
+	start := 0
+	if i := strings.Index(raw, "://"); i >= 0 {
+		start = i + len("://")
 	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "[unparsable URL]"
+	at := strings.LastIndex(raw[start:], "@")
+	if at < 0 {
+		return raw
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), RedactedPassword)
-		return strings.Replace(u.String(), url.QueryEscape(RedactedPassword), RedactedPassword, 1)
+	userinfo, rest := raw[start:start+at], raw[start+at:]
+	user, _, hasPassword := strings.Cut(userinfo, ":")
+	switch {
+	case !hasPassword:
+		// A parser would call it a username; it is also where people put a
+		// password by mistake.
+		userinfo = RedactedPassword
+	case plainUsername(user):
+		userinfo = user + ":" + RedactedPassword
+	default:
+		userinfo = RedactedPassword + ":" + RedactedPassword
 	}
-	return u.String()
+	return raw[:start] + userinfo + rest
 }
 
-// Secrets lists every resolved secret, for scrubbing them out of error
-// messages written by libraries that do not know what is secret.
-func (c Config) Secrets() []string {
-	var out []string
-	add := func(s string) {
-		if s != "" {
-			out = append(out, s)
+// plainUsername reports whether s is made of RFC 3986 unreserved characters
+// and percent escapes only.
+func plainUsername(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("-._~%", c) >= 0) {
+			return false
 		}
 	}
-	add(c.Redis.Password)
-	add(c.Redis.Sentinel.Password)
-	if u, err := url.Parse(c.Redis.URL); err == nil {
-		if p, ok := u.User.Password(); ok {
-			add(p)
-		}
-	}
-	add(c.HTTP.Monitoring.BasicAuth.Password)
-	for _, m := range c.Marketplaces {
-		add(m.Token)
-		add(m.Proposals.APIKey)
-	}
-	return out
-}
-
-// Scrub replaces every secret in s.
-func Scrub(s string, secrets []string) string {
-	for _, sec := range secrets {
-		if sec != "" {
-			s = strings.ReplaceAll(s, sec, RedactedSecret)
-		}
-	}
-	return s
+	return true
 }

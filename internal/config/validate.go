@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/robfig/cron/v3"
 
 	"github.com/bidder/bidder/lock"
@@ -166,18 +167,34 @@ func validateRedisPool(cfg *Config) error {
 	return nil
 }
 
-// checkRedisURL parses a Redis URL without ever echoing it: url.Parse's errors
-// quote the whole URL, password included.
+// checkRedisURL validates the URL with go-redis' own parser, the one that
+// will read it. The password never reaches an error text: an unencoded '/',
+// '?' or '#' in the userinfo (where a parser ends the host, and takes the
+// rest of the password for host, path or query) is refused first, so the
+// redacted copy has the real one's structure, and messages come from
+// parsing that copy.
 func checkRedisURL(raw string) error {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return errorf("redis.url", "not a valid URL")
+	red := RedactURL(raw)
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return errorf("redis.url", "%s: want redis://[user:password@]host:port/db", red)
 	}
-	if u.Scheme != "redis" && u.Scheme != "rediss" {
-		return errorf("redis.url", "want a redis:// or rediss:// URL, got scheme %q", u.Scheme)
+	if s := strings.ToLower(scheme); s != "redis" && s != "rediss" {
+		return errorf("redis.url", "want a redis:// or rediss:// URL, got scheme %q", scheme)
 	}
-	if u.Host == "" {
-		return errorf("redis.url", "no host")
+	if at := strings.LastIndex(rest, "@"); at >= 0 && strings.ContainsAny(rest[:at], "/?#") {
+		return errorf("redis.url", "%s: the username or password holds an unencoded '/', '?' or '#'; percent-encode them (%%2F, %%3F, %%23)", red)
+	}
+	if _, err := redis.ParseURL(red); err != nil {
+		return errorf("redis.url", "%s: %s", red, strings.TrimPrefix(err.Error(), "redis: "))
+	}
+	if u, err := url.Parse(red); err != nil || u.Host == "" {
+		return errorf("redis.url", "%s: no host", red)
+	}
+	if _, err := redis.ParseURL(raw); err != nil {
+		// The copy parsed, so the difference is in the userinfo: its text
+		// is not shown.
+		return errorf("redis.url", "%s: the username or password is not valid in a URL; percent-encode special characters", red)
 	}
 	return nil
 }
@@ -240,6 +257,11 @@ func validateHTTP(cfg *Config) error {
 	if err != nil {
 		return errorf("http.addr", "want host:port, got %q", h.Addr)
 	}
+	for i, name := range h.AllowedHosts {
+		if err := checkAllowedHost(name); err != nil {
+			return errorf(fmt.Sprintf("http.allowed_hosts[%d]", i), "%v", err)
+		}
+	}
 	m := h.Monitoring
 	ba := m.BasicAuth
 	if ba.Username != "" && ba.PasswordEnv == "" {
@@ -251,6 +273,24 @@ func validateHTTP(cfg *Config) error {
 	if m.Enabled && !ba.Enabled() && !m.AllowUnauthenticatedRemote && !IsLoopback(host) {
 		return errorf("http.monitoring", "refusing to serve the monitoring UI without basic_auth on non-loopback address %q "+
 			"(set http.monitoring.basic_auth, or allow_unauthenticated_remote: true)", h.Addr)
+	}
+	return nil
+}
+
+// checkAllowedHost accepts a host name or IP literal as a Host header
+// carries it, without port or scheme: the guard compares names only.
+func checkAllowedHost(name string) error {
+	if ip := net.ParseIP(strings.Trim(name, "[]")); ip != nil {
+		return nil
+	}
+	if name == "" || len(name) > 253 {
+		return fmt.Errorf("want a host name, got %q", name)
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.' || c == '_') {
+			return fmt.Errorf("want a host name without scheme, port or wildcard, got %q", name)
+		}
 	}
 	return nil
 }

@@ -36,13 +36,17 @@ type Options struct {
 	// Info is shown on the status page (role, version, Redis mode).
 	Info   map[string]string
 	Logger *zap.Logger
+	// AllowedHosts are the Host names (http.allowed_hosts) answered besides
+	// what the listener's address allows by itself; see Guard.
+	AllowedHosts []string
 }
 
 // Server serves Options until its context ends.
 type Server struct {
-	opts Options
-	srv  *http.Server
-	ln   net.Listener
+	opts     Options
+	srv      *http.Server
+	ln       net.Listener
+	loopback bool // the listener only accepts local connections
 }
 
 // Listen binds the address, so that the caller can log the real one (":0")
@@ -58,7 +62,8 @@ func Listen(o Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("http: listen on %s: %w", o.Addr, err)
 	}
-	s := &Server{opts: o, ln: ln}
+	tcp, ok := ln.Addr().(*net.TCPAddr)
+	s := &Server{opts: o, ln: ln, loopback: ok && tcp.IP.IsLoopback()}
 	s.srv = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
@@ -94,8 +99,12 @@ func (s *Server) Serve(ctx context.Context) error {
 	return nil
 }
 
-// Handler returns the routes (exported for in-process tests).
+// Handler returns the routes behind Guard (exported for in-process tests).
 func (s *Server) Handler() http.Handler {
+	return Guard(s.routes(), s.loopback, s.opts.AllowedHosts)
+}
+
+func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{ErrorLog: zap.NewStdLog(s.opts.Logger)}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {

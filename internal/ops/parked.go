@@ -83,23 +83,25 @@ func (r Resumer) Resume(ctx context.Context, marketplaceID, postingID string) er
 	} else if err != nil {
 		return err
 	}
+	return r.requeue(ctx, marketplaceID, postingID, payload)
+}
+
+// requeue enqueues a posting's bid task again from its stored payload,
+// first removing the task that ended under the same ID; a task that still
+// runs or waits needs nothing (it will claim the posting).
+func (r Resumer) requeue(ctx context.Context, marketplaceID, postingID string, payload []byte) error {
 	p, err := worker.DecodeBidPayload(payload)
 	if err != nil {
-		return fmt.Errorf("resume %s:%s: stored payload: %w", marketplaceID, postingID, err)
+		return fmt.Errorf("%s:%s: stored payload: %w", marketplaceID, postingID, err)
 	}
 	opts := []asynq.Option{asynq.Retention(r.Retention)}
-	queue := worker.QueueBids
 	if r.PerMarketplace {
-		queue = worker.MarketplaceQueue(marketplaceID)
-		opts = append(opts, asynq.Queue(queue))
+		opts = append(opts, asynq.Queue(worker.MarketplaceQueue(marketplaceID)))
 	}
 	t, err := worker.NewBidTask(p, opts...)
 	if err != nil {
 		return err
 	}
-	// The task that parked it ended and is kept (completed, or archived)
-	// under the same ID, which would refuse the new one. A task that still
-	// runs or waits needs nothing: it will claim the posting.
 	id := worker.BidTaskID(marketplaceID, postingID)
 	for _, q := range []string{worker.QueueBids, worker.MarketplaceQueue(marketplaceID)} {
 		ti, err := r.Insp.GetTaskInfo(q, id)
@@ -107,16 +109,16 @@ func (r Resumer) Resume(ctx context.Context, marketplaceID, postingID string) er
 		case errors.Is(err, asynq.ErrTaskNotFound), errors.Is(err, asynq.ErrQueueNotFound):
 			continue
 		case err != nil:
-			return fmt.Errorf("resume %s:%s: look up its task: %w", marketplaceID, postingID, err)
+			return fmt.Errorf("%s:%s: look up its task: %w", marketplaceID, postingID, err)
 		case ti.State != asynq.TaskStateCompleted && ti.State != asynq.TaskStateArchived:
 			return nil
 		}
 		if err := r.Insp.DeleteTask(q, id); err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
-			return fmt.Errorf("resume %s:%s: remove its ended task: %w", marketplaceID, postingID, err)
+			return fmt.Errorf("%s:%s: remove its ended task: %w", marketplaceID, postingID, err)
 		}
 	}
 	if _, err := r.Client.EnqueueContext(ctx, t); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
-		return fmt.Errorf("resume %s:%s: enqueue: %w", marketplaceID, postingID, err)
+		return fmt.Errorf("%s:%s: enqueue: %w", marketplaceID, postingID, err)
 	}
 	return nil
 }

@@ -36,8 +36,7 @@ type Conn struct {
 	// Where says where Redis is, password redacted: safe to log.
 	Where string
 
-	secrets []string
-	mr      *miniredis.Miniredis
+	mr *miniredis.Miniredis
 }
 
 // Open builds the client. It does not contact Redis: a Redis that is down at
@@ -45,7 +44,7 @@ type Conn struct {
 // failure. Unreadable TLS files are config errors (*config.Error).
 func Open(cfg config.Config) (*Conn, error) {
 	r := cfg.Redis
-	c := &Conn{Mode: r.Mode(), secrets: cfg.Secrets()}
+	c := &Conn{Mode: r.Mode()}
 	var tlsCfg *tls.Config
 	if r.TLSOn() && c.Mode != config.ModeEmbedded {
 		var err error
@@ -246,7 +245,7 @@ var ErrMisconfigured = errors.New("redis configuration error")
 // redacted) and the cause, never a secret.
 type PingError struct {
 	Where  string
-	Cause  string // the library's text, secrets scrubbed
+	Cause  string // the library's text: addresses and Redis replies, never credentials
 	Reason string // for configuration errors: what is wrong, in words
 	Hint   string // for configuration errors: which key to check
 	Err    error
@@ -264,7 +263,8 @@ func (e *PingError) Is(target error) bool {
 	return target == ErrUnavailable || (target == ErrMisconfigured && e.Reason != "")
 }
 
-// Unwrap returns nil: the library error may quote a secret.
+// Unwrap returns nil: callers match ErrUnavailable and ErrMisconfigured
+// (Is), not the types of whichever library error came first.
 func (e *PingError) Unwrap() error { return nil }
 
 // Classify says whether err (from go-redis) is a configuration error, and
@@ -313,15 +313,12 @@ func (c *Conn) Ping(ctx context.Context, timeout time.Duration) error {
 	if err == nil {
 		return nil
 	}
-	pe := &PingError{Where: c.Where, Cause: c.Scrub(err.Error())}
+	pe := &PingError{Where: c.Where, Cause: err.Error()}
 	if reason, hint, ok := Classify(err); ok {
 		pe.Reason, pe.Hint = reason, hint
 	}
 	return pe
 }
-
-// Scrub removes every configured secret from s (library error texts).
-func (c *Conn) Scrub(s string) string { return config.Scrub(s, c.secrets) }
 
 // WaitReady pings until Redis answers or ctx ends, backing off with jitter
 // from 200ms to 10s and logging each failure. A Redis that is down at start
@@ -380,20 +377,18 @@ func (c *Conn) Close() error {
 }
 
 // RouteLogs sends go-redis' own log lines (dial failures, pool notices) to
-// log at debug, secrets scrubbed. Without it they go to stderr
-// unstructured, ahead of the one line a command prints about the same
-// failure. go-redis has one logger per process: the last call wins.
-func RouteLogs(log *zap.Logger, secrets []string) {
-	redis.SetLogger(zapLogger{log.Named("redis"), secrets})
+// log at debug. Without it they go to stderr unstructured, ahead of the one
+// line a command prints about the same failure. (They name addresses and
+// master names, never credentials.) go-redis has one logger per process:
+// the last call wins.
+func RouteLogs(log *zap.Logger) {
+	redis.SetLogger(zapLogger{log.Named("redis")})
 }
 
-type zapLogger struct {
-	log     *zap.Logger
-	secrets []string
-}
+type zapLogger struct{ log *zap.Logger }
 
 func (l zapLogger) Printf(_ context.Context, format string, v ...any) {
 	if l.log.Core().Enabled(zap.DebugLevel) {
-		l.log.Debug(config.Scrub(fmt.Sprintf(format, v...), l.secrets))
+		l.log.Debug(fmt.Sprintf(format, v...))
 	}
 }

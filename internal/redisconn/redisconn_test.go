@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/bidder/bidder/internal/config"
@@ -102,4 +103,36 @@ func mustAtoi(t *testing.T, s string) int {
 		n = n*10 + int(r-'0')
 	}
 	return n
+}
+
+// TestPingErrorKeepsLibraryTextWithShortPasswords: redaction replaced every
+// substring equal to the password, so with password "x" Redis' "ERR DB index
+// is out of range" read "ERR DB inde[redacted] is out of range", and a
+// password that is a common word ("redis") blanked half the message. The
+// error now holds nothing secret by construction and is printed as is.
+func TestPingErrorKeepsLibraryTextWithShortPasswords(t *testing.T) {
+	rs := redistest.Start(t)
+	for _, pw := range []string{"x", "e", "redis"} {
+		if err := rs.Client(t).ConfigSet(context.Background(), "requirepass", pw).Err(); err != nil {
+			t.Fatal(err)
+		}
+		cfg := config.Defaults()
+		cfg.Redis.URL = "redis://:" + pw + "@" + rs.Addr() + "/99" // 16 databases: out of range
+		c, err := Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.Ping(context.Background(), time.Second)
+		c.Close()
+		want := "redis unavailable: redis://:xxxxx@" + rs.Addr() + "/99: ERR DB index is out of range"
+		if err == nil || err.Error() != want {
+			t.Errorf("password %q: ping error\n %v\nwant\n %s", pw, err, want)
+		}
+		// Back to no password for the next round's CONFIG SET.
+		admin := redis.NewClient(&redis.Options{Addr: rs.Addr(), Password: pw})
+		if err := admin.ConfigSet(context.Background(), "requirepass", "").Err(); err != nil {
+			t.Fatal(err)
+		}
+		admin.Close()
+	}
 }

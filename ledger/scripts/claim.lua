@@ -2,17 +2,25 @@
 -- its lock and a fencing token, and record the decision. A skip (or dry
 -- run) is final at once and leaves no lock; a bid leaves the lock held and
 -- an intent recorded, for the caller to send the bid and Settle it.
--- KEYS[1] lock, KEYS[2] fence counter, KEYS[3] record, KEYS[4] open index
+-- KEYS[1] lock, KEYS[2] fence counter, KEYS[3] record, KEYS[4] open index,
+-- KEYS[5] the posting's discovery payload, KEYS[6] review index, KEYS[7]
+-- audit log, KEYS[8] (optional) a hash whose 'result' field gets the final
+-- decision (the asynq task's)
 -- ARGV[1] holder (new for every claim), ARGV[2] lock ttl (ms),
 -- ARGV[3] retention (ms), ARGV[4] posting (index member),
 -- ARGV[5] settle (ms): how long after an intent none of its requests can
 --         still be in flight (for an intent that does not say, and stored
 --         with this one's)
--- ARGV[6] decision: intent | skipped | dry_run; ARGV[7..] its field pairs
+-- ARGV[6] decision: intent | skipped | dry_run | review; ARGV[7] the result
+-- for KEYS[8]; ARGV[8] review: its deadline (Redis ms); ARGV[9..] the
+-- decision's field pairs
 -- Returns
---   {'intent', token}                        lock held, intent recorded: send
+--   {'intent', token[, amt, cur, txt]}       lock held, intent recorded: send
+--                                            (with a reviewer's approved bid)
+--   {'review', until}                        in review: waits for a human
 --   {'final', state, token}                  skipped / dry_run recorded
---   {'pending', token, holder, rtoken, at}   lock held; an earlier attempt's
+--   {'pending', token, holder, rtoken, at[, amt, cur, txt]}
+--                                            lock held; an earlier attempt's
 --                                            intent has settled: reconcile
 --   {'settling', ms, holder}                 an earlier attempt's request may
 --                                            still be in flight: wait ms
@@ -21,9 +29,21 @@
 -- reply was lost): the second run reports what the first did.
 local holder = ARGV[1]
 local cur = redis.call('GET', KEYS[1])
-local r = redis.call('HMGET', KEYS[3], 's', 'h', 't', 'at', 'sa', 'w', 'prule')
+local r = redis.call('HMGET', KEYS[3], 's', 'h', 't', 'at', 'sa', 'w', 'prule', 'd', 'rvby', 'amt', 'cur', 'txt', 'rvu')
 local s, h = r[1], r[2] or r[6]
 local t = tonumber(r[3] or '0') or 0
+-- A claim of a bid a reviewer approved carries the approved bid.
+local function approved(reply)
+  if r[9] then
+    table.insert(reply, r[10] or '')
+    table.insert(reply, r[11] or '')
+    table.insert(reply, r[12] or '')
+  end
+  return reply
+end
+local function intentReply(token)
+  return approved({'intent', token})
+end
 
 if isFinal(s) then
   if h == holder then
@@ -34,11 +54,11 @@ end
 if cur == holder then
   -- An earlier run of this claim took the lock.
   if s == 'intent' and h == holder then
-    return {'intent', t}
+    return intentReply(t)
   end
   -- It found an earlier attempt's intent. Its token never reached the
   -- caller; a new one is as good.
-  return {'pending', nextToken(KEYS[2], t), h or '', t, tonumber(r[4] or '0') or 0}
+  return approved({'pending', nextToken(KEYS[2], t), h or '', t, tonumber(r[4] or '0') or 0})
 end
 if cur then
   local ttl = redis.call('PTTL', KEYS[1])
@@ -47,6 +67,9 @@ if cur then
 end
 if s == 'parked' then
   return {'parked', r[7] or ''}
+end
+if s == 'review' then
+  return {'review', tonumber(r[13] or '0') or 0}
 end
 
 local now = nowMs()
@@ -62,22 +85,46 @@ if s == 'intent' then
     return {'settling', ready - now, h or ''}
   end
   redis.call('SET', KEYS[1], holder, 'PX', ARGV[2])
-  return {'pending', nextToken(KEYS[2], t), h or '', t, tonumber(r[4] or '0') or 0}
+  return approved({'pending', nextToken(KEYS[2], t), h or '', t, tonumber(r[4] or '0') or 0})
 end
 
 local token = nextToken(KEYS[2], t)
 local d = ARGV[6]
+if s == 'approved' then
+  -- A reviewer approved this bid: it goes out, whatever the rules say now.
+  d = 'intent'
+end
+if d == 'review' then
+  redis.call('HSET', KEYS[3], 's', 'review', 'h', holder, 't', token, 'at', now, 'rvu', ARGV[8], unpack(ARGV, 9))
+  redis.call('ZREM', KEYS[4], ARGV[4])
+  redis.call('ZADD', KEYS[6], ARGV[8], ARGV[4])
+  -- The decision's pairs end with its reason ('why').
+  redis.call('RPUSH', KEYS[7], cjson.encode({at = now, action = 'review', by = 'rules', why = ARGV[#ARGV]}))
+  redis.call('PEXPIRE', KEYS[7], ARGV[3])
+  redis.call('PEXPIRE', KEYS[3], ARGV[3])
+  return {'review', tonumber(ARGV[8])}
+end
 if d == 'intent' then
   redis.call('SET', KEYS[1], holder, 'PX', ARGV[2])
   redis.call('HSET', KEYS[3], 's', 'intent', 'h', holder, 't', token, 'at', now, 'sa', now + settle)
-  redis.call('HDEL', KEYS[3], 'w')
+  if r[6] then
+    redis.call('HDEL', KEYS[3], 'w') -- an older version's holder field
+  end
   redis.call('PEXPIRE', KEYS[3], ARGV[3])
-  return {'intent', token}
+  return intentReply(token)
 end
 -- A final decision needs no lock: this script is the whole critical
 -- section, and the new token makes any older holder's later write stale.
-redis.call('HSET', KEYS[3], 's', d, 'h', holder, 't', token, 'at', now, unpack(ARGV, 7))
-redis.call('HDEL', KEYS[3], 'p', 'd', 'sa', 'w')
-redis.call('ZREM', KEYS[4], ARGV[4])
+redis.call('HSET', KEYS[3], 's', d, 'h', holder, 't', token, 'at', now, unpack(ARGV, 9))
+redis.call('HDEL', KEYS[3], 'd', 'sa', 'w')
+if r[8] then
+  -- Discovered by a scan: its payload and open-index entry go with the
+  -- decision.
+  redis.call('DEL', KEYS[5])
+  redis.call('ZREM', KEYS[4], ARGV[4])
+end
 redis.call('PEXPIRE', KEYS[3], ARGV[3])
+if KEYS[8] then
+  redis.call('HSET', KEYS[8], 'result', ARGV[7])
+end
 return {'final', d, token}

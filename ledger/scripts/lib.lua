@@ -1,6 +1,7 @@
 -- Shared by every ledger script (prepended to each when it is loaded).
 local function isFinal(s)
   return s == 'placed' or s == 'skipped' or s == 'failed' or s == 'dry_run'
+    or s == 'rejected' or s == 'expired'
 end
 -- Redis' clock, not a worker's: every instance compares against one clock.
 local function nowMs()

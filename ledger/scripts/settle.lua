@@ -3,17 +3,20 @@
 -- and no newer acquisition exists; a final record never changes; an
 -- earlier attempt's intent is only replaced by the holder that reconciled
 -- it (ARGV[4]).
--- KEYS[1] lock, KEYS[2] record, KEYS[3] open index
+-- KEYS[1] lock, KEYS[2] record, KEYS[3] open index, KEYS[4] discovery payload,
+-- KEYS[5] (optional) a hash whose 'result' field gets a final outcome (the
+-- asynq task's)
 -- ARGV[1] holder, ARGV[2] token,
 -- ARGV[3] state: placed | failed | '' (nothing was placed: undecided again)
 --         | intent (take over a reconciled earlier intent, to bid now)
 -- ARGV[4] holder of the earlier intent this resolves, or ''
 -- ARGV[5] '1' to delete the lock, ARGV[6] retention (ms), ARGV[7] posting,
--- ARGV[8] settle (ms, for an intent), ARGV[9..] field pairs to store
+-- ARGV[8] settle (ms, for an intent), ARGV[9] the result for KEYS[5],
+-- ARGV[10..] field pairs to store
 -- Returns {'ok'}, {'stale', why}, {'decided', state}, {'pending', holder, token, at}
 -- Safe to run twice: a run that finds its own write reports ok.
 local holder, want = ARGV[1], ARGV[3]
-local r = redis.call('HMGET', KEYS[2], 's', 'h', 't', 'at', 'w')
+local r = redis.call('HMGET', KEYS[2], 's', 'h', 't', 'at', 'w', 'd')
 local s, h = r[1], r[2] or r[5]
 local t = tonumber(r[3] or '0') or 0
 local release = ARGV[5] == '1'
@@ -42,12 +45,20 @@ if want == '' then
   redis.call('HDEL', KEYS[2], 's', 'sa', 'w')
   redis.call('HSET', KEYS[2], 'h', holder, 't', ARGV[2], 'at', now)
 else
-  redis.call('HSET', KEYS[2], 's', want, 'h', holder, 't', ARGV[2], 'at', now, unpack(ARGV, 9))
+  redis.call('HSET', KEYS[2], 's', want, 'h', holder, 't', ARGV[2], 'at', now, unpack(ARGV, 10))
   if want == 'intent' then
     redis.call('HSET', KEYS[2], 'sa', now + tonumber(ARGV[8]))
   else
-    redis.call('HDEL', KEYS[2], 'p', 'd', 'sa', 'w')
-    redis.call('ZREM', KEYS[3], ARGV[7])
+    redis.call('HDEL', KEYS[2], 'd', 'sa', 'w')
+    if r[6] then
+      -- Discovered by a scan: its payload and open-index entry go with
+      -- the decision.
+      redis.call('DEL', KEYS[4])
+      redis.call('ZREM', KEYS[3], ARGV[7])
+    end
+    if KEYS[5] then
+      redis.call('HSET', KEYS[5], 'result', ARGV[9])
+    end
   end
 end
 redis.call('PEXPIRE', KEYS[2], ARGV[6])

@@ -15,6 +15,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/bidder/bidder/internal/textsafe"
 	"github.com/bidder/bidder/marketplace"
 	"github.com/bidder/bidder/marketplace/internal/httpx"
 )
@@ -26,6 +27,9 @@ const (
 	headerToken  = "freelancer-oauth-v1"
 	userAgent    = "bidder-freelancer-adapter"
 	defaultLimit = 50
+	// maxDroppedLogged is how many dropped projects' problems the one
+	// warning per scan answer quotes.
+	maxDroppedLogged = 3
 	// maxLimit is the largest page asked for. The docs give no maximum for
 	// /projects/active/; 100 is what public clients use without complaint.
 	maxLimit = 100
@@ -153,12 +157,18 @@ func (a *Adapter) Scan(ctx context.Context, cursor string, limit int) (marketpla
 		return marketplace.Page{}, err
 	}
 	now := a.now()
-	page, err := decodeProjects(a.s.id, a.site, ans.Status, ans.Header, ans.Body, now)
+	page, err := decodeProjects(a.s.id, a.site, ask, ans.Status, ans.Header, ans.Body, now)
 	if err != nil {
 		return marketplace.Page{}, err
 	}
-	for _, d := range page.dropped {
-		a.log.Warn("freelancer: project left out of the scan page", zap.Error(d))
+	if page.dropped > 0 {
+		// One line per answer, not per project: a hostile answer could
+		// hold a page of unusable projects on every scan.
+		first := make([]string, 0, len(page.problems))
+		for _, p := range page.problems {
+			first = append(first, p.Error())
+		}
+		a.log.Warn("freelancer: projects left out of the scan page", zap.Int("dropped", page.dropped), zap.Strings("first", first))
 	}
 	next := nextCursor(cur, start, ask, page, now, a.s.lookback)
 	if next.discontinuous {
@@ -260,7 +270,7 @@ func (a *Adapter) findBid(ctx context.Context, projectID, self int64) (marketpla
 	q := url.Values{}
 	q.Set("projects[]", strconv.FormatInt(projectID, 10))
 	q.Set("bidders[]", strconv.FormatInt(self, 10))
-	q.Set("limit", "10")
+	q.Set("limit", strconv.Itoa(maxFindBids))
 	ans, err := a.api.Get(ctx, "find_bid", a.endpoint(pathBids, q))
 	if err != nil {
 		return marketplace.PlacedBid{}, false, err
@@ -407,7 +417,7 @@ func (a *Adapter) endpoint(path string, q url.Values) string {
 func parseProjectID(op, postingID string) (int64, error) {
 	id, err := strconv.ParseInt(postingID, 10, 64)
 	if err != nil || id <= 0 || strconv.FormatInt(id, 10) != postingID {
-		return 0, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalidInput, fmt.Errorf("posting id %q is not a Freelancer project ID", printable(postingID, 64)))
+		return 0, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalidInput, fmt.Errorf("posting id %q is not a Freelancer project ID", textsafe.Line(postingID, 64)))
 	}
 	return id, nil
 }

@@ -135,7 +135,7 @@ func TestScanMapsProjects(t *testing.T) {
 	if len(page.Postings) != 3 {
 		t.Fatalf("want 3 postings (one dropped), got %d: %+v", len(page.Postings), page.Postings)
 	}
-	if observed.Len() != 1 || !strings.Contains(observed.All()[0].ContextMap()["error"].(string), "project 3") {
+	if observed.Len() != 1 || !strings.Contains(observed.All()[0].ContextMap()["first"].([]any)[0].(string), "project 3") {
 		t.Fatalf("dropped project not logged: %v", observed.All())
 	}
 	got := map[string]marketplace.Posting{}
@@ -181,7 +181,7 @@ func postingEqual(a, b marketplace.Posting) bool {
 func TestStatusMapping(t *testing.T) {
 	for _, tc := range []struct{ status, want string }{{"active", "open"}, {"ACTIVE", "open"}, {"closed", "closed"}, {"frozen", "closed"}, {"", "closed"}} {
 		body := `{"status":"success","result":{"projects":[{"id":7,"type":"fixed","status":"` + tc.status + `","currency":{"code":"USD"},"budget":{"minimum":10,"maximum":20}}]}}`
-		page, err := decodeProjects("fl", "https://x", 200, nil, []byte(body), time.Now())
+		page, err := decodeProjects("fl", "https://x", maxLimit, 200, nil, []byte(body), time.Now())
 		if err != nil || len(page.postings) != 1 || string(page.postings[0].Status) != tc.want {
 			t.Fatalf("status %q: %+v %v", tc.status, page, err)
 		}

@@ -11,8 +11,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bidder/bidder/internal/textsafe"
 	"github.com/bidder/bidder/marketplace"
 	"github.com/bidder/bidder/marketplace/internal/httpx"
+	"github.com/bidder/bidder/marketplace/internal/jsonstream"
 )
 
 // Decoding of Freelancer's answers into domain values or classified errors.
@@ -38,6 +40,23 @@ const (
 	ReasonInvalidInput = httpx.ReasonInvalidInput // "invalid_request"
 	ReasonNotEligible  = "not_eligible"           // the account may not bid on this project
 	ReasonBidLimit     = "bid_limit_exceeded"
+)
+
+// Limits of a decoded answer, sized to the largest the API sends, so that
+// what an answer costs is bounded by them and not by how many elements fit
+// under the byte cap (see jsonstream).
+const (
+	// maxMembers bounds the members of an envelope's result object.
+	maxMembers = 64
+	// maxUsers bounds the users map of a projects answer: one per owner of
+	// at most maxLimit projects.
+	maxUsers = 10 * maxLimit
+	// maxFindBids is the limit FindBid asks for: one account's bids on one
+	// project.
+	maxFindBids = 10
+	// maxValues bounds the JSON values in one answer. A page of 100
+	// projects with job details and owner details has some 50,000.
+	maxValues = 1 << 18
 )
 
 const (
@@ -139,41 +158,63 @@ func statusRule(status int, bid bool) (error, string) {
 	return marketplace.ErrPermanent, ReasonUnexpected
 }
 
-// envelope is a lenient view of any answer: fields of the wrong type must not
-// hide what the status code says.
+// envelope is a lenient view of any answer: fields of the wrong type must
+// not hide what the status code says.
 type envelope struct {
 	Status    string
-	Result    json.RawMessage
+	Result    json.RawMessage // aliases the answer's body: never changed
 	Message   string
 	Code      string
 	RequestID string
 }
 
-func parseEnvelope(body []byte) (envelope, bool) {
-	var raw map[string]json.RawMessage
-	if json.Unmarshal(body, &raw) != nil || raw == nil {
-		return envelope{}, false
+// wireEnvelope is the envelope as sent. json.Unmarshal skips a field of the
+// wrong type and fills the others, which is the leniency wanted.
+type wireEnvelope struct {
+	Status    string   `json:"status"`
+	Result    rawAlias `json:"result"`
+	Message   string   `json:"message"`
+	Code      string   `json:"error_code"`
+	RequestID string   `json:"request_id"`
+	// Newer answers nest it: {"error":{"code":...,"detail":...}}.
+	Error struct {
+		Code   string `json:"code"`
+		Detail string `json:"detail"`
+	} `json:"error"`
+}
+
+// rawAlias is json.RawMessage without the copy: json.Unmarshal hands an
+// Unmarshaler a slice of its input, and the answer's body outlives every
+// use of its result.
+type rawAlias []byte
+
+func (r *rawAlias) UnmarshalJSON(b []byte) error {
+	*r = b
+	return nil
+}
+
+// parseEnvelope reads an answer's envelope. It fails for a body that is not
+// a JSON object, and for one with more values than any answer of the API
+// has (before decoding anything: see jsonstream.CheckValues).
+func parseEnvelope(body []byte) (envelope, error) {
+	if err := jsonstream.CheckValues(body, maxValues); err != nil {
+		return envelope{}, err
 	}
-	var e envelope
-	_ = json.Unmarshal(raw["status"], &e.Status)
-	_ = json.Unmarshal(raw["message"], &e.Message)
-	_ = json.Unmarshal(raw["error_code"], &e.Code)
-	_ = json.Unmarshal(raw["request_id"], &e.RequestID)
+	if t := bytes.TrimLeft(body, " \t\r\n"); len(t) == 0 || t[0] != '{' {
+		return envelope{}, errors.New("not a JSON object")
+	}
+	var w wireEnvelope
+	if err := json.Unmarshal(body, &w); err != nil && !errors.As(err, new(*json.UnmarshalTypeError)) {
+		return envelope{}, err
+	}
+	e := envelope{Status: w.Status, Result: json.RawMessage(w.Result), Message: w.Message, Code: w.Code, RequestID: w.RequestID}
 	if e.Code == "" {
-		// Newer answers nest it: {"error":{"code":...,"detail":...}}.
-		var nested struct {
-			Code   string `json:"code"`
-			Detail string `json:"detail"`
-		}
-		if json.Unmarshal(raw["error"], &nested) == nil {
-			e.Code = nested.Code
-			if e.Message == "" {
-				e.Message = nested.Detail
-			}
+		e.Code = w.Error.Code
+		if e.Message == "" {
+			e.Message = w.Error.Detail
 		}
 	}
-	e.Result = raw["result"]
-	return e, true
+	return e, nil
 }
 
 // codeKey normalises an error_code for the table.
@@ -184,29 +225,12 @@ func codeKey(code string) string {
 	return strings.ToUpper(strings.TrimSpace(code))
 }
 
-// printable cuts s to n bytes of printable ASCII, for error text built from
-// what a server sent.
-func printable(s string, n int) string {
-	var b strings.Builder
-	for i := 0; i < len(s) && b.Len() < n; i++ {
-		c := s[i]
-		if c < ' ' || c > '~' {
-			c = '?'
-		}
-		b.WriteByte(c)
-	}
-	if len(s) > n {
-		b.WriteString("...")
-	}
-	return b.String()
-}
-
 // answerError builds the classified error of a non-success answer. bid marks
 // the bid POST; callers handle its 5xx and 2xx themselves (ambiguous).
 func answerError(op string, status int, header http.Header, body []byte, bid bool, now time.Time) *marketplace.Error {
 	env, _ := parseEnvelope(body)
 	class, reason := statusRule(status, bid)
-	code := printable(env.Code, maxCodeBytes)
+	code := textsafe.Line(env.Code, maxCodeBytes)
 	if status >= 400 && status <= 499 && env.Code != "" {
 		if r, ok := lookupCode(env.Code, bid); ok {
 			class, reason = r.class, r.reason
@@ -217,10 +241,10 @@ func answerError(op string, status int, header http.Header, body []byte, bid boo
 		msg += " " + code
 	}
 	if env.Message != "" {
-		msg += ": " + printable(env.Message, maxMessageBytes)
+		msg += ": " + textsafe.Line(env.Message, maxMessageBytes)
 	}
 	if env.RequestID != "" {
-		msg += " (request_id " + printable(env.RequestID, 64) + ")"
+		msg += " (request_id " + textsafe.Line(env.RequestID, 64) + ")"
 	}
 	err := marketplace.NewError(class, op, reason, errors.New(msg))
 	if class == marketplace.ErrRateLimited {
@@ -241,18 +265,21 @@ func successResult(op string, status int, header http.Header, body []byte, now t
 	if status != http.StatusOK {
 		return nil, answerError(op, status, header, body, false, now)
 	}
-	env, ok := parseEnvelope(body)
-	if !ok {
+	env, err := parseEnvelope(body)
+	if err != nil {
+		if json.Valid(body) {
+			return nil, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, fmt.Errorf("HTTP 200: %w", err))
+		}
 		// Broken JSON on a 200 is likely a cut transfer: try again.
 		return nil, marketplace.NewError(marketplace.ErrTransient, op, ReasonMalformed, errors.New("HTTP 200 with a body that is not a JSON object"))
 	}
 	if env.Status != "success" {
 		if env.Status == "error" && env.Code != "" {
 			if r, ok := lookupCode(env.Code, false); ok {
-				return nil, marketplace.NewError(r.class, op, r.reason, fmt.Errorf("HTTP 200 status error %s", printable(env.Code, maxCodeBytes)))
+				return nil, marketplace.NewError(r.class, op, r.reason, fmt.Errorf("HTTP 200 status error %s", textsafe.Line(env.Code, maxCodeBytes)))
 			}
 		}
-		return nil, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, fmt.Errorf("HTTP 200 with envelope status %q", printable(env.Status, 32)))
+		return nil, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, fmt.Errorf("HTTP 200 with envelope status %q", textsafe.Line(env.Status, 32)))
 	}
 	if len(env.Result) == 0 || bytes.Equal(env.Result, []byte("null")) {
 		return nil, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, errors.New(`success envelope without "result"`))
@@ -344,45 +371,85 @@ func unixTime(raw json.RawMessage) time.Time {
 // projectsPage is a decoded /projects/active/ answer: the IDs of every
 // project in server order (for the cursor's continuity check, including
 // projects that could not be mapped), the mapped postings, and what was
-// dropped.
+// dropped: how many, and the first few problems.
 type projectsPage struct {
 	ids      []int64
 	times    []time.Time
 	postings []marketplace.Posting
-	dropped  []error
+	dropped  int
+	problems []error // the first maxDroppedLogged
 }
 
-// decodeProjects turns an answer to GET /projects/active/ into a page. A
-// project that cannot be mapped (no currency, an unknown type...) is dropped
-// and reported, not fatal: failing the page would stall the scan on one odd
-// project forever, and a posting bidder cannot read is one it could not bid
-// on correctly anyway.
-func decodeProjects(marketplaceID, siteBase string, status int, header http.Header, body []byte, now time.Time) (projectsPage, error) {
+func (p *projectsPage) drop(err error) {
+	p.dropped++
+	if len(p.problems) < maxDroppedLogged {
+		p.problems = append(p.problems, err)
+	}
+}
+
+// decodeProjects turns an answer to GET /projects/active/ asked for limit
+// projects into a page. A project that cannot be mapped (no currency, an
+// unknown type...) is dropped and reported, not fatal: failing the page
+// would stall the scan on one odd project forever, and a posting bidder
+// cannot read is one it could not bid on correctly anyway. More projects
+// than asked for is a broken answer: decoding stops there.
+func decodeProjects(marketplaceID, siteBase string, limit int, status int, header http.Header, body []byte, now time.Time) (projectsPage, error) {
 	const op = "scan"
 	result, err := successResult(op, status, header, body, now)
 	if err != nil {
 		return projectsPage{}, err
 	}
-	var r struct {
-		Projects *[]json.RawMessage         `json:"projects"`
-		Users    map[string]json.RawMessage `json:"users"`
-	}
-	if err := json.Unmarshal(result, &r); err != nil || r.Projects == nil {
-		return projectsPage{}, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, errors.New(`result has no "projects" list`))
-	}
-	var page projectsPage
-	seen := make(map[int64]bool, len(*r.Projects))
-	for i, raw := range *r.Projects {
-		var wp wireProject
-		if err := json.Unmarshal(raw, &wp); err != nil {
-			// Without an ID it cannot even take part in the continuity
-			// check; the check then just finds less.
-			page.dropped = append(page.dropped, fmt.Errorf("projects[%d]: %w", i, err))
-			continue
+	var (
+		page     projectsPage
+		projects []wireProject // owners are mapped once users, which may come after, are read
+		list     bool
+		users    = map[string]json.RawMessage{}
+		d        = jsonstream.New(result)
+	)
+	_, err = d.Object(maxMembers, func(key string) error {
+		switch {
+		case key == "projects" && !list:
+			null, err := d.Array(func(i int) error {
+				if i >= limit {
+					return fmt.Errorf("%w: more than %d projects for limit %d", jsonstream.ErrTooMany, limit, limit)
+				}
+				var wp wireProject
+				err := d.Decode(&wp)
+				if errors.As(err, new(*jsonstream.ValueError)) {
+					// Without an ID it cannot even take part in the
+					// continuity check; the check then just finds less.
+					page.drop(fmt.Errorf("projects[%d]: %w", i, err))
+					return nil
+				}
+				projects = append(projects, wp)
+				return err
+			})
+			list = !null
+			return err
+		case key == "users":
+			_, err := d.Object(maxUsers, func(id string) error {
+				var raw json.RawMessage
+				if err := d.Decode(&raw); err != nil {
+					return err
+				}
+				users[id] = raw
+				return nil
+			})
+			return err
 		}
+		return d.Skip()
+	})
+	if err == nil && !list {
+		err = errors.New(`no "projects" list`)
+	}
+	if err != nil {
+		return projectsPage{}, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, fmt.Errorf("result: %w", err))
+	}
+	seen := make(map[int64]bool, len(projects))
+	for i, wp := range projects {
 		id, ok := positiveID(wp.ID)
 		if !ok {
-			page.dropped = append(page.dropped, fmt.Errorf("projects[%d]: id %q is not a positive integer", i, printable(wp.ID.String(), 32)))
+			page.drop(fmt.Errorf("projects[%d]: id %q is not a positive integer", i, textsafe.Line(wp.ID.String(), 32)))
 			continue
 		}
 		if seen[id] {
@@ -392,9 +459,9 @@ func decodeProjects(marketplaceID, siteBase string, status int, header http.Head
 		page.ids = append(page.ids, id)
 		submitted := unixTime(wp.TimeSubmitted)
 		page.times = append(page.times, submitted)
-		p, err := projectPosting(marketplaceID, siteBase, id, wp, submitted, r.Users)
+		p, err := projectPosting(marketplaceID, siteBase, id, wp, submitted, users)
 		if err != nil {
-			page.dropped = append(page.dropped, fmt.Errorf("project %d: %w", id, err))
+			page.drop(fmt.Errorf("project %d: %w", id, err))
 			continue
 		}
 		page.postings = append(page.postings, p)
@@ -410,7 +477,7 @@ func projectPosting(marketplaceID, siteBase string, id int64, wp wireProject, su
 	case "hourly":
 		budgetType = marketplace.BudgetHourly
 	default:
-		return marketplace.Posting{}, fmt.Errorf("type %q is neither fixed nor hourly", printable(wp.Type, 32))
+		return marketplace.Posting{}, fmt.Errorf("type %q is neither fixed nor hourly", textsafe.Line(wp.Type, 32))
 	}
 	if wp.Currency == nil || !isCurrency(strings.ToUpper(strings.TrimSpace(wp.Currency.Code))) {
 		return marketplace.Posting{}, errors.New("no 3-letter currency code")
@@ -437,15 +504,15 @@ func projectPosting(marketplaceID, siteBase string, id int64, wp wireProject, su
 	}
 	var skills []string
 	for _, j := range wp.Jobs {
-		if name := strings.TrimSpace(j.Name); name != "" {
+		if name := strings.TrimSpace(textsafe.Line(j.Name, 0)); name != "" {
 			skills = append(skills, name)
 		}
 	}
 	return marketplace.Posting{
 		MarketplaceID: marketplaceID,
 		ID:            strconv.FormatInt(id, 10),
-		Title:         wp.Title,
-		Description:   desc,
+		Title:         textsafe.Line(wp.Title, 0),
+		Description:   textsafe.Text(desc),
 		Budget: marketplace.Budget{
 			Type:     budgetType,
 			Min:      lo,
@@ -487,9 +554,9 @@ func ownerClient(ownerID json.Number, users map[string]json.RawMessage) marketpl
 		// Rules compare countries as config writes them (ISO codes such as
 		// "US"); the name is the fallback when there is no code.
 		if code := strings.TrimSpace(l.Country.Code); code != "" {
-			c.Country = strings.ToUpper(printable(code, 8))
+			c.Country = strings.ToUpper(textsafe.Line(code, 8))
 		} else {
-			c.Country = printable(strings.TrimSpace(l.Country.Name), 64)
+			c.Country = textsafe.Line(strings.TrimSpace(l.Country.Name), 64)
 		}
 	}
 	return c
@@ -533,14 +600,14 @@ func isCurrency(s string) bool {
 func placedBid(projectID, selfID int64, currency string, b wireBid) (marketplace.PlacedBid, error) {
 	id, ok := positiveID(b.ID)
 	if !ok {
-		return marketplace.PlacedBid{}, fmt.Errorf("bid id %q is not a positive integer", printable(b.ID.String(), 32))
+		return marketplace.PlacedBid{}, fmt.Errorf("bid id %q is not a positive integer", textsafe.Line(b.ID.String(), 32))
 	}
 	if pid, ok := positiveID(b.ProjectID); !ok || pid != projectID {
-		return marketplace.PlacedBid{}, fmt.Errorf("bid %d is on project %q, not %d", id, printable(b.ProjectID.String(), 32), projectID)
+		return marketplace.PlacedBid{}, fmt.Errorf("bid %d is on project %q, not %d", id, textsafe.Line(b.ProjectID.String(), 32), projectID)
 	}
 	if b.BidderID != "" {
 		if bid, ok := positiveID(b.BidderID); !ok || bid != selfID {
-			return marketplace.PlacedBid{}, fmt.Errorf("bid %d is by bidder %q, not %d", id, printable(b.BidderID.String(), 32), selfID)
+			return marketplace.PlacedBid{}, fmt.Errorf("bid %d is by bidder %q, not %d", id, textsafe.Line(b.BidderID.String(), 32), selfID)
 		}
 	}
 	pb := marketplace.PlacedBid{
@@ -565,14 +632,14 @@ func decodeBidAnswer(projectID, selfID int64, currency string, status int, heade
 	}
 	switch {
 	case status >= 200 && status <= 299:
-		env, ok := parseEnvelope(body)
-		if !ok {
-			return ambiguous(ReasonMalformed, fmt.Errorf("HTTP %d with a body that is not a JSON object", status))
+		env, err := parseEnvelope(body)
+		if err != nil {
+			return ambiguous(ReasonMalformed, fmt.Errorf("HTTP %d with a body that is not a usable JSON object: %w", status, err))
 		}
 		if env.Status != "success" {
 			// Even a 2xx "error" envelope is not trusted to mean "nothing
 			// stored": reconciliation is cheap, a duplicate is not.
-			return ambiguous(ReasonInvalid, fmt.Errorf("HTTP %d with envelope status %q %s", status, printable(env.Status, 32), printable(env.Code, maxCodeBytes)))
+			return ambiguous(ReasonInvalid, fmt.Errorf("HTTP %d with envelope status %q %s", status, textsafe.Line(env.Status, 32), textsafe.Line(env.Code, maxCodeBytes)))
 		}
 		var b wireBid
 		if err := json.Unmarshal(env.Result, &b); err != nil {
@@ -588,7 +655,7 @@ func decodeBidAnswer(projectID, selfID int64, currency string, status int, heade
 		return marketplace.PlacedBid{}, answerError(op, status, header, body, true, now)
 	case status >= 500 && status <= 599:
 		env, _ := parseEnvelope(body)
-		return ambiguous("http_"+strconv.Itoa(status), fmt.Errorf("HTTP %d %s", status, printable(env.Code, maxCodeBytes)))
+		return ambiguous("http_"+strconv.Itoa(status), fmt.Errorf("HTTP %d %s", status, textsafe.Line(env.Code, maxCodeBytes)))
 	}
 	// 1xx, 3xx: Freelancer saw the bid and said something unexpected.
 	return ambiguous(ReasonUnexpected, fmt.Errorf("HTTP %d", status))
@@ -603,37 +670,53 @@ func decodeFindBid(projectID, selfID int64, status int, header http.Header, body
 	if err != nil {
 		return marketplace.PlacedBid{}, false, err
 	}
-	var r struct {
-		Bids *[]json.RawMessage `json:"bids"`
-	}
-	if err := json.Unmarshal(result, &r); err != nil || r.Bids == nil {
-		return marketplace.PlacedBid{}, false, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, errors.New(`result has no "bids" list`))
-	}
-	var best marketplace.PlacedBid
-	var bestID int64
-	found := false
-	for i, raw := range *r.Bids {
+	var (
+		best   marketplace.PlacedBid
+		bestID int64
+		found  bool
+		list   bool
+		d      = jsonstream.New(result)
+	)
+	bid := func(i int) error {
+		if i >= maxFindBids {
+			return jsonstream.TooMany(maxFindBids, "bids (the limit asked for)")
+		}
 		var b wireBid
-		if err := json.Unmarshal(raw, &b); err != nil {
-			return marketplace.PlacedBid{}, false, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, fmt.Errorf("bids[%d]: %w", i, err))
+		if err := d.Decode(&b); err != nil {
+			return fmt.Errorf("bids[%d]: %w", i, err)
 		}
 		// The filters are the server's job; a server that ignored them must
 		// not make another bidder's bid look like ours.
 		if pid, ok := positiveID(b.ProjectID); !ok || pid != projectID {
-			continue
+			return nil
 		}
 		if bid, ok := positiveID(b.BidderID); !ok || bid != selfID {
-			continue
+			return nil
 		}
 		pb, err := placedBid(projectID, selfID, "", b)
 		if err != nil {
-			return marketplace.PlacedBid{}, false, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, fmt.Errorf("bids[%d]: %w", i, err))
+			return fmt.Errorf("bids[%d]: %w", i, err)
 		}
 		// Oldest first; bid IDs break ties (they grow with time).
 		id, _ := positiveID(b.ID)
 		if !found || pb.CreatedAt.Before(best.CreatedAt) || (pb.CreatedAt.Equal(best.CreatedAt) && id < bestID) {
 			best, bestID, found = pb, id, true
 		}
+		return nil
+	}
+	_, err = d.Object(maxMembers, func(key string) error {
+		if key != "bids" || list {
+			return d.Skip()
+		}
+		null, err := d.Array(bid)
+		list = !null
+		return err
+	})
+	if err == nil && !list {
+		err = errors.New(`result has no "bids" list`)
+	}
+	if err != nil {
+		return marketplace.PlacedBid{}, false, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, err)
 	}
 	return best, found, nil
 }
@@ -653,7 +736,7 @@ func decodeSelf(status int, header http.Header, body []byte, now time.Time) (int
 	}
 	id, ok := positiveID(u.ID)
 	if !ok {
-		return 0, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, fmt.Errorf("user id %q is not a positive integer", printable(u.ID.String(), 32)))
+		return 0, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, fmt.Errorf("user id %q is not a positive integer", textsafe.Line(u.ID.String(), 32)))
 	}
 	return id, nil
 }

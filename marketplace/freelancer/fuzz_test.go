@@ -1,6 +1,7 @@
 package freelancer
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -66,7 +67,7 @@ func FuzzDecodeProjects(f *testing.F) {
 	f.Add(200, []byte(`{"status":"success","result":{"projects":[]}}`))
 	f.Add(401, []byte(`{"status":"error","error_code":"RestExceptionCodes.NOT_AUTHENTICATED"}`))
 	f.Fuzz(func(t *testing.T, status int, body []byte) {
-		page, err := decodeProjects("fl", "https://www.freelancer.com", status, http.Header{}, body, fuzzNow)
+		page, err := decodeProjects("fl", "https://www.freelancer.com", maxLimit, status, http.Header{}, body, fuzzNow)
 		checkClassified(t, err)
 		if err != nil {
 			return
@@ -77,6 +78,7 @@ func FuzzDecodeProjects(f *testing.F) {
 		if len(page.ids) != len(page.times) || len(page.postings) > len(page.ids) {
 			t.Fatalf("page bookkeeping: %d ids, %d times, %d postings", len(page.ids), len(page.times), len(page.postings))
 		}
+		checkProjectsAgainstUnmarshal(t, body, page)
 		for _, p := range page.postings {
 			b := p.Budget
 			switch {
@@ -97,6 +99,44 @@ func FuzzDecodeProjects(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkProjectsAgainstUnmarshal: what the stream accepted, json.Unmarshal
+// reads the same: every project ID the page kept is in the answer's list,
+// in its order.
+func checkProjectsAgainstUnmarshal(t *testing.T, body []byte, page projectsPage) {
+	t.Helper()
+	var ref struct {
+		Result json.RawMessage `json:"result"`
+	}
+	if err := json.Unmarshal(body, &ref); err != nil {
+		t.Fatalf("accepted what json.Unmarshal refuses: %v", err)
+	}
+	if httpxtest.AmbiguousKeys(ref.Result) {
+		return
+	}
+	var result struct {
+		Projects []json.RawMessage `json:"projects"`
+	}
+	if err := json.Unmarshal(ref.Result, &result); err != nil {
+		t.Fatalf("accepted a result json.Unmarshal refuses: %v", err)
+	}
+	j := 0
+	for _, id := range page.ids {
+		for ; j < len(result.Projects); j++ {
+			var p struct {
+				ID json.Number `json:"id"`
+			}
+			if json.Unmarshal(result.Projects[j], &p) == nil {
+				if v, ok := positiveID(p.ID); ok && v == id {
+					break
+				}
+			}
+		}
+		if j == len(result.Projects) {
+			t.Fatalf("project %d kept, not in json.Unmarshal's list of %d", id, len(result.Projects))
+		}
+	}
 }
 
 func FuzzDecodeFindBid(f *testing.F) {

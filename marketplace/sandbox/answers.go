@@ -9,8 +9,10 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/bidder/bidder/internal/textsafe"
 	"github.com/bidder/bidder/marketplace"
 	"github.com/bidder/bidder/marketplace/internal/httpx"
+	"github.com/bidder/bidder/marketplace/internal/jsonstream"
 )
 
 // Decoding of the server's answers into domain values or classified errors.
@@ -33,19 +35,28 @@ const (
 	maxDetailInErrorLen = 200
 )
 
+// Limits of a decoded answer, sized to the largest a server keeping to the
+// contract sends, so that what an answer costs is bounded by them and not by
+// how many elements fit under the byte cap (see jsonstream).
+const (
+	// maxMembers bounds the members of an answer's top-level object: the
+	// contract's have two or three, extensions may add some.
+	maxMembers = 64
+	// maxFindBids bounds GET /v1/bids: one account's bids on one posting,
+	// one unless something already went wrong.
+	maxFindBids = 100
+	// maxValues bounds the JSON values in one answer. A full page (500
+	// postings of some 35 values, a few skills each) has under 20,000.
+	maxValues = 1 << 16
+)
+
 // errorBody is a lenient view of any error answer: fields of the wrong type
-// must not hide the status code's meaning.
+// must not hide the status code's meaning. (json.Unmarshal skips a field of
+// the wrong type and fills the others.)
 func errorBody(body []byte) wireError {
-	var raw map[string]json.RawMessage
-	if json.Unmarshal(body, &raw) != nil {
-		return wireError{}
-	}
 	var e wireError
-	_ = json.Unmarshal(raw["error"], &e.Error)
-	_ = json.Unmarshal(raw["detail"], &e.Detail)
-	if len(e.Detail) > maxDetailInErrorLen {
-		e.Detail = e.Detail[:maxDetailInErrorLen] + "..."
-	}
+	_ = unmarshal(body, &e)
+	e.Detail = textsafe.Line(e.Detail, maxDetailInErrorLen)
 	return e
 }
 
@@ -107,7 +118,7 @@ func decodeBidAnswer(postingID string, status int, header http.Header, body []by
 	switch {
 	case status == http.StatusCreated || status == http.StatusOK:
 		var a wireBidAnswer
-		if err := json.Unmarshal(body, &a); err != nil {
+		if err := unmarshal(body, &a); err != nil {
 			// Ambiguous either way; the reason still tells broken from wrong.
 			return marketplace.PlacedBid{}, marketplace.NewError(marketplace.ErrAmbiguous, op, decodeError(op, body, err).Reason, err)
 		}
@@ -125,7 +136,7 @@ func decodeBidAnswer(postingID string, status int, header http.Header, body []by
 		// is a bonus, dropped if it is not a valid bid on this posting.
 		err := marketplace.NewError(marketplace.ErrAlreadyBid, op, codeAlreadyBid, nil)
 		var a wireBidAnswer
-		if json.Unmarshal(body, &a) == nil && a.Bid != nil {
+		if unmarshal(body, &a) == nil && a.Bid != nil {
 			if pb, perr := placedBid(postingID, *a.Bid); perr == nil {
 				err.Existing = &pb
 			}
@@ -168,9 +179,9 @@ func placedBid(postingID string, b wireBid) (marketplace.PlacedBid, error) {
 		ID:             b.ID,
 		PostingID:      b.PostingID,
 		Amount:         b.Amount,
-		Currency:       b.Currency,
+		Currency:       textsafe.Line(b.Currency, 0),
 		FencingToken:   b.FencingToken,
-		IdempotencyKey: b.IdempotencyKey,
+		IdempotencyKey: textsafe.Line(b.IdempotencyKey, 0),
 		CreatedAt:      b.CreatedAt,
 	}, nil
 }
@@ -182,69 +193,127 @@ func decodeFindBid(postingID string, status int, header http.Header, body []byte
 	if status != http.StatusOK {
 		return marketplace.PlacedBid{}, false, statusError(op, status, header, body)
 	}
-	var a struct {
-		Bids *[]wireBid `json:"bids"`
+	var first marketplace.PlacedBid
+	n, list := 0, false
+	d := jsonstream.New(body)
+	err := walkAnswer(body, d, func(key string) error {
+		if key != "bids" || list {
+			return d.Skip()
+		}
+		null, err := d.Array(func(i int) error {
+			if i == maxFindBids {
+				return jsonstream.TooMany(maxFindBids, "bids on one posting")
+			}
+			var b wireBid
+			if err := d.Decode(&b); err != nil {
+				return fmt.Errorf("bids[%d]: %w", i, err)
+			}
+			pb, err := placedBid(postingID, b)
+			if err != nil {
+				return fmt.Errorf("bids[%d]: %w", i, err)
+			}
+			if i == 0 {
+				first = pb
+			}
+			n++
+			return nil
+		})
+		list = !null
+		return err
+	})
+	if err == nil && !list {
+		err = errors.New(`answer has no "bids" list`)
 	}
-	if err := json.Unmarshal(body, &a); err != nil {
+	if err != nil {
 		return marketplace.PlacedBid{}, false, decodeError(op, body, err)
 	}
-	if a.Bids == nil {
-		return marketplace.PlacedBid{}, false, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, errors.New(`answer has no "bids" list`))
+	return first, n > 0, nil
+}
+
+// walkAnswer checks body's value count, walks its top-level object with fn
+// (see jsonstream.Decoder.Object) and checks nothing follows it.
+func walkAnswer(body []byte, d *jsonstream.Decoder, fn func(key string) error) error {
+	if err := jsonstream.CheckValues(body, maxValues); err != nil {
+		return err
 	}
-	var first marketplace.PlacedBid
-	for i, b := range *a.Bids {
-		pb, err := placedBid(postingID, b)
-		if err != nil {
-			return marketplace.PlacedBid{}, false, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, fmt.Errorf("bids[%d]: %w", i, err))
-		}
-		if i == 0 {
-			first = pb
-		}
+	if _, err := d.Object(maxMembers, fn); err != nil {
+		return err
 	}
-	return first, len(*a.Bids) > 0, nil
+	return d.End()
+}
+
+// unmarshal is json.Unmarshal of an answer holding one small object, after
+// the value count check.
+func unmarshal(body []byte, v any) error {
+	if err := jsonstream.CheckValues(body, maxValues); err != nil {
+		return err
+	}
+	return json.Unmarshal(body, v)
 }
 
 // decodePage turns an answer to GET /v1/postings into a Page. A posting that
 // breaks the contract fails the whole page: skipping it would lose a posting
 // silently, and fabricating one would bid on something that does not exist.
+// Postings are decoded one by one, and a list longer than limit stops the
+// decoding at limit+1.
 func decodePage(marketplaceID, cursor string, limit int, status int, header http.Header, body []byte) (marketplace.Page, error) {
 	const op = "scan"
 	if status != http.StatusOK {
 		return marketplace.Page{}, statusError(op, status, header, body)
 	}
-	var a struct {
-		Postings   *[]wirePosting `json:"postings"`
-		NextCursor *string        `json:"next_cursor"`
+	var (
+		page     marketplace.Page
+		list     bool
+		next     *string
+		seen     = map[string]bool{}
+		d        = jsonstream.New(body)
+		postings = func(i int) error {
+			if i >= limit {
+				return fmt.Errorf("%w: more than %d postings for limit %d", jsonstream.ErrTooMany, limit, limit)
+			}
+			var wp wirePosting
+			if err := d.Decode(&wp); err != nil {
+				return fmt.Errorf("postings[%d]: %w", i, err)
+			}
+			p, err := posting(marketplaceID, wp)
+			if err != nil {
+				return fmt.Errorf("postings[%d]: %w", i, err)
+			}
+			if seen[p.ID] {
+				return fmt.Errorf("postings[%d]: id %q repeated in one page", i, p.ID)
+			}
+			seen[p.ID] = true
+			page.Postings = append(page.Postings, p)
+			return nil
+		}
+	)
+	err := walkAnswer(body, d, func(key string) error {
+		switch {
+		case key == "postings" && !list:
+			null, err := d.Array(postings)
+			list = !null
+			return err
+		case key == "next_cursor" && next == nil:
+			return d.Decode(&next)
+		}
+		return d.Skip()
+	})
+	switch {
+	case err != nil:
+	case !list || next == nil:
+		err = errors.New(`answer lacks "postings" or "next_cursor"`)
+	case *next == "" && (len(page.Postings) > 0 || cursor != ""):
+		// Only "nothing new from the start" may come back without a
+		// cursor: any other empty cursor would restart the scan from the
+		// beginning.
+		err = errors.New("empty next_cursor")
 	}
-	if err := json.Unmarshal(body, &a); err != nil {
+	if err != nil {
 		return marketplace.Page{}, decodeError(op, body, err)
 	}
-	invalid := func(format string, args ...any) (marketplace.Page, error) {
-		return marketplace.Page{}, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, fmt.Errorf(format, args...))
-	}
-	if a.Postings == nil || a.NextCursor == nil {
-		return invalid(`answer lacks "postings" or "next_cursor"`)
-	}
-	if len(*a.Postings) > limit {
-		return invalid("%d postings for limit %d", len(*a.Postings), limit)
-	}
-	// Only "nothing new from the start" may come back without a cursor: any
-	// other empty cursor would restart the scan from the beginning.
-	if *a.NextCursor == "" && (len(*a.Postings) > 0 || cursor != "") {
-		return invalid("empty next_cursor")
-	}
-	page := marketplace.Page{NextCursor: *a.NextCursor, Postings: make([]marketplace.Posting, 0, len(*a.Postings))}
-	seen := make(map[string]bool, len(*a.Postings))
-	for i, wp := range *a.Postings {
-		p, err := posting(marketplaceID, wp)
-		if err != nil {
-			return invalid("postings[%d]: %w", i, err)
-		}
-		if seen[p.ID] {
-			return invalid("postings[%d]: id %q repeated in one page", i, p.ID)
-		}
-		seen[p.ID] = true
-		page.Postings = append(page.Postings, p)
+	page.NextCursor = *next
+	if page.Postings == nil {
+		page.Postings = []marketplace.Posting{}
 	}
 	return page, nil
 }
@@ -256,7 +325,7 @@ func decodePosting(marketplaceID, id string, status int, header http.Header, bod
 		return marketplace.Posting{}, statusError(op, status, header, body)
 	}
 	var wp wirePosting
-	if err := json.Unmarshal(body, &wp); err != nil {
+	if err := unmarshal(body, &wp); err != nil {
 		return marketplace.Posting{}, decodeError(op, body, err)
 	}
 	p, err := posting(marketplaceID, wp)
@@ -290,14 +359,14 @@ func posting(marketplaceID string, wp wirePosting) (marketplace.Posting, error) 
 		return marketplace.Posting{}, fmt.Errorf("posting %s: client total_spend %v is negative", wp.ID, wp.Client.TotalSpend)
 	}
 	var skills []string
-	if len(wp.Skills) > 0 {
-		skills = append([]string(nil), wp.Skills...)
+	for _, s := range wp.Skills {
+		skills = append(skills, textsafe.Line(s, 0))
 	}
 	return marketplace.Posting{
 		MarketplaceID: marketplaceID,
 		ID:            wp.ID,
-		Title:         wp.Title,
-		Description:   wp.Description,
+		Title:         textsafe.Line(wp.Title, 0),
+		Description:   textsafe.Text(wp.Description),
 		Budget: marketplace.Budget{
 			Type:     marketplace.BudgetType(b.Type),
 			Min:      b.Min,
@@ -305,12 +374,12 @@ func posting(marketplaceID string, wp wirePosting) (marketplace.Posting, error) 
 			Currency: b.Currency,
 		},
 		Skills:   skills,
-		URL:      wp.URL,
+		URL:      textsafe.Line(wp.URL, 0),
 		PostedAt: wp.PostedAt.UTC(),
 		Client: marketplace.Client{
 			Rating:     wp.Client.Rating,
 			TotalSpend: wp.Client.TotalSpend,
-			Country:    wp.Client.Country,
+			Country:    textsafe.Line(wp.Client.Country, 0),
 		},
 		Status: marketplace.Status(wp.Status),
 	}, nil

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"encoding/json"
 	"net/http"
 	"testing"
 
@@ -69,6 +70,27 @@ func FuzzDecodePage(f *testing.F) {
 				t.Fatalf("accepted invalid posting %+v", p)
 			}
 		}
+		// What the stream accepted, json.Unmarshal reads the same.
+		if httpxtest.AmbiguousKeys(body) {
+			return
+		}
+		var ref struct {
+			Postings []struct {
+				ID string `json:"id"`
+			} `json:"postings"`
+			NextCursor string `json:"next_cursor"`
+		}
+		if err := json.Unmarshal(body, &ref); err != nil {
+			t.Fatalf("accepted what json.Unmarshal refuses: %v", err)
+		}
+		if ref.NextCursor != page.NextCursor || len(ref.Postings) != len(page.Postings) {
+			t.Fatalf("stream read %d postings, cursor %q; json.Unmarshal %d, %q", len(page.Postings), page.NextCursor, len(ref.Postings), ref.NextCursor)
+		}
+		for i, p := range ref.Postings {
+			if p.ID != page.Postings[i].ID {
+				t.Fatalf("postings[%d]: stream %q, json.Unmarshal %q", i, page.Postings[i].ID, p.ID)
+			}
+		}
 	})
 }
 
@@ -80,6 +102,19 @@ func FuzzDecodeFindBid(f *testing.F) {
 		httpxtest.CheckClassified(t, err)
 		if found && (err != nil || pb.PostingID != "p-1" || pb.ID == "") {
 			t.Fatalf("found %+v with err %v", pb, err)
+		}
+		if err != nil || httpxtest.AmbiguousKeys(body) {
+			return
+		}
+		// What the stream accepted, json.Unmarshal reads the same.
+		var ref struct {
+			Bids []wireBid `json:"bids"`
+		}
+		if err := json.Unmarshal(body, &ref); err != nil {
+			t.Fatalf("accepted what json.Unmarshal refuses: %v", err)
+		}
+		if found != (len(ref.Bids) > 0) || (found && ref.Bids[0].ID != pb.ID) {
+			t.Fatalf("stream found=%v %q; json.Unmarshal read %d bids", found, pb.ID, len(ref.Bids))
 		}
 	})
 }

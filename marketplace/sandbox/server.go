@@ -132,6 +132,23 @@ func (s *Server) Stats() Stats {
 	return st
 }
 
+// Proposals returns the proposal text of every bid on a posting, by every
+// account, oldest first within an account: what a test checks a bid sent.
+func (s *Server) Proposals(postingID string) []string {
+	bs := &s.bids
+	bs.mu.Lock()
+	defer bs.mu.Unlock()
+	var out []string
+	if pb := bs.byPosting[postingID]; pb != nil {
+		for _, bids := range pb.byAccount {
+			for _, b := range bids {
+				out = append(out, b.Proposal)
+			}
+		}
+	}
+	return out
+}
+
 // Config returns the effective configuration (defaults filled in).
 func (s *Server) Config() ServerConfig { return s.cfg }
 

@@ -34,13 +34,21 @@ var (
 )
 
 // Budget caps the bids all instances together place per marketplace per
-// UTC hour and UTC day, with counters in Redis.
+// UTC hour, UTC day and week (Monday 00:00 UTC), with counters in Redis.
 type Budget struct {
 	rdb     redis.UniversalClient
 	prefix  string
 	perHour int
 	perDay  int
+	perWeek int
 }
+
+// BudgetOption configures a Budget.
+type BudgetOption func(*Budget)
+
+// PerWeek caps the bids per week, Monday 00:00 UTC to the next (0 =
+// unlimited, the default).
+func PerWeek(n int) BudgetOption { return func(b *Budget) { b.perWeek = n } }
 
 // NewBudget returns a Budget allowing perHour bids per UTC hour and perDay
 // per UTC day for each marketplace (0 = unlimited). Keys are sets of the
@@ -48,19 +56,23 @@ type Budget struct {
 // and ...:ds:<unix day>; the braces are a Cluster hash tag so both keys
 // live in one slot and one script can check them together. Bad arguments surface as ErrInvalidBudget from Take,
 // so that a misconfigured budget fails closed rather than unlimited.
-func NewBudget(rdb redis.UniversalClient, keyPrefix string, perHour, perDay int) *Budget {
+func NewBudget(rdb redis.UniversalClient, keyPrefix string, perHour, perDay int, opts ...BudgetOption) *Budget {
 	if keyPrefix == "" {
 		keyPrefix = DefaultBudgetPrefix
 	}
-	return &Budget{rdb: rdb, prefix: keyPrefix, perHour: perHour, perDay: perDay}
+	b := &Budget{rdb: rdb, prefix: keyPrefix, perHour: perHour, perDay: perDay}
+	for _, o := range opts {
+		o(b)
+	}
+	return b
 }
 
 func (b *Budget) check(marketplaceID string) error {
 	switch {
 	case b == nil || b.rdb == nil:
 		return fmt.Errorf("%w: no Redis client", ErrInvalidBudget)
-	case b.perHour < 0 || b.perDay < 0:
-		return fmt.Errorf("%w: limits must be >= 0, got per hour %d, per day %d", ErrInvalidBudget, b.perHour, b.perDay)
+	case b.perHour < 0 || b.perDay < 0 || b.perWeek < 0:
+		return fmt.Errorf("%w: limits must be >= 0, got per hour %d, per day %d, per week %d", ErrInvalidBudget, b.perHour, b.perDay, b.perWeek)
 	}
 	if err := CheckWindowKeys(b.prefix, marketplaceID); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidBudget, err)
@@ -77,6 +89,12 @@ func (b *Budget) Keys(marketplaceID string, now time.Time) (hourKey, dayKey stri
 	return w.Base + "hs:" + strconv.FormatInt(now.Unix()/3600, 10), w.Base + "ds:" + strconv.FormatInt(now.Unix()/86400, 10)
 }
 
+// Weeks run from Monday 00:00 UTC; the Unix epoch was a Thursday.
+const (
+	weekSeconds  = 7 * 86400
+	mondayOffset = 3 * 86400
+)
+
 // window is one budget window at a moment: its key, limit and end.
 type window struct {
 	key   string
@@ -89,9 +107,14 @@ func (b *Budget) windows(marketplaceID string, now time.Time) []window {
 	w := WindowsAt(b.prefix, marketplaceID, now)
 	hourKey, dayKey := b.Keys(marketplaceID, now)
 	hourTTL, dayTTL := w.TTLs(now, budgetGrace)
-	// The day first: its retry time is the later one, so a caller stopped
-	// by both waits once. An unlimited window is not tracked at all.
+	// The longest window first: its retry time is the latest, so a caller
+	// stopped by several waits once. An unlimited window is not tracked.
 	var ws []window
+	if b.perWeek > 0 {
+		week := (now.Unix() + mondayOffset) / weekSeconds
+		end := time.Unix((week+1)*weekSeconds-mondayOffset, 0).UTC()
+		ws = append(ws, window{w.Base + "ws:" + strconv.FormatInt(week, 10), b.perWeek, end, (end.Sub(now) + budgetGrace).Milliseconds()})
+	}
 	if b.perDay > 0 {
 		ws = append(ws, window{dayKey, b.perDay, w.DayEnd, dayTTL})
 	}

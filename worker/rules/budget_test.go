@@ -338,3 +338,29 @@ func TestBudgetLeft(t *testing.T) {
 		t.Fatalf("bad id: %v", err)
 	}
 }
+
+// TestBudgetPerWeek (issue 17): a weekly cap, Monday 00:00 UTC to the next,
+// over the hourly and daily ones; refused until next Monday.
+func TestBudgetPerWeek(t *testing.T) {
+	_, rdb := realRedis(t)
+	b := NewBudget(rdb, "", 0, 0, PerWeek(2))
+	ctx := ctxT(t)
+	// 2026-11-27 is a Friday; the week began on Monday the 23rd.
+	for i := 0; i < 2; i++ {
+		if ok, _, err := b.Take(ctx, "sandbox", uniq(), budgetNow.Add(time.Duration(i)*24*time.Hour)); !ok || err != nil {
+			t.Fatalf("take %d: %v %v", i, ok, err)
+		}
+	}
+	sunday := time.Date(2026, 11, 29, 23, 59, 0, 0, time.UTC)
+	ok, retryAt, err := b.Take(ctx, "sandbox", uniq(), sunday)
+	monday := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	if ok || err != nil || !retryAt.Equal(monday) {
+		t.Fatalf("third take of the week: ok=%v retryAt=%v err=%v, want refused until %v", ok, retryAt, err, monday)
+	}
+	if ok, _, err := b.Take(ctx, "sandbox", uniq(), monday); !ok || err != nil {
+		t.Fatalf("first take of the next week: %v %v", ok, err)
+	}
+	if _, _, err := NewBudget(rdb, "", 0, 0, PerWeek(-1)).Take(ctx, "sandbox", uniq(), budgetNow); !errors.Is(err, ErrInvalidBudget) {
+		t.Fatalf("negative week: %v", err)
+	}
+}

@@ -24,6 +24,7 @@ type Config struct {
 	BidBudget BidBudgetConfig `yaml:"bid_budget"`
 	Amount    AmountConfig    `yaml:"amount"`
 	Proposal  ProposalConfig  `yaml:"proposal"`
+	Review    ReviewConfig    `yaml:"review"`
 	DryRun    bool            `yaml:"dry_run"`
 }
 
@@ -75,6 +76,7 @@ type ClientConfig struct {
 type BidBudgetConfig struct {
 	PerHour int `yaml:"per_hour"`
 	PerDay  int `yaml:"per_day"`
+	PerWeek int `yaml:"per_week"` // Monday 00:00 UTC to the next
 }
 
 // AmountConfig holds one amount rule per budget type: a fixed amount that is
@@ -172,6 +174,7 @@ func (e *FieldError) Is(target error) bool { return target == ErrInvalidConfig }
 func (c Config) Validate() error {
 	v := &validator{}
 	c.validate(v)
+	c.Review.validate(v)
 	return v.err()
 }
 
@@ -260,6 +263,9 @@ func (c Config) validate(v *validator) {
 	}
 	if c.BidBudget.PerDay < 0 {
 		v.addf("bid_budget.per_day", "must be >= 0 (0 = unlimited), got %d", c.BidBudget.PerDay)
+	}
+	if c.BidBudget.PerWeek < 0 {
+		v.addf("bid_budget.per_week", "must be >= 0 (0 = unlimited), got %d", c.BidBudget.PerWeek)
 	}
 	if c.BidBudget.PerDay > 0 && c.BidBudget.PerHour > c.BidBudget.PerDay {
 		v.addf("bid_budget.per_hour", "must be <= per_day (%d), got %d", c.BidBudget.PerDay, c.BidBudget.PerHour)

@@ -56,7 +56,7 @@ func TestDocsExampleDecodesAndValidates(t *testing.T) {
 	if time.Duration(cfg.MaxAge) != 48*time.Hour {
 		t.Errorf("max_age = %v, want 48h", time.Duration(cfg.MaxAge))
 	}
-	if cfg.Budget.Fixed != (Range{Min: 100, Max: 5000}) || cfg.BidBudget != (BidBudgetConfig{PerHour: 10, PerDay: 60}) {
+	if cfg.Budget.Fixed != (Range{Min: 100, Max: 5000}) || cfg.BidBudget != (BidBudgetConfig{PerHour: 10, PerDay: 60, PerWeek: 300}) {
 		t.Errorf("budget decoded wrong: %+v %+v", cfg.Budget.Fixed, cfg.BidBudget)
 	}
 	if cfg.Amount.Hourly.Strategy != StrategyRangePoint || cfg.Amount.Hourly.Point != 0.75 {

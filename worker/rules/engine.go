@@ -32,7 +32,11 @@ const (
 // first rule that failed and Reason says why; when it is true, Rule is
 // RuleOK and Amount, Currency and Proposal are what to send.
 type Decision struct {
-	Bid      bool
+	Bid bool
+	// Review: a bid that a human must approve first (Rule RuleReview,
+	// Reason says which criterion); Amount, Currency and Proposal are the
+	// bid proposed.
+	Review   bool
 	Rule     string
 	Reason   string
 	Amount   float64
@@ -58,6 +62,8 @@ type Engine struct {
 	amountFixed    AmountRule
 	amountHourly   AmountRule
 	proposal       *proposal
+	review         ReviewConfig
+	reviewWords    *matcher
 
 	// scratch buffers for cutting up text and rendering proposals, so that
 	// Decide does not allocate them per posting.
@@ -99,6 +105,8 @@ func New(cfg Config) (*Engine, error) {
 		amountFixed:    cfg.Amount.Fixed,
 		amountHourly:   cfg.Amount.Hourly,
 		proposal:       prop,
+		review:         cfg.Review,
+		reviewWords:    newMatcher(cfg.Review.Keywords),
 	}
 	e.pool.New = func() any { return new(scratch) }
 	return e, nil
@@ -193,7 +201,13 @@ func (e *Engine) Decide(p marketplace.Posting, now time.Time) Decision {
 	if err != nil {
 		return skip(RuleProposal, "proposal: %v", err)
 	}
-	return Decision{Bid: true, Rule: RuleOK, Reason: "all rules passed", Amount: amount, Currency: b.Currency, Proposal: text}
+	d := Decision{Bid: true, Rule: RuleOK, Reason: "all rules passed", Amount: amount, Currency: b.Currency, Proposal: text}
+	if e.review.enabled() {
+		if why := e.reviewReason(s, p, d); why != "" {
+			d.Review, d.Rule, d.Reason = true, RuleReview, why
+		}
+	}
+	return d
 }
 
 func (e *Engine) put(s *scratch) {

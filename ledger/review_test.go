@@ -1,0 +1,120 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bidder/bidder/ledger"
+)
+
+func review(until time.Time) ledger.Decision {
+	return ledger.Decision{State: ledger.StateReview, Amount: 450, Currency: "USD", Proposal: "proposed text",
+		Rule: "review", Reason: "amount 450.00 USD above 300.00", ReviewUntil: until}
+}
+
+// TestReviewIsOneOutcome (issue 16, item 1): eight reviewers approve at
+// once: one approval takes, the others find it approved; a reject after it
+// changes nothing; the claim that follows sends the approved (edited) bid.
+func TestReviewIsOneOutcome(t *testing.T) {
+	led, locks, rdb := setup(t)
+	ctx := context.Background()
+	if _, err := led.Discover(ctx, "m", []ledger.Found{{PostingID: "p", Payload: []byte("x")}}); err != nil {
+		t.Fatal(err)
+	}
+	c, l := claim(t, led, locks, "p", review(time.Now().Add(time.Hour)))
+	if c.Outcome != ledger.InReview || l != nil || c.Until.IsZero() {
+		t.Fatalf("claim for review: %+v", c)
+	}
+	rec, _ := led.Get(ctx, "m", "p")
+	if rec.State != ledger.StateReview || rec.Amount != 450 || rec.Proposal != "proposed text" || rec.ReviewUntil.IsZero() {
+		t.Fatalf("review record %+v", rec)
+	}
+	if rdb.ZCard(ctx, led.OpenKey("m", "p")).Val() != 0 || rdb.ZCard(ctx, led.ReviewKey("m", "p")).Val() != 1 {
+		t.Fatal("a posting in review must leave the open index for the review queue")
+	}
+	// Another attempt (a task copy) waits for the reviewer.
+	if c, _ := claim(t, led, locks, "p", bid); c.Outcome != ledger.InReview {
+		t.Fatalf("claim of a posting in review: %+v", c)
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	took := 0
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := led.Review(ctx, "m", "p", ledger.Review{Action: ledger.Approve, By: "ann", Amount: 400, Proposal: "edited text"})
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if !r.Already {
+				mu.Lock()
+				took++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	if took != 1 {
+		t.Fatalf("%d approvals took, want 1", took)
+	}
+	if _, err := led.Review(ctx, "m", "p", ledger.Review{Action: ledger.Reject, By: "bob", Why: "too late"}); !errors.Is(err, ledger.ErrNotInReview) {
+		t.Fatalf("reject after approve: %v", err)
+	}
+	c, l = claim(t, led, locks, "p", skip) // the rules may say otherwise by now
+	if c.Outcome != ledger.Claimed || c.Approved == nil || c.Approved.Amount != 400 || c.Approved.Proposal != "edited text" || c.Approved.Currency != "USD" {
+		t.Fatalf("claim of an approved posting: %+v", c)
+	}
+	if err := settle(ctx, led, l, "p", placed); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := led.Review(ctx, "m", "p", ledger.Review{Action: ledger.Approve, By: "cid"}); err != nil || !r.Already {
+		t.Fatalf("approve after the bid went out: %+v %v", r, err)
+	}
+	audit, err := led.Audit(ctx, "m", "p")
+	if err != nil || len(audit) != 2 || audit[0].Action != "review" || audit[1].Action != "approve" || audit[1].By != "ann" ||
+		audit[1].Changes["amount"] != (ledger.Change{From: "450", To: "400"}) || audit[1].Changes["proposal"].To != "edited text" {
+		t.Fatalf("audit %+v %v", audit, err)
+	}
+}
+
+func TestRejectIsFinalAndTheDeadlineExpires(t *testing.T) {
+	led, locks, _ := setup(t)
+	ctx := context.Background()
+	claim(t, led, locks, "r", review(time.Now().Add(time.Hour)))
+	if _, err := led.Review(ctx, "m", "r", ledger.Review{Action: ledger.Reject, By: "ann", Why: "not our kind of client"}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := led.Review(ctx, "m", "r", ledger.Review{Action: ledger.Reject, By: "bob"}); err != nil || !r.Already {
+		t.Fatalf("second reject: %+v %v", r, err)
+	}
+	if _, err := led.Review(ctx, "m", "r", ledger.Review{Action: ledger.Approve, By: "bob"}); !errors.Is(err, ledger.ErrNotInReview) {
+		t.Fatalf("approve after reject: %v", err)
+	}
+	if rec, _ := led.Get(ctx, "m", "r"); rec.State != ledger.StateRejected || !rec.State.Final() || rec.Reason != "not our kind of client" || rec.ReviewedBy != "ann" {
+		t.Fatalf("rejected record %+v", rec)
+	}
+	if c, _ := claim(t, led, locks, "r", bid); c.Outcome != ledger.Decided {
+		t.Fatalf("claim after reject: %+v", c)
+	}
+
+	claim(t, led, locks, "late", review(time.Now().Add(50*time.Millisecond)))
+	time.Sleep(60 * time.Millisecond)
+	due, err := led.DueReviews(ctx, "m", time.Now(), 10)
+	if err != nil || len(due) != 1 || due[0].PostingID != "late" {
+		t.Fatalf("due reviews %+v %v", due, err)
+	}
+	if _, err := led.Review(ctx, "m", "late", ledger.Review{Action: ledger.Approve, By: "ann"}); !errors.Is(err, ledger.ErrReviewExpired) {
+		t.Fatalf("approve after the deadline: %v", err)
+	}
+	if rec, _ := led.Get(ctx, "m", "late"); rec.State != ledger.StateExpired {
+		t.Fatalf("late record %+v", rec)
+	}
+	if q, _ := led.Reviews(ctx, "m", 0); len(q) != 0 {
+		t.Fatalf("review queue %+v", q)
+	}
+}
