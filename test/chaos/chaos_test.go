@@ -70,6 +70,23 @@ func run(t *testing.T, cfg chaos.Config) *chaos.Report {
 	return rep
 }
 
+// sized names a scenario and sets how long it publishes, how fast, and how
+// long its drain may take.
+func sized(cfg *chaos.Config, name string, publish, drain time.Duration, postings int, rate float64) {
+	cfg.Scenario, cfg.Duration, cfg.DrainTimeout = name, publish, drain
+	cfg.InitialPostings, cfg.Rate = postings, rate
+}
+
+// mustPass runs cfg and fails the test unless every invariant held.
+func mustPass(t *testing.T, cfg chaos.Config) *chaos.Report {
+	t.Helper()
+	rep := run(t, cfg)
+	if !rep.Passed {
+		t.Fatalf("chaos run failed; every process's log is in %s (report.json, faults.log there too):\n%s", rep.LogDir, rep.String())
+	}
+	return rep
+}
+
 // shortConfig sizes the CI run: about 45 s of publishing (500 at start, then
 // 40/s: about 2,300 postings) with a fault every ~1.5 s, then the drain.
 func shortConfig() chaos.Config {
@@ -87,10 +104,7 @@ func shortConfig() chaos.Config {
 // two bids, every posting must be decided, nothing may be left behind.
 func TestChaosShort(t *testing.T) {
 	cfg := setup(t, shortConfig())
-	rep := run(t, cfg)
-	if !rep.Passed {
-		t.Fatalf("chaos run failed; every process's log is in %s (report.json, faults.log there too):\n%s", rep.LogDir, rep.String())
-	}
+	mustPass(t, cfg)
 }
 
 // longFaultsConfig is the CI run of the long faults, each once at a fixed
@@ -111,10 +125,7 @@ func TestChaosShort(t *testing.T) {
 // on sandbox, a quarter of that on sandbox2: about 1,700 + 430.
 func longFaultsConfig() chaos.Config {
 	cfg := chaos.StandardConfig()
-	cfg.Scenario = "long-faults-short"
-	cfg.Duration = 90 * time.Second
-	cfg.DrainTimeout = 150 * time.Second
-	cfg.InitialPostings, cfg.Rate = 300, 15
+	sized(&cfg, "long-faults-short", 90*time.Second, 150*time.Second, 300, 15)
 	cfg.Mix = chaos.Mix{chaos.FaultKillWorker: 1, chaos.FaultStopWorker: 1, chaos.FaultRedeliver: 1, chaos.FaultKillScanner: 1}
 	cfg.FaultInterval = 5 * time.Second
 	cfg.MaxRetry = 3
@@ -135,10 +146,7 @@ func longFaultsConfig() chaos.Config {
 // postings bid at most once, the workers paused during the outages.
 func TestChaosLongFaultsShort(t *testing.T) {
 	cfg := setup(t, longFaultsConfig())
-	rep := run(t, cfg)
-	if !rep.Passed {
-		t.Fatalf("chaos run failed; every process's log is in %s (report.json, faults.log there too):\n%s", rep.LogDir, rep.String())
-	}
+	rep := mustPass(t, cfg)
 	if len(rep.Freezes) == 0 || rep.Freezes[0].Missed != "" || rep.Freezes[0].HandedOver == 0 {
 		t.Fatalf("freeze_worker_lease did not get asynq to hand over a task: %+v", rep.Freezes)
 	}
@@ -158,10 +166,7 @@ func TestChaosLongFaultsShort(t *testing.T) {
 // ~1.5 s, and one replica SIGSTOPped from 8 s for 45 s (replica_down).
 func sentinelShortConfig() chaos.Config {
 	cfg := chaos.SentinelConfig()
-	cfg.Scenario = "sentinel-short"
-	cfg.Duration = 60 * time.Second
-	cfg.DrainTimeout = 100 * time.Second
-	cfg.InitialPostings, cfg.Rate = 300, 25
+	sized(&cfg, "sentinel-short", 60*time.Second, 100*time.Second, 300, 25)
 	cfg.MaxRetry = 3
 	cfg.Schedule = []chaos.Scheduled{{Kind: chaos.FaultReplicaDown, Variant: "stop", At: 8 * time.Second, For: 45 * time.Second}}
 	return cfg
@@ -174,10 +179,7 @@ func sentinelShortConfig() chaos.Config {
 // the workers show replicas_short, nothing parked for it.
 func TestChaosSentinelShort(t *testing.T) {
 	cfg := setup(t, sentinelShortConfig())
-	rep := run(t, cfg)
-	if !rep.Passed {
-		t.Fatalf("chaos run failed; every process's log is in %s (report.json, faults.log there too):\n%s", rep.LogDir, rep.String())
-	}
+	mustPass(t, cfg)
 }
 
 // TestChaosSentinelNoWait is the same run with ledger.wait_replicas 0: an
@@ -212,9 +214,7 @@ func TestChaosNoPersistence(t *testing.T) {
 		t.Skip("set -chaos.nopersist to run the no-persistence report")
 	}
 	cfg := chaos.NoPersistenceConfig()
-	cfg.Duration = 30 * time.Second
-	cfg.DrainTimeout = 60 * time.Second
-	cfg.InitialPostings, cfg.Rate = 300, 30
+	sized(&cfg, cfg.Scenario, 30*time.Second, 60*time.Second, 300, 30)
 	cfg = setup(t, cfg)
 	rep := run(t, cfg)
 	if !rep.Passed {

@@ -273,50 +273,33 @@ func (s *scraper) fetch(ctx context.Context, w *Proc) map[string]float64 {
 	return nil
 }
 
-// newTotals sums the wait and recovery series over incarnations.
-func (s *scraper) newTotals() (unhandled, parked map[string]float64, recovered float64) {
-	unhandled, parked = map[string]float64{}, map[string]float64{}
+// sum adds metric name up over incarnations, by the value of label lbl.
+func (s *scraper) sum(name, lbl string) map[string]float64 {
+	out := map[string]float64{}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, m := range s.last {
 		for series, v := range m {
-			name, labels, _ := strings.Cut(series, "{")
-			switch name {
-			case "bidder_bid_tasks_unhandled_total":
-				if v > 0 {
-					unhandled[label(labels, "reason")] += v
-				}
-			case "bidder_postings_parked_total":
-				if v > 0 {
-					parked[label(labels, "reason")] += v
-				}
-			case "bidder_recovery_enqueued_total":
-				recovered += v
+			n, labels, _ := strings.Cut(series, "{")
+			if n == name {
+				out[label(labels, lbl)] += v
 			}
 		}
 	}
-	return unhandled, parked, recovered
+	return out
 }
 
 // totals sums the series over incarnations by their first label value.
 func (s *scraper) totals() (dups, recs, bids map[string]float64) {
-	dups, recs, bids = map[string]float64{}, map[string]float64{}, map[string]float64{}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, m := range s.last {
-		for series, v := range m {
-			name, labels, _ := strings.Cut(series, "{")
-			switch name {
-			case "bidder_duplicates_prevented_total":
-				dups[label(labels, "layer")] += v
-			case "bidder_reconciliations_total":
-				recs[label(labels, "result")] += v
-			case "bidder_bids_total":
-				bids[label(labels, "outcome")] += v
-			}
-		}
+	return s.sum(metricDuplicates, "layer"), s.sum("bidder_reconciliations_total", "result"), s.sum("bidder_bids_total", "outcome")
+}
+
+// newTotals sums the wait and recovery series over incarnations.
+func (s *scraper) newTotals() (unhandled, parked map[string]float64, recovered float64) {
+	for _, v := range s.sum("bidder_recovery_enqueued_total", "marketplace") {
+		recovered += v
 	}
-	return dups, recs, bids
+	return s.sum("bidder_bid_tasks_unhandled_total", "reason"), s.sum("bidder_postings_parked_total", "reason"), recovered
 }
 
 func label(labels, name string) string {

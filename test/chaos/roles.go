@@ -2,7 +2,6 @@ package chaos
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -125,43 +124,10 @@ func runSandbox(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "sandbox: listening on %s (idempotency=%s duplicates=%s latency=%s error=%g ambiguous=%g rate_limited=%g postings=%d rate=%g seed=%d admin=%q)\n",
 		ln.Addr(), cfg.Idempotency, cfg.Duplicates, cfg.Latency.String(), cfg.ErrorRate, cfg.AmbiguousRate, cfg.RateLimitRate, cfg.Postings, cfg.Rate, cfg.Seed, adminAddr)
-	err = serveSandbox(ctx, srv, handler, ln)
+	err = srv.ServeHandler(ctx, ln, handler)
 	st := srv.Stats()
 	fmt.Fprintf(os.Stderr, "sandbox: stopped: %+v\n", st)
 	return err
-}
-
-// serveSandbox is sandbox.Server.Serve with handler (the server, possibly
-// wrapped by the outage switch) in front: it publishes until ctx ends and
-// then shuts down gracefully.
-func serveSandbox(ctx context.Context, srv *sandbox.Server, handler http.Handler, ln net.Listener) error {
-	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	genDone := make(chan struct{})
-	go func() {
-		defer close(genDone)
-		_ = srv.Generate(ctx) // only ever returns nil
-	}()
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- hs.Serve(ln) }()
-	select {
-	case err := <-serveErr:
-		_ = srv.Close()
-		<-genDone
-		return fmt.Errorf("sandbox: serve: %w", err)
-	case <-ctx.Done():
-	}
-	_ = srv.Close()
-	<-genDone
-	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := hs.Shutdown(shutCtx)
-	if serr := <-serveErr; !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
-	}
-	if err != nil {
-		return fmt.Errorf("sandbox: shutdown: %w", err)
-	}
-	return nil
 }
 
 // runNoopWorker is the ceiling of the load figures: an asynq server on the
