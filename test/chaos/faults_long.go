@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -165,8 +166,8 @@ type OutageReport struct {
 	At           string   `json:"at"`
 	Seconds      float64  `json:"seconds"`
 	Refused      int64    `json:"refused_requests"`
-	PausedSeen   []string `json:"paused_seen"` // worker=reason seen on /metrics (bidder_worker_paused)
-	ParkedDuring int64    `json:"parked_during"`
+	PausedSeen   []string `json:"paused_seen"`       // worker=reason seen on /metrics (bidder_worker_paused)
+	ParkedDuring int64    `json:"parked_during"`     // -1: unknown (Redis down when counted)
 	ResumedAfter float64  `json:"first_bid_after_s"` // from the end of the outage; -1: none seen within 90 s
 }
 
@@ -185,7 +186,7 @@ type ReplicaReport struct {
 	BidsWhileDown int64    `json:"bids_while_down"` // from 2 s after it went down until it came back
 	OnlineAfter   float64  `json:"all_replicas_online_after_s"`
 	ResumedAfter  float64  `json:"first_bid_after_s"` // from its return; -1: none within 90 s
-	ParkedDuring  int64    `json:"parked_during"`
+	ParkedDuring  int64    `json:"parked_during"`     // -1: unknown
 }
 
 func (r *ReplicaReport) String() string {
@@ -329,16 +330,11 @@ func (h *Harness) freezeWorkerLease(ctx context.Context, maxFrozen time.Duration
 		rep.Tries++
 		t0 = time.Now()
 		rep.At = t0.Format("15:04:05.000")
-		atStop = h.activeBidTasks(insp)
+		stopped := h.activeBidTasks(insp)
+		rep.ActiveAtStop = len(stopped)
 		sleepCtx(ctx, 3*time.Second)
-		now := h.activeBidTasks(insp)
-		held := 0
-		for k := range atStop {
-			if _, ok := now[k]; ok {
-				held++
-			}
-		}
-		if held > 0 {
+		atStop = h.heldSince(ctx, t0, stopped, h.activeBidTasks(insp))
+		if len(atStop) > 0 {
 			w = p
 			break
 		}
@@ -347,7 +343,6 @@ func (h *Harness) freezeWorkerLease(ctx context.Context, maxFrozen time.Duration
 	}
 	defer h.release(w)
 	rep.Worker = w.Name
-	rep.ActiveAtStop = len(atStop)
 	h.record(FaultFreezeWorkerLease, "%s SIGSTOPped (try %d) with %d bid tasks active anywhere; waiting out asynq's %s lease", w.Name, rep.Tries, len(atStop), asynqLease)
 
 	// Its tasks are those active when it stopped and still active, their
@@ -490,7 +485,7 @@ func (h *Harness) marketplaceOutage(ctx context.Context, variant string, d time.
 	}
 	rep.Refused = st.Refused
 	rep.PausedSeen = seen
-	rep.ParkedDuring = h.parkedCount(ctx) - parked0
+	rep.ParkedDuring = delta(parked0, h.parkedCount(ctx))
 	h.count(FaultMarketplaceOutage+"_over", 1, "%s: %s over after %.1fs, %d requests refused, paused seen: %s", sb.id, variant, rep.Seconds, st.Refused, orNone(seen))
 	rep.ResumedAfter = h.firstBidAfter(ctx, sb, end, 90*time.Second)
 }
@@ -610,20 +605,60 @@ func (h *Harness) replicaDown(ctx context.Context, variant string, d time.Durati
 	} else {
 		rep.OnlineAfter = time.Since(back).Seconds()
 	}
-	rep.ParkedDuring = h.parkedCount(ctx) - parked0
+	rep.ParkedDuring = delta(parked0, h.parkedCount(ctx))
 	h.count(FaultReplicaDown+"_over", 1, "%s back after %.1fs; %d bids while down; paused seen: %s", n.proc.Name, rep.Seconds, rep.BidsWhileDown, orNone(rep.PausedSeen))
 	rep.ResumedAfter = h.firstBidAfter(ctx, sb, back, 90*time.Second)
 }
 
 // parkedCount is the number of parked postings of every marketplace (the
 // ledger's parked indexes).
+// (Redis may be down for a moment: kill_redis; it asks again for up to
+// 10 s, then answers -1.)
 func (h *Harness) parkedCount(ctx context.Context) int64 {
-	var n int64
-	for _, sb := range h.sandboxes {
-		c, _ := h.rdb.ZCard(ctx, parkedIndexKey(sb.id)).Result()
-		n += c
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		var n int64
+		var err error
+		for _, sb := range h.sandboxes {
+			c, e := h.rdb.ZCard(ctx, parkedIndexKey(sb.id)).Result()
+			n, err = n+c, errors.Join(err, e)
+		}
+		if err == nil {
+			return n
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return -1
+		}
+		sleepCtx(ctx, 200*time.Millisecond)
 	}
-	return n
+}
+
+// delta is after-before, or -1 if either is unknown (-1).
+func delta(before, after int64) int64 {
+	if before < 0 || after < 0 {
+		return -1
+	}
+	return after - before
+}
+
+// heldSince keeps the tasks of stopped that are still active (in now) and
+// whose asynq lease was extended within the heartbeat (5 s) before t0, the
+// moment a worker was SIGSTOPped: its own tasks. A task of a worker killed
+// earlier has an older lease (asynq keeps it active until a recoverer moves
+// it) and is left out; one killed less than 6 s before t0 cannot be told
+// apart.
+func (h *Harness) heldSince(ctx context.Context, t0 time.Time, stopped, now map[string]*asynq.TaskInfo) map[string]*asynq.TaskInfo {
+	out := map[string]*asynq.TaskInfo{}
+	for k, t := range stopped {
+		if _, ok := now[k]; !ok {
+			continue
+		}
+		// asynq v0.26: lease expiry in Unix seconds, last heartbeat + 30 s.
+		exp, err := h.rdb.ZScore(ctx, "asynq:{"+t.Queue+"}:lease", t.ID).Result()
+		if err == nil && int64(exp) >= t0.Add(asynqLease-6*time.Second).Unix() {
+			out[k] = t
+		}
+	}
+	return out
 }
 
 // checkLong turns what the long faults saw into failures and notes.
