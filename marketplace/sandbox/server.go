@@ -157,8 +157,14 @@ func (s *Server) Config() ServerConfig { return s.cfg }
 // Serve serves HTTP on ln and runs the generator until ctx is done, then shuts
 // down gracefully (in-flight requests get up to 10s) and closes the server.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	return s.ServeHandler(ctx, ln, s)
+}
+
+// ServeHandler is Serve with h answering the requests: the server wrapped
+// by a caller's handler (the chaos harness puts an outage switch in front).
+func (s *Server) ServeHandler(ctx context.Context, ln net.Listener, h http.Handler) error {
 	hs := &http.Server{
-		Handler:           s,
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          zap.NewStdLog(s.cfg.Logger),
 	}

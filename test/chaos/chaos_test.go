@@ -70,6 +70,23 @@ func run(t *testing.T, cfg chaos.Config) *chaos.Report {
 	return rep
 }
 
+// sized names a scenario and sets how long it publishes, how fast, and how
+// long its drain may take.
+func sized(cfg *chaos.Config, name string, publish, drain time.Duration, postings int, rate float64) {
+	cfg.Scenario, cfg.Duration, cfg.DrainTimeout = name, publish, drain
+	cfg.InitialPostings, cfg.Rate = postings, rate
+}
+
+// mustPass runs cfg and fails the test unless every invariant held.
+func mustPass(t *testing.T, cfg chaos.Config) *chaos.Report {
+	t.Helper()
+	rep := run(t, cfg)
+	if !rep.Passed {
+		t.Fatalf("chaos run failed; every process's log is in %s (report.json, faults.log there too):\n%s", rep.LogDir, rep.String())
+	}
+	return rep
+}
+
 // shortConfig sizes the CI run: about 45 s of publishing (500 at start, then
 // 40/s: about 2,300 postings) with a fault every ~1.5 s, then the drain.
 func shortConfig() chaos.Config {
@@ -87,35 +104,82 @@ func shortConfig() chaos.Config {
 // two bids, every posting must be decided, nothing may be left behind.
 func TestChaosShort(t *testing.T) {
 	cfg := setup(t, shortConfig())
-	rep := run(t, cfg)
-	if !rep.Passed {
-		t.Fatalf("chaos run failed; every process's log is in %s (report.json, faults.log there too):\n%s", rep.LogDir, rep.String())
+	mustPass(t, cfg)
+}
+
+// longFaultsConfig is the CI run of the long faults, each once at a fixed
+// time, on the standalone topology with two fleets on the shared bid queue
+// and max_retry 3 (so that a wait counted as a failure would park postings
+// within seconds):
+//
+//   - freeze_worker_lease from 1 s, while the first 300 postings are being
+//     bid on: a worker SIGSTOPped until asynq has handed its tasks over
+//     (at least 60 s: lease + recoverer);
+//   - marketplace_outage 503 on the bid endpoints from 10 s for 30 s, 401
+//     on them from 45 s for 25 s (scans go on, so bids meet them), 503 to
+//     60% of every request from 75 s for 12 s (that one parks postings,
+//     which the harness then resumes);
+//   - kill_worker, stop_worker, redeliver, kill_scanner every ~5 s.
+//
+// 300 postings at start then 15/s for 90 s (or until the freeze is over)
+// on sandbox, a quarter of that on sandbox2: about 1,700 + 430.
+func longFaultsConfig() chaos.Config {
+	cfg := chaos.StandardConfig()
+	sized(&cfg, "long-faults-short", 90*time.Second, 150*time.Second, 300, 15)
+	cfg.Mix = chaos.Mix{chaos.FaultKillWorker: 1, chaos.FaultStopWorker: 1, chaos.FaultRedeliver: 1, chaos.FaultKillScanner: 1}
+	cfg.FaultInterval = 5 * time.Second
+	cfg.MaxRetry = 3
+	cfg.TwoFleets, cfg.FleetB, cfg.SharedQueue = true, 1, true
+	sched, err := chaos.ParseSchedule("freeze_worker_lease@1s,marketplace_outage:503-bids@10s+30s," +
+		"marketplace_outage:401-bids@45s+25s,marketplace_outage:flaky@75s+12s")
+	if err != nil {
+		panic(err)
+	}
+	cfg.Schedule = sched
+	return cfg
+}
+
+// TestChaosLongFaultsShort: asynq itself redelivering a frozen worker's
+// tasks, marketplace outages longer than the retry budget, two fleets
+// with different marketplaces on one queue. No duplicate, every posting of
+// both marketplaces final after `bidder ledger resume`, the frozen worker's
+// postings bid at most once, the workers paused during the outages.
+func TestChaosLongFaultsShort(t *testing.T) {
+	cfg := setup(t, longFaultsConfig())
+	rep := mustPass(t, cfg)
+	if len(rep.Freezes) == 0 || rep.Freezes[0].Missed != "" || rep.Freezes[0].HandedOver == 0 {
+		t.Fatalf("freeze_worker_lease did not get asynq to hand over a task: %+v", rep.Freezes)
+	}
+	// The paths the run exists for: parked postings resumed by the CLI, and
+	// fleet B leaving sandbox2's tasks for fleet A.
+	if rep.ParkedTotal == 0 || rep.Resumed != rep.ParkedTotal {
+		t.Fatalf("parked %d, resumed %d: the flaky outage should park postings and the resume bring every one back", rep.ParkedTotal, rep.Resumed)
+	}
+	if rep.Unhandled["unknown_marketplace"] == 0 || rep.Marketplaces["sandbox2"].Postings == 0 {
+		t.Fatalf("fleet B never left a sandbox2 task (unhandled %v, marketplaces %v)", rep.Unhandled, rep.Marketplaces)
 	}
 }
 
 // sentinelShortConfig sizes the sentinel CI run: 1 master + 2 replicas + 3
-// sentinels, WAIT 1, about 30 s of publishing (300 at start, then 25/s:
-// about 1,050 postings, under half the standalone run, which leaves time for the
-// topology's start and the failovers' resyncs) with a fault every ~1.5 s.
+// sentinels, WAIT on both replicas, max_retry 3, about 60 s of publishing
+// (300 at start, then 25/s: about 1,800 postings) with a fault every
+// ~1.5 s, and one replica SIGSTOPped from 8 s for 45 s (replica_down).
 func sentinelShortConfig() chaos.Config {
 	cfg := chaos.SentinelConfig()
-	cfg.Scenario = "sentinel-short"
-	cfg.Duration = 30 * time.Second
-	cfg.DrainTimeout = 100 * time.Second
-	cfg.InitialPostings, cfg.Rate = 300, 25
+	sized(&cfg, "sentinel-short", 60*time.Second, 100*time.Second, 300, 25)
+	cfg.MaxRetry = 3
+	cfg.Schedule = []chaos.Scheduled{{Kind: chaos.FaultReplicaDown, Variant: "stop", At: 8 * time.Second, For: 45 * time.Second}}
 	return cfg
 }
 
 // TestChaosSentinelShort: the short run on a Sentinel topology, with
 // kill_master (SIGKILL of the master, failover, the old master back as a
-// replica) in place of kill_redis and no proxy faults. The checks are the
-// standalone ones; with ledger WAIT 1 a duplicate bid is a failure.
+// replica) in place of kill_redis and no proxy faults, and replica_down.
+// The checks are the standalone ones plus: no bid while a replica is down,
+// the workers show replicas_short, nothing parked for it.
 func TestChaosSentinelShort(t *testing.T) {
 	cfg := setup(t, sentinelShortConfig())
-	rep := run(t, cfg)
-	if !rep.Passed {
-		t.Fatalf("chaos run failed; every process's log is in %s (report.json, faults.log there too):\n%s", rep.LogDir, rep.String())
-	}
+	mustPass(t, cfg)
 }
 
 // TestChaosSentinelNoWait is the same run with ledger.wait_replicas 0: an
@@ -130,6 +194,7 @@ func TestChaosSentinelNoWait(t *testing.T) {
 	cfg := sentinelShortConfig()
 	cfg.Scenario = "sentinel-nowait"
 	cfg.WaitReplicas = 0
+	cfg.Schedule = nil // without WAIT a replica down pauses nothing
 	cfg.AllowDuplicates = true
 	cfg = setup(t, cfg)
 	rep := run(t, cfg)
@@ -149,9 +214,7 @@ func TestChaosNoPersistence(t *testing.T) {
 		t.Skip("set -chaos.nopersist to run the no-persistence report")
 	}
 	cfg := chaos.NoPersistenceConfig()
-	cfg.Duration = 30 * time.Second
-	cfg.DrainTimeout = 60 * time.Second
-	cfg.InitialPostings, cfg.Rate = 300, 30
+	sized(&cfg, cfg.Scenario, 30*time.Second, 60*time.Second, 300, 30)
 	cfg = setup(t, cfg)
 	rep := run(t, cfg)
 	if !rep.Passed {

@@ -28,7 +28,34 @@ const (
 	// name as master, wait for them to promote a replica, then start the
 	// old master again as a replica of the new one.
 	FaultKillMaster = "kill_master"
+
+	// The long faults (faults_long.go) last 30 s to 2.5 min, run in the
+	// background, and at most one of each kind runs at a time.
+
+	// FaultFreezeWorkerLease SIGSTOPs a worker that has active bid tasks
+	// until asynq itself (lease expired, recoverer pass) has handed them to
+	// other workers and they decided them; no harness copies. Then SIGCONT.
+	FaultFreezeWorkerLease = "freeze_worker_lease"
+	// FaultMarketplaceOutage makes the sandbox answer every request with 503
+	// (variant "503"), 401 ("401"), or 503 to 60% of them ("flaky"); the
+	// "-bids" variants refuse only the bid endpoints, so that scans go on
+	// and bids meet the outage. Through a harness-only switch of the sandbox
+	// role (outage.go), not the sandbox's HTTP contract.
+	FaultMarketplaceOutage = "marketplace_outage"
+	// FaultReplicaDown (topology sentinel) SIGSTOPs ("stop") or SIGKILLs
+	// ("kill", restarted as a replica afterwards) one replica: with
+	// ledger.wait_replicas = every replica no intent can be acknowledged, so
+	// bidding must pause, and resume once it is back.
+	FaultReplicaDown = "replica_down"
 )
+
+// longFaults are the faults of faults_long.go, with their variants (the
+// first is the default).
+var longFaults = map[string][]string{
+	FaultFreezeWorkerLease: {""},
+	FaultMarketplaceOutage: {"503", "503-bids", "401", "401-bids", "flaky"},
+	FaultReplicaDown:       {"stop", "kill"},
+}
 
 // Topologies of the Redis the harness runs.
 const (
@@ -50,7 +77,22 @@ var SentinelMix = Mix{
 func knownFault(name string) bool {
 	_, a := DefaultMix[name]
 	_, b := SentinelMix[name]
-	return a || b
+	_, c := longFaults[name]
+	return a || b || c
+}
+
+// knownFaults lists every fault name, for error messages.
+func knownFaults() string {
+	m := Mix{}
+	for _, mix := range []Mix{DefaultMix, SentinelMix} {
+		for k := range mix {
+			m[k] = 1
+		}
+	}
+	for k := range longFaults {
+		m[k] = 1
+	}
+	return strings.Join(m.Names(), ", ")
 }
 
 // DefaultMix is the fault mix of the standard scenarios (relative weights).
@@ -62,26 +104,28 @@ var DefaultMix = Mix{
 // Mix weighs the faults the injector picks from.
 type Mix map[string]int
 
-// ParseMix reads "kill_worker=3,stop_worker=2,..." ("" or "none" = no faults).
+// ParseMix reads "kill_worker=3,stop_worker=2,..." ("" or "none" = no
+// faults); "default" stands for DefaultMix and may be followed by more
+// weights ("default,freeze_worker_lease=1").
 func ParseMix(s string) (Mix, error) {
 	m := Mix{}
 	s = strings.TrimSpace(s)
 	if s == "" || s == "none" {
 		return m, nil
 	}
-	if s == "default" {
-		for k, v := range DefaultMix {
-			m[k] = v
-		}
-		return m, nil
-	}
 	for _, part := range strings.Split(s, ",") {
+		if strings.TrimSpace(part) == "default" {
+			for k, v := range DefaultMix {
+				m[k] = v
+			}
+			continue
+		}
 		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
 		if !ok {
 			v = "1"
 		}
 		if !knownFault(k) {
-			return nil, fmt.Errorf("unknown fault %q (known: %s, %s)", k, strings.Join(DefaultMix.Names(), ", "), FaultKillMaster)
+			return nil, fmt.Errorf("unknown fault %q (known: %s)", k, knownFaults())
 		}
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
@@ -144,6 +188,36 @@ type Config struct {
 
 	Mix           Mix           // fault weights (nil: DefaultMix; empty: no faults)
 	FaultInterval time.Duration // mean time between injected faults (default 1.5s)
+	// Schedule injects faults at fixed offsets into the fault phase, besides
+	// the seeded picks from Mix: how a short run makes sure it reaches each
+	// long fault once. The phase lasts until every scheduled fault is over.
+	Schedule []Scheduled
+
+	// MaxRetry is the workers' worker.max_retry (0: bidder's default). The
+	// long-fault scenarios set it low (3: about 4-7 s of counted retries),
+	// so that an outage or a replica down counted as failures would park
+	// postings within the fault, and flaky answers do park some.
+	MaxRetry int
+	// SharedQueue sets worker.queue_per_marketplace: false: every bid task
+	// goes to the one "bids" queue, whatever its marketplace.
+	SharedQueue bool
+	// TwoFleets adds a second sandbox, marketplace "sandbox2", and splits the
+	// workers: fleet A (the first Workers-FleetB) is configured for sandbox
+	// and sandbox2, fleet B only for sandbox. With SharedQueue fleet B takes
+	// sandbox2 tasks too and must leave them for fleet A.
+	TwoFleets bool
+	FleetB    int // workers of fleet B (default 1)
+	// FleetBPoll is fleet B's worker.poll_interval (default 1s, bidder's
+	// own default; the harness's other workers poll every 200ms). Each
+	// sandbox2 task fleet B takes waits 30 s before anyone retries it, and
+	// an idle worker that polls as often as fleet A took 35-55% of them,
+	// which drew the drain out to 100-130 s.
+	FleetBPoll time.Duration
+	// RecoveryEvery and RecoveryAfter are recovery.every and recovery.after
+	// (0: bidder's defaults, 1m and 10m, which a short run never reaches).
+	// Run sets 10s and 1m, the shortest after allowed, so that a posting
+	// left undecided without a task is enqueued again within the run.
+	RecoveryEvery, RecoveryAfter time.Duration
 
 	// Sandbox faults (strict mode is always on: idempotency off, duplicates accept).
 	SandboxLatency string  // default "1ms..50ms"
@@ -227,6 +301,12 @@ func (c *Config) defaults() {
 	if c.Logf == nil {
 		c.Logf = func(string, ...any) {}
 	}
+	if c.TwoFleets && (c.FleetB <= 0 || c.FleetB >= c.Workers) {
+		c.FleetB = max(1, min(c.FleetB, c.Workers-1))
+	}
+	if c.FleetBPoll <= 0 {
+		c.FleetBPoll = time.Second
+	}
 }
 
 // StandardConfig is the persistent scenario with every fault and the
@@ -273,7 +353,7 @@ func (c *Config) topologyMix() (Mix, []string) {
 		case TopologySentinel:
 			drop = k == FaultKillRedis || slices.Contains(proxyFaults, k)
 		default:
-			drop = k == FaultKillMaster
+			drop = k == FaultKillMaster || k == FaultReplicaDown
 		}
 		if drop {
 			if v > 0 {
@@ -308,12 +388,22 @@ func (c *Config) redisYAML(sentinelAddrs []string) string {
 	return s
 }
 
-func (c *Config) bidderYAML(sandboxURL string, sentinelAddrs ...string) string {
-	exclude, minRating := `"video call"`, 2.0
-	if c.BidAll {
-		exclude, minRating = "", 0
-	}
-	return c.redisYAML(sentinelAddrs) + fmt.Sprintf(`# written by test/chaos for scenario %q
+// Marketplace IDs the harness runs: the sandbox, and with TwoFleets a
+// second sandbox process under "sandbox2".
+const (
+	marketplaceMain   = "sandbox"
+	marketplaceSecond = "sandbox2"
+)
+
+// bidderYAML is the config of the scanners and of fleet A: every
+// marketplace in urls (ID -> sandbox URL), in the order of ids.
+func (c *Config) bidderYAML(ids []string, urls map[string]string, sentinelAddrs ...string) string {
+	return c.bidderYAMLPoll(200*time.Millisecond, ids, urls, sentinelAddrs...)
+}
+
+// bidderYAMLPoll is bidderYAML with worker.poll_interval poll.
+func (c *Config) bidderYAMLPoll(poll time.Duration, ids []string, urls map[string]string, sentinelAddrs ...string) string {
+	s := c.redisYAML(sentinelAddrs) + fmt.Sprintf(`# written by test/chaos for scenario %q
 lock:
   ttl: %s
 worker:
@@ -321,8 +411,18 @@ worker:
   queues: {bids: 6, scans: 3}
   settle_delay: %s
   shutdown_timeout: 3s
-  poll_interval: 200ms
-http:
+  poll_interval: %s
+`, c.Scenario, c.LockTTL, c.Concurrency, c.SettleDelay, poll)
+	if c.MaxRetry > 0 {
+		s += fmt.Sprintf("  max_retry: %d\n", c.MaxRetry)
+	}
+	if c.SharedQueue {
+		s += "  queue_per_marketplace: false\n"
+	}
+	if c.RecoveryEvery > 0 {
+		s += fmt.Sprintf("recovery:\n  every: %s\n  after: %s\n", c.RecoveryEvery, max(c.RecoveryAfter, time.Minute))
+	}
+	s += `http:
   addr: 127.0.0.1:0
   monitoring:
     enabled: false
@@ -330,7 +430,19 @@ log:
   level: info
   format: json
 marketplaces:
-  - id: sandbox
+`
+	for _, id := range ids {
+		s += c.marketplaceYAML(id, urls[id])
+	}
+	return s
+}
+
+func (c *Config) marketplaceYAML(id, sandboxURL string) string {
+	exclude, minRating := `"video call"`, 2.0
+	if c.BidAll {
+		exclude, minRating = "", 0
+	}
+	return fmt.Sprintf(`  - id: %s
     adapter: sandbox
     base_url: %s
     token_env: BIDDER_CHAOS_SANDBOX_TOKEN
@@ -352,5 +464,5 @@ marketplaces:
         hourly: {strategy: range_point, point: 0.75, min_amount: 20, max_amount: 150}
       proposal:
         template: "Hello, I read {{.Title}} and can deliver it for {{money .Amount}} {{.Budget.Currency}}."
-`, c.Scenario, c.LockTTL, c.Concurrency, c.SettleDelay, sandboxURL, c.RequestTimeout, exclude, minRating)
+`, id, sandboxURL, c.RequestTimeout, exclude, minRating)
 }

@@ -2,6 +2,8 @@ package chaos
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -31,11 +33,13 @@ type Harness struct {
 	topo      *sentinelTopo // sentinel topology
 	rdb       *redis.Client // the harness's own client (a failover client with sentinels)
 
-	sandboxURL string
-	sandbox    *Proc
+	sandboxes  []*sandboxInst // sandboxes[0] is marketplace "sandbox"
+	adminToken string         // the sandboxes' outage switches (outage.go)
+	cfgPath    string         // bidder.yaml: every marketplace (scanners, fleet A, the ledger CLI)
 
 	workers   []*Proc
 	workerURL []string // http://addr of each worker's /metrics
+	fleet     []string // "A" or "B" per worker (TwoFleets), else ""
 	proxies   []*Proxy
 	scanners  []*Proc
 
@@ -47,6 +51,16 @@ type Harness struct {
 	copies   int
 	scrape   *scraper
 	http     *http.Client
+	long     longState // what the long faults saw (faults_long.go)
+}
+
+// sandboxInst is one sandbox process and the marketplace ID bidder knows it
+// by.
+type sandboxInst struct {
+	id    string
+	url   string
+	admin string // its outage switch (harness only)
+	proc  *Proc
 }
 
 // Run runs the scenario and returns its report. The error is non-nil when
@@ -59,6 +73,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	mix, dropped := cfg.topologyMix()
 	cfg.Mix = mix
+	if cfg.TwoFleets && cfg.Workers < 2 {
+		return nil, fmt.Errorf("two fleets need at least 2 workers, got %d", cfg.Workers)
+	}
+	for _, sc := range cfg.Schedule {
+		if !slices.Contains(longFaults[sc.Kind], sc.Variant) {
+			return nil, fmt.Errorf("scheduled fault %s: unknown", sc)
+		}
+	}
+	if cfg.RecoveryEvery == 0 {
+		cfg.RecoveryEvery, cfg.RecoveryAfter = 10*time.Second, time.Minute
+	}
 	if cfg.SettleDelay <= cfg.RequestTimeout {
 		return nil, fmt.Errorf("settle delay %s must exceed the adapter's request timeout %s", cfg.SettleDelay, cfg.RequestTimeout)
 	}
@@ -84,7 +109,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep := &Report{
 		Scenario: cfg.Scenario, Seed: cfg.Seed, Workers: cfg.Workers, Scanners: cfg.Scanners,
 		Concurrency: cfg.Concurrency, Persistence: cfg.Persistence, Mix: cfg.Mix.String(),
-		Topology:       cfg.Topology,
+		Topology: cfg.Topology, Schedule: scheduleString(cfg.Schedule), MaxRetry: cfg.MaxRetry,
+		SharedQueue:    cfg.SharedQueue,
 		PublishSeconds: cfg.Duration.Seconds(), LockTTL: cfg.LockTTL.String(), SettleDelay: cfg.SettleDelay.String(),
 		RequestTimeout: cfg.RequestTimeout.String(), LogDir: logDir,
 		SandboxFaults: fmt.Sprintf("idempotency=off duplicates=accept latency=%s error=%g ambiguous=%g rate_limited=%g",
@@ -97,6 +123,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	if len(dropped) > 0 {
 		rep.note("faults not available in topology %s, dropped from the mix: %s", cfg.Topology, strings.Join(dropped, ", "))
+	}
+	if cfg.TwoFleets {
+		rep.Fleets = fmt.Sprintf("fleet A: %d workers {%s, %s}; fleet B: %d workers {%s}, poll_interval %s",
+			cfg.Workers-cfg.FleetB, marketplaceMain, marketplaceSecond, cfg.FleetB, marketplaceMain, cfg.FleetBPoll)
 	}
 	start := time.Now()
 	defer h.stopAll()
@@ -159,40 +189,51 @@ func (h *Harness) startStandalone() error {
 // behind its own proxy in the standalone topology).
 func (h *Harness) startRest() error {
 	cfg := h.cfg
-	sport, err := FreePort()
+	tok, err := randomToken()
 	if err != nil {
 		return err
 	}
-	saddr := fmt.Sprintf("127.0.0.1:%d", sport)
-	h.sandboxURL = "http://" + saddr
-	sargs := []string{
-		"--listen", saddr, "--tokens", sandboxToken, "--idempotency", "off", "--duplicates", "accept",
-		"--latency", cfg.SandboxLatency, "--error-rate", fmt.Sprint(cfg.ErrorRate),
-		"--ambiguous-rate", fmt.Sprint(cfg.AmbiguousRate), "--rate-limit-rate", fmt.Sprint(cfg.RateLimitRate),
-		"--postings", fmt.Sprint(cfg.InitialPostings), "--rate", fmt.Sprint(cfg.Rate), "--seed", fmt.Sprint(cfg.Seed),
+	h.adminToken = tok
+	ids := []string{marketplaceMain}
+	if cfg.TwoFleets {
+		ids = append(ids, marketplaceSecond)
 	}
-	h.sandbox = &Proc{Name: "sandbox", Bin: cfg.SelfBin, Dir: h.logDir,
-		Env: []string{RoleEnv + "=sandbox", RoleArgsEnv + "=" + strings.Join(sargs, "\x1f")}}
-	if err := h.sandbox.Start(); err != nil {
-		return err
-	}
-	if err := waitTCP(saddr, 10*time.Second, h.sandbox.exitedChan()); err != nil {
-		return fmt.Errorf("sandbox: %w", err)
+	urls := map[string]string{}
+	for i, id := range ids {
+		// The second marketplace publishes a quarter of the first's
+		// postings, from another seed: fleet B's detours (a 30 s wait
+		// each) make each of its postings slower to decide.
+		postings, rate := cfg.InitialPostings, cfg.Rate
+		if i > 0 {
+			postings, rate = postings/4, rate/4
+		}
+		sb, err := h.startSandbox(id, postings, rate, cfg.Seed+uint64(i))
+		if err != nil {
+			return err
+		}
+		urls[id] = sb.url
 	}
 
-	cfgPath := filepath.Join(h.logDir, "bidder.yaml")
+	h.cfgPath = filepath.Join(h.logDir, "bidder.yaml")
 	var sentinels []string
 	if h.topo != nil {
 		sentinels = h.topo.addrs
 	}
-	if err := os.WriteFile(cfgPath, []byte(cfg.bidderYAML(h.sandboxURL, sentinels...)), 0o644); err != nil {
+	if err := os.WriteFile(h.cfgPath, []byte(cfg.bidderYAML(ids, urls, sentinels...)), 0o644); err != nil {
 		return err
 	}
+	cfgB := filepath.Join(h.logDir, "bidder-fleet-b.yaml")
+	if cfg.TwoFleets {
+		if err := os.WriteFile(cfgB, []byte(cfg.bidderYAMLPoll(cfg.FleetBPoll, ids[:1], urls, sentinels...)), 0o644); err != nil {
+			return err
+		}
+	}
+	cfgPath := h.cfgPath
 	env := func(redisAddr string) []string {
 		if h.topo != nil {
 			// redis.sentinel in bidder.yaml; an inherited REDIS_URL or
 			// REDIS_HOST would conflict with it (empty = unset).
-			return []string{"REDIS_URL=", "REDIS_HOST=", "BIDDER_CHAOS_SANDBOX_TOKEN=" + sandboxToken}
+			return h.cliEnv()
 		}
 		return []string{"REDIS_URL=redis://" + redisAddr + "/0", "BIDDER_CHAOS_SANDBOX_TOKEN=" + sandboxToken}
 	}
@@ -216,10 +257,18 @@ func (h *Harness) startRest() error {
 			return err
 		}
 		addr := fmt.Sprintf("127.0.0.1:%d", hport)
+		path, fleet := cfgPath, ""
+		if cfg.TwoFleets {
+			fleet = "A"
+			if i >= cfg.Workers-cfg.FleetB {
+				path, fleet = cfgB, "B"
+			}
+		}
 		p := &Proc{Name: fmt.Sprintf("worker-%d", i+1), Bin: cfg.BidderBin, Dir: h.logDir,
-			Args: []string{"worker", "--config", cfgPath, "--http-addr", addr}, Env: env(redisAddr)}
+			Args: []string{"worker", "--config", path, "--http-addr", addr}, Env: env(redisAddr)}
 		h.workers = append(h.workers, p)
 		h.workerURL = append(h.workerURL, "http://"+addr)
+		h.fleet = append(h.fleet, fleet)
 	}
 	for _, p := range append(append([]*Proc{}, h.workers...), h.scanners...) {
 		if err := p.Start(); err != nil {
@@ -233,6 +282,51 @@ func (h *Harness) startRest() error {
 	}
 	h.scrape = newScraper(h.http, h.workers, h.workerURL)
 	return nil
+}
+
+// startSandbox starts the sandbox role for marketplace id, with its outage
+// switch on a second loopback port.
+func (h *Harness) startSandbox(id string, postings int, rate float64, seed uint64) (*sandboxInst, error) {
+	cfg := h.cfg
+	var addrs [2]string
+	for i := range addrs {
+		port, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		addrs[i] = fmt.Sprintf("127.0.0.1:%d", port)
+	}
+	sargs := []string{
+		AdminFlag, addrs[1],
+		"--listen", addrs[0], "--tokens", sandboxToken, "--idempotency", "off", "--duplicates", "accept",
+		"--latency", cfg.SandboxLatency, "--error-rate", fmt.Sprint(cfg.ErrorRate),
+		"--ambiguous-rate", fmt.Sprint(cfg.AmbiguousRate), "--rate-limit-rate", fmt.Sprint(cfg.RateLimitRate),
+		"--postings", fmt.Sprint(postings), "--rate", fmt.Sprint(rate), "--seed", fmt.Sprint(seed),
+	}
+	name := "sandbox"
+	if id != marketplaceMain {
+		name = id
+	}
+	sb := &sandboxInst{id: id, url: "http://" + addrs[0], admin: addrs[1], proc: &Proc{Name: name, Bin: cfg.SelfBin, Dir: h.logDir,
+		Env: []string{RoleEnv + "=sandbox", RoleArgsEnv + "=" + strings.Join(sargs, "\x1f"), AdminTokenEnv + "=" + h.adminToken}}}
+	h.sandboxes = append(h.sandboxes, sb)
+	if err := sb.proc.Start(); err != nil {
+		return nil, err
+	}
+	for _, a := range addrs {
+		if err := waitTCP(a, 10*time.Second, sb.proc.exitedChan()); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+	}
+	return sb, nil
+}
+
+func randomToken() (string, error) {
+	b := make([]byte, 16)
+	if _, err := crand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
 }
 
 func (h *Harness) waitReady(url string, d time.Duration) error {
@@ -265,12 +359,15 @@ func (h *Harness) run(ctx context.Context, rep *Report) {
 		close(watchDone)
 	}
 
-	cfg.Logf("chaos %s: %d workers, %d scanners, publishing %s at %g/s after %d, faults %s, logs %s",
-		cfg.Scenario, cfg.Workers, cfg.Scanners, cfg.Duration, cfg.Rate, cfg.InitialPostings, cfg.Mix, h.logDir)
+	cfg.Logf("chaos %s: %d workers, %d scanners, publishing %s at %g/s after %d, faults %s, scheduled %s, logs %s",
+		cfg.Scenario, cfg.Workers, cfg.Scanners, cfg.Duration, cfg.Rate, cfg.InitialPostings, cfg.Mix, scheduleString(cfg.Schedule), h.logDir)
 
-	// Phase 1: publish and inject faults.
+	// Phase 1: publish and inject faults. Long faults run in the
+	// background; the phase lasts until every one is over.
 	var recov sync.WaitGroup
-	phaseEnd := time.Now().Add(cfg.Duration)
+	phaseStart := time.Now()
+	phaseEnd := phaseStart.Add(cfg.Duration)
+	h.schedule(ctx, phaseStart, &recov)
 	total := 0
 	for _, w := range cfg.Mix {
 		total += w
@@ -281,29 +378,49 @@ func (h *Harness) run(ctx context.Context, rep *Report) {
 			break
 		}
 		sleepCtx(ctx, gap)
-		h.inject(h.pick(total), &recov)
+		h.inject(ctx, h.pick(total), &recov)
 	}
 	sleepCtx(ctx, time.Until(phaseEnd))
 	recov.Wait()
-	h.healAll()
+	h.healAll(ctx)
 
-	// Phase 2: stop publishing, wait for the drain.
-	_ = h.sandbox.Signal(syscall.SIGUSR1)
-	time.Sleep(300 * time.Millisecond) // the generator's last tick
-	stopAt := time.Now()
-	posts, err := h.listPostings(ctx)
-	if err != nil {
-		rep.fail("could not list the sandbox's postings: %v", err)
+	// Phase 2: stop publishing, wait until every posting is final or
+	// parked, resume the parked ones with the CLI, wait until every one is
+	// final.
+	for _, sb := range h.sandboxes {
+		_ = sb.proc.Signal(syscall.SIGUSR1)
 	}
-	rep.Postings = len(posts)
-	cfg.Logf("chaos %s: publishing stopped at %d postings; faults %v; draining (timeout %s)", cfg.Scenario, len(posts), h.faults, cfg.DrainTimeout)
-	drained, why := h.drain(ctx, posts, cfg.DrainTimeout)
+	time.Sleep(300 * time.Millisecond) // the generators' last tick
+	stopAt := time.Now()
+	rep.PublishSeconds = stopAt.Sub(phaseStart).Seconds()
+	posts := map[string][]Posting{}
+	for _, sb := range h.sandboxes {
+		ps, err := SandboxPostings(ctx, h.http, sb.url)
+		if err != nil {
+			rep.fail("could not list the postings of %s: %v", sb.id, err)
+		}
+		posts[sb.id] = ps
+		rep.Postings += len(ps)
+	}
+	cfg.Logf("chaos %s: publishing stopped at %d postings after %.0fs; faults %v; draining (timeout %s)", cfg.Scenario, rep.Postings, rep.PublishSeconds, h.faultCounts(), cfg.DrainTimeout)
+	drained, why := h.drain(ctx, posts, cfg.DrainTimeout, true)
 	rep.DrainSeconds = time.Since(stopAt).Seconds()
 	rep.Drained = drained
 	if !drained {
 		rep.fail("not drained %s after publishing stopped: %s", cfg.DrainTimeout, why)
 	}
 	cfg.Logf("chaos %s: drained=%v in %.1fs", cfg.Scenario, drained, rep.DrainSeconds)
+	if drained {
+		resumeAt := time.Now()
+		h.resumeParked(ctx, rep, posts)
+		ok, why := h.drain(ctx, posts, cfg.DrainTimeout, false)
+		rep.ResumeSeconds = time.Since(resumeAt).Seconds()
+		if !ok {
+			rep.Drained = false
+			rep.fail("not every posting final %s after `bidder ledger resume`: %s", cfg.DrainTimeout, why)
+		}
+		cfg.Logf("chaos %s: parked %d, resumed %d, all final=%v %.1fs later", cfg.Scenario, rep.ParkedTotal, rep.Resumed, ok, rep.ResumeSeconds)
+	}
 
 	// Phase 3: final scrape, SIGTERM every bidder process, then check.
 	h.scrape.once(ctx)
@@ -329,13 +446,9 @@ func (h *Harness) run(ctx context.Context, rep *Report) {
 		}(p)
 	}
 	wg.Wait()
-	h.mu.Lock()
-	rep.Faults = map[string]int{}
-	for k, v := range h.faults {
-		rep.Faults[k] = v
-	}
-	h.mu.Unlock()
+	rep.Faults = h.faultCounts()
 	rep.DuplicatesPrevented, rep.Reconciliations, rep.BidOutcomes = h.scrape.totals()
+	rep.Unhandled, rep.ParkedByWorkers, rep.RecoveryEnqueued = h.scrape.newTotals()
 	if h.topo != nil {
 		h.topo.mu.Lock()
 		rep.Failovers = append([]string{}, h.topo.failovers...)
@@ -346,12 +459,36 @@ func (h *Harness) run(ctx context.Context, rep *Report) {
 				extra, rep.Faults["master_changes"], rep.Faults["failovers"])
 		}
 	}
-	h.check(ctx, rep, posts)
-	if code, err := h.sandbox.Terminate(10 * time.Second); err != nil {
-		rep.fail("%v", err)
-	} else {
-		rep.Exits["sandbox"] = fmt.Sprintf("exit %d", code)
+	if cfg.TwoFleets && cfg.SharedQueue && rep.Unhandled["unknown_marketplace"] == 0 {
+		rep.note("two fleets on the shared queue, yet fleet B never left a %s task for fleet A (bidder_bid_tasks_unhandled_total{reason=\"unknown_marketplace\"} = 0)", marketplaceSecond)
 	}
+	h.check(ctx, rep, posts)
+	for _, sb := range h.sandboxes {
+		if code, err := sb.proc.Terminate(10 * time.Second); err != nil {
+			rep.fail("%v", err)
+		} else {
+			rep.Exits[sb.proc.Name] = fmt.Sprintf("exit %d", code)
+		}
+	}
+}
+
+func (h *Harness) faultCounts() map[string]int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range h.faults {
+		out[k] = v
+	}
+	return out
+}
+
+// cliEnv is the environment of a bidder CLI command against the run's
+// Redis (directly, not through a worker's proxy).
+func (h *Harness) cliEnv() []string {
+	if h.topo != nil {
+		return []string{"REDIS_URL=", "REDIS_HOST=", "BIDDER_CHAOS_SANDBOX_TOKEN=" + sandboxToken}
+	}
+	return []string{"REDIS_URL=redis://" + h.redisAddr + "/0", "BIDDER_CHAOS_SANDBOX_TOKEN=" + sandboxToken}
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {
@@ -436,7 +573,11 @@ func (h *Harness) count(kind string, n int, format string, args ...any) {
 }
 
 // inject runs one fault; recovery happens in the background (tracked by wg).
-func (h *Harness) inject(kind string, wg *sync.WaitGroup) {
+func (h *Harness) inject(ctx context.Context, kind string, wg *sync.WaitGroup) {
+	if _, ok := longFaults[kind]; ok {
+		h.pickLong(ctx, kind, wg)
+		return
+	}
 	i := h.rng.IntN(len(h.workers))
 	w := h.workers[i]
 	var px *Proxy
@@ -529,10 +670,20 @@ func (h *Harness) inject(kind string, wg *sync.WaitGroup) {
 
 // redeliver enqueues a copy of every active (and, unless activeOnly,
 // pending) bid task under a new task ID.
+//
+// Not while a freeze_worker_lease runs: there asynq itself must be the one
+// that hands the frozen worker's tasks over.
 func (h *Harness) redeliver(activeOnly bool) int {
+	h.mu.Lock()
+	freezing := h.busy[FaultFreezeWorkerLease]
+	h.mu.Unlock()
+	if freezing {
+		h.count("redeliver_skipped_in_freeze", 1, "no task copies while a freeze_worker_lease runs")
+		return 0
+	}
 	insp := asynq.NewInspectorFromRedisClient(h.rdb)
 	var tasks []*asynq.TaskInfo
-	for _, q := range bidQueues {
+	for _, q := range h.bidQueues() {
 		if a, err := insp.ListActiveTasks(q, asynq.PageSize(200)); err == nil {
 			tasks = append(tasks, a...)
 		}
@@ -557,8 +708,19 @@ func (h *Harness) redeliver(activeOnly bool) int {
 	return n
 }
 
-// healAll makes sure every process runs and every proxy forwards.
-func (h *Harness) healAll() {
+// healAll makes sure every process runs, every proxy forwards and no
+// outage is on.
+func (h *Harness) healAll(ctx context.Context) {
+	for _, sb := range h.sandboxes {
+		_, _ = h.setOutage(ctx, sb, 0, 1, false)
+	}
+	if h.topo != nil {
+		for _, n := range h.topo.nodes {
+			if n.proc.Stopped() {
+				_ = n.proc.Signal(syscall.SIGCONT)
+			}
+		}
+	}
 	for _, px := range h.proxies {
 		px.SetLatency(0)
 		px.Blackhole(0)
@@ -578,8 +740,10 @@ func (h *Harness) stopAll() {
 			p.Kill()
 		}
 	}
-	if h.sandbox != nil && h.sandbox.Running() {
-		h.sandbox.Kill()
+	for _, sb := range h.sandboxes {
+		if sb.proc.Running() {
+			sb.proc.Kill()
+		}
 	}
 	for _, px := range h.proxies {
 		_ = px.Close()

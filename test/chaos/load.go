@@ -46,7 +46,7 @@ const SandboxToken = sandboxToken
 func BidderYAML(cfg Config, dir, sandboxURL string) (string, error) {
 	cfg.defaults()
 	p := filepath.Join(dir, "bidder.yaml")
-	return p, os.WriteFile(p, []byte(cfg.bidderYAML(sandboxURL)), 0o644)
+	return p, os.WriteFile(p, []byte(cfg.bidderYAML([]string{marketplaceMain}, map[string]string{marketplaceMain: sandboxURL})), 0o644)
 }
 
 // BidderEnv is the environment a bidder process of the harness gets.

@@ -103,6 +103,14 @@ func (p *Proc) Running() bool {
 	return p.cmd != nil && !p.exitedLocked()
 }
 
+// Stopped reports whether the running incarnation was SIGSTOPped and not
+// continued since (a request to it would hang until its timeout).
+func (p *Proc) Stopped() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stopped && p.cmd != nil && !p.exitedLocked()
+}
+
 // Signal sends sig to the running incarnation.
 func (p *Proc) Signal(sig syscall.Signal) error {
 	p.mu.Lock()

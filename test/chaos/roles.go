@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -29,10 +30,10 @@ const (
 // returns at once otherwise. Call it first thing in main or TestMain.
 //
 // Role "sandbox" is `bidder sandbox` (the same marketplace/sandbox server,
-// flags and faults) plus one control that command lacks: SIGUSR1 stops
+// flags and faults) plus two controls that command lacks: SIGUSR1 stops
 // publishing new postings while the API keeps answering, so the harness can
 // stop the flow of postings and then wait for every published one to be
-// decided.
+// decided; and, with AdminFlag, the outage switch (outage.go).
 func RunRole() {
 	role := os.Getenv(RoleEnv)
 	if role == "" {
@@ -58,11 +59,31 @@ func RunRole() {
 	os.Exit(0)
 }
 
+// AdminFlag and AdminTokenEnv are the harness-only control of the sandbox
+// role: with --chaos-admin <addr> (taken off the arguments before the
+// sandbox's own flags are parsed) the role also listens on addr for
+// POST /outage, authenticated with the bearer token in AdminTokenEnv (see
+// outageSwitch). The sandbox's own listener and HTTP contract are unchanged.
+const (
+	AdminFlag     = "--chaos-admin"
+	AdminTokenEnv = "BIDDER_CHAOS_ADMIN_TOKEN"
+)
+
 func runSandbox(args []string) error {
+	var adminAddr string
+	rest := args[:0:0]
+	for i := 0; i < len(args); i++ {
+		if args[i] == AdminFlag && i+1 < len(args) {
+			adminAddr = args[i+1]
+			i++
+			continue
+		}
+		rest = append(rest, args[i])
+	}
 	var cfg sandbox.ServerConfig
 	fs := pflag.NewFlagSet("sandbox", pflag.ContinueOnError)
 	cfg.AddFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(rest); err != nil {
 		return err
 	}
 	if err := cfg.Validate(); err != nil {
@@ -82,12 +103,28 @@ func runSandbox(args []string) error {
 	signal.Notify(usr1, syscall.SIGUSR1)
 	go func() {
 		<-usr1
-		_ = srv.Close() // stops Serve's generator only; the handler keeps answering
+		_ = srv.Close() // stops the generator only; the handler keeps answering
 		fmt.Fprintf(os.Stderr, "sandbox: publishing stopped at %d postings\n", srv.Stats().Postings)
 	}()
-	fmt.Fprintf(os.Stderr, "sandbox: listening on %s (idempotency=%s duplicates=%s latency=%s error=%g ambiguous=%g rate_limited=%g postings=%d rate=%g seed=%d)\n",
-		ln.Addr(), cfg.Idempotency, cfg.Duplicates, cfg.Latency.String(), cfg.ErrorRate, cfg.AmbiguousRate, cfg.RateLimitRate, cfg.Postings, cfg.Rate, cfg.Seed)
-	err = srv.Serve(ctx, ln)
+	var handler http.Handler = srv
+	if adminAddr != "" {
+		token := os.Getenv(AdminTokenEnv)
+		if token == "" {
+			return fmt.Errorf("%s needs %s", AdminFlag, AdminTokenEnv)
+		}
+		sw := &outageSwitch{next: srv}
+		handler = sw
+		aln, err := net.Listen("tcp", adminAddr)
+		if err != nil {
+			return fmt.Errorf("%s: %w", AdminFlag, err)
+		}
+		as := &http.Server{Handler: sw.admin(token), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = as.Serve(aln) }()
+		defer as.Close()
+	}
+	fmt.Fprintf(os.Stderr, "sandbox: listening on %s (idempotency=%s duplicates=%s latency=%s error=%g ambiguous=%g rate_limited=%g postings=%d rate=%g seed=%d admin=%q)\n",
+		ln.Addr(), cfg.Idempotency, cfg.Duplicates, cfg.Latency.String(), cfg.ErrorRate, cfg.AmbiguousRate, cfg.RateLimitRate, cfg.Postings, cfg.Rate, cfg.Seed, adminAddr)
+	err = srv.ServeHandler(ctx, ln, handler)
 	st := srv.Stats()
 	fmt.Fprintf(os.Stderr, "sandbox: stopped: %+v\n", st)
 	return err

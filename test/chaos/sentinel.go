@@ -13,6 +13,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
+// sentinelToken is the claim of a fault that changes the data nodes
+// (kill_master, replica_down): one at a time.
+const sentinelToken = "sentinel-nodes"
+
 // sentinelMasterName is the name the sentinels monitor the master under
 // (redis.sentinel.master_name of the generated bidder.yaml).
 const sentinelMasterName = "bidder"
@@ -236,7 +240,7 @@ func (t *sentinelTopo) waitMasterOnline(n int, d time.Duration) (*redisNode, err
 // time; the caller tracks it with wg.
 func (h *Harness) killMaster(wg *sync.WaitGroup) {
 	t := h.topo
-	const token = "sentinel-master"
+	const token = sentinelToken
 	if !h.claim(token) {
 		return
 	}

@@ -7,6 +7,9 @@
 //	go run ./test/chaos/cmd/chaos --faults kill_worker=1,stop_worker=1 --interval 3s
 //	go run ./test/chaos/cmd/chaos --topology sentinel --duration 60s
 //	go run ./test/chaos/cmd/chaos --topology sentinel --wait-replicas 0   # report only
+//	go run ./test/chaos/cmd/chaos --duration 2m --max-retry 3 --two-fleets --shared-queue \
+//	    --at freeze_worker_lease@1s,marketplace_outage:503-bids@15s+35s
+//	go run ./test/chaos/cmd/chaos --topology sentinel --at replica_down:kill@8s+45s
 //
 // It exits 1 if an invariant failed (the report names the log directory),
 // 2 if the run could not be carried out.
@@ -32,7 +35,8 @@ func main() {
 
 	cfg := chaos.StandardConfig()
 	noPersist := flag.Bool("no-persistence", false, "Redis without persistence: report what a restart costs (duplicates reported, not failed)")
-	faults := flag.String("faults", "default", "fault mix: default, none, or name=weight,... (standalone: "+chaos.DefaultMix.String()+"; sentinel: "+chaos.SentinelMix.String()+")")
+	faults := flag.String("faults", "default", "fault mix: default, none, or [default,]name=weight,... (standalone: "+chaos.DefaultMix.String()+"; sentinel: "+chaos.SentinelMix.String()+
+		"; long faults, one of each kind at a time: freeze_worker_lease, marketplace_outage, replica_down)")
 	topology := flag.String("topology", chaos.TopologyStandalone, "Redis topology: standalone (one redis-server, a TCP proxy per worker) or sentinel (1 master, --replicas replicas, 3 sentinels; no proxy faults)")
 	replicas := flag.Int("replicas", 2, "replicas of the sentinel topology")
 	waitReplicas := flag.Int("wait-replicas", -1, "ledger.wait_replicas of the sentinel topology; -1 = every replica (the safe setting, docs/redis.md); 0 = no WAIT, duplicates are then reported, not failed")
@@ -40,6 +44,12 @@ func main() {
 	bidder := flag.String("bidder", "", "bidder binary (default: go build ./cmd/bidder into the log directory)")
 	redisBin := flag.String("redis-server", "redis-server", "redis-server binary")
 	keep := flag.Bool("keep", false, "keep the logs of a passing run")
+	at := flag.String("at", "", "long faults at fixed offsets: kind[:variant]@offset[+duration],... (freeze_worker_lease; marketplace_outage:503|503-bids|401|401-bids|flaky; replica_down:stop|kill, sentinel only)")
+	flag.IntVar(&cfg.MaxRetry, "max-retry", 0, "worker.max_retry of the workers (0: bidder's default); 3 makes a wait counted as a failure park postings within seconds")
+	flag.BoolVar(&cfg.SharedQueue, "shared-queue", false, "worker.queue_per_marketplace: false (every bid task on the one \"bids\" queue)")
+	flag.BoolVar(&cfg.TwoFleets, "two-fleets", false, "a second marketplace sandbox2; fleet A (--workers minus --fleet-b) serves both, fleet B only sandbox")
+	flag.IntVar(&cfg.FleetB, "fleet-b", 1, "workers of fleet B (with --two-fleets)")
+	flag.DurationVar(&cfg.FleetBPoll, "fleet-b-poll", time.Second, "worker.poll_interval of fleet B (the others poll every 200ms)")
 	flag.DurationVar(&cfg.Duration, "duration", 45*time.Second, "publishing and fault phase")
 	flag.IntVar(&cfg.Workers, "workers", 4, "bidder worker processes")
 	flag.IntVar(&cfg.Scanners, "scanners", 2, "bidder scanner processes")
@@ -89,6 +99,9 @@ func main() {
 	cfg.Mix = mix
 	if *faults == "default" && cfg.Topology == chaos.TopologySentinel {
 		cfg.Mix = chaos.SentinelMix
+	}
+	if cfg.Schedule, err = chaos.ParseSchedule(*at); err != nil {
+		fatal(2, "--at: %v", err)
 	}
 	if cfg.RedisBin, err = exec.LookPath(*redisBin); err != nil {
 		fatal(2, "redis-server: %v", err)
