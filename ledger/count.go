@@ -12,7 +12,17 @@ import (
 // open index, waiting for their bid task (or the recovery pass). With hash
 // tags it adds up one index per Cluster slot, in one pipeline.
 func (l *Ledger) OpenCount(ctx context.Context, marketplaceID string) (int64, error) {
-	keys := l.indexKeys("open", marketplaceID)
+	return l.indexCount(ctx, "open", marketplaceID)
+}
+
+// ParkedCount is how many of a marketplace's postings are parked (what
+// Parked lists, without reading the list).
+func (l *Ledger) ParkedCount(ctx context.Context, marketplaceID string) (int64, error) {
+	return l.indexCount(ctx, "parked", marketplaceID)
+}
+
+func (l *Ledger) indexCount(ctx context.Context, kind, marketplaceID string) (int64, error) {
+	keys := l.indexKeys(kind, marketplaceID)
 	cmds := make([]*redis.IntCmd, len(keys))
 	_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, k := range keys {
@@ -21,7 +31,7 @@ func (l *Ledger) OpenCount(ctx context.Context, marketplaceID string) (int64, er
 		return nil
 	})
 	if err != nil && !errors.Is(err, redis.Nil) {
-		return 0, fmt.Errorf("ledger: count undecided of %s: %w", marketplaceID, err)
+		return 0, fmt.Errorf("ledger: count %s postings of %s: %w", kind, marketplaceID, err)
 	}
 	var n int64
 	for _, c := range cmds {

@@ -9,8 +9,8 @@ import (
 )
 
 // TestOpenCount: undecided postings are counted until a decision or a park
-// takes them out of the open index, with and without hash tags (one index
-// per Cluster slot).
+// takes them out of the open index (a park into the parked one), with and
+// without hash tags (one index per Cluster slot).
 func TestOpenCount(t *testing.T) {
 	for _, tags := range []bool{false, true} {
 		led, _, rdb := setup(t, ledger.WithHashTags(tags))
@@ -39,6 +39,9 @@ func TestOpenCount(t *testing.T) {
 		}
 		if n, err := led.OpenCount(ctx, "m"); err != nil || n != 2 {
 			t.Fatalf("hash tags %v: %d undecided after a skip and a park, %v; want 2", tags, n, err)
+		}
+		if n, err := led.ParkedCount(ctx, "m"); err != nil || n != 1 {
+			t.Fatalf("hash tags %v: %d parked, %v; want 1", tags, n, err)
 		}
 		if n, err := led.OpenCount(ctx, "other"); err != nil || n != 0 {
 			t.Fatalf("hash tags %v: another marketplace counts %d, %v", tags, n, err)
