@@ -148,14 +148,21 @@ func (a *App) queueStatus(insp *asynq.Inspector, problem func(string, error)) []
 	for q := range a.queues() {
 		names[q] = true
 	}
+	// GetQueueInfo's "no such queue" is not asynq.ErrQueueNotFound; ask
+	// which exist instead.
+	exist, err := insp.Queues()
+	if err != nil {
+		problem("queues", err)
+		return nil
+	}
 	var out []httpserver.Queue
 	for _, q := range slices.Sorted(maps.Keys(names)) {
-		qi, err := insp.GetQueueInfo(q)
-		switch {
-		case errors.Is(err, asynq.ErrQueueNotFound):
+		if !slices.Contains(exist, q) {
 			out = append(out, httpserver.Queue{Name: q})
 			continue
-		case err != nil:
+		}
+		qi, err := insp.GetQueueInfo(q)
+		if err != nil {
 			problem("queue "+q, err)
 			continue
 		}

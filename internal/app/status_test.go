@@ -170,12 +170,16 @@ marketplaces:
 		`data-posting="p-1"`, `data-posting="p-2"`, `yes: resume asks the marketplace first`, `HTTP 503 x10`,
 		`<td data-metric="hour_left">3</td>`, `<span data-wait="1">`, `<td class="l">ok</td><td>40</td><td>3</td>`,
 		`<tr data-queue="bids:sbx"><td class="l">bids:sbx</td><td data-metric="size">1</td>`,
+		`<tr data-queue="scans"><td class="l">scans</td><td data-metric="size">0</td>`,
 		`&lt;img src=x onerror=alert(1)&gt; Go job`, `href="https://sandbox.example/p-7"`, `data-rule="keywords"`,
 		`data-chart="placed" data-marketplace="sbx"`, `data-resume-posting="p-2"`, `data-resume-reason="marketplace_transient"`,
 	} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %s", want)
 		}
+	}
+	if strings.Contains(page, `id="problems"`) {
+		t.Errorf("the page could not read everything")
 	}
 	for _, secret := range []string{redisPW, mpToken, uiPW} {
 		if strings.Contains(page, secret) {
