@@ -225,26 +225,17 @@ http:
   addr: 127.0.0.1:0
   monitoring: {basic_auth: {username: ops, password_env: UI_PW}}
   actions: {enabled: true}
-marketplaces:
-  - id: sbx
-    adapter: sandbox
-    base_url: http://127.0.0.1:9
-    token_env: MP_TOKEN
-    rules:
-      amount: {fixed: {strategy: fixed, amount: 100}}
-      proposal: {template: "hi"}
-      bid_budget: {per_hour: 50}
-`)
+`+minimalMarketplace+"      bid_budget: {per_hour: 50}\n")
 	want := seedSharedState(t, ctx, rdb)
 
-	p := start(t, dir, []string{"REDIS_URL=redis://:" + uiRedisPW + "@" + rs.Addr() + "/0", "MP_TOKEN=" + uiMPToken, "UI_PW=" + uiPassword},
+	p := start(t, dir, []string{"REDIS_URL=redis://:" + uiRedisPW + "@" + rs.Addr() + "/0", "TOK=" + uiMPToken, "UI_PW=" + uiPassword},
 		"monitor", "--config", cfgPath)
 	base := p.baseURL()
 	waitFor(t, 15*time.Second, func() bool { code, _ := get(t, base+"/readyz", "", ""); return code == 200 }, "the monitor ready")
 
 	dom := headless(t, bin, "--dump-dom", base+"/")
 	for chart, series := range want {
-		got := chartBars(t, dom, "sbx", chart)
+		got := chartBars(t, dom, "mp1", chart)
 		if fmt.Sprint(got) != fmt.Sprint(series) {
 			t.Errorf("%s chart draws\n  %v\nwant\n  %v", chart, got, series)
 		}
@@ -274,7 +265,7 @@ marketplaces:
 	}
 	for _, cell := range []string{`<td data-metric="parked">3</td>`, `<td data-metric="undecided">1</td>`, `<td data-metric="hour_left">38</td>`,
 		`<span data-wait="5">`, `<td class="l">ok</td><td>120</td><td>7</td>`,
-		`<tr data-queue="bids:sbx"><td class="l">bids:sbx</td><td data-metric="size">5</td><td>0</td><td>0</td><td>5</td>`, `data-posting="p-1"`, `&lt;b&gt;bold&lt;/b&gt; job`} {
+		`<tr data-queue="bids:mp1"><td class="l">bids:mp1</td><td data-metric="size">5</td><td>0</td><td>0</td><td>5</td>`, `data-posting="p-1"`, `&lt;b&gt;bold&lt;/b&gt; job`} {
 		if !bytes.Contains(off, []byte(cell)) {
 			t.Errorf("JavaScript off: no %s", cell)
 		}
@@ -291,29 +282,36 @@ marketplaces:
 	led := ledger.New(rdb)
 	insp := asynq.NewInspectorFromRedisClient(rdb)
 	back := func(id string) bool {
-		rec, err := led.Get(ctx, "sbx", id)
+		rec, err := led.Get(ctx, "mp1", id)
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, terr := insp.GetTaskInfo(worker.MarketplaceQueue("sbx"), worker.BidTaskID("sbx", id))
+		_, terr := insp.GetTaskInfo(worker.MarketplaceQueue("mp1"), worker.BidTaskID("mp1", id))
 		return rec.State == ledger.StateNone && terr == nil
 	}
 	b.auth("ops", uiPassword)
-	b.open(base + "/")
-	b.click(`button[data-resume-posting="p-1"]`)
-	if res := b.html("#result"); !strings.Contains(res, "resumed 1 of sbx") {
-		t.Fatalf("after Resume the browser shows %q", res)
-	}
-	if !back("p-1") || back("p-2") {
-		t.Fatalf("after Resume of p-1: p-1 back %v, p-2 back %v; want only p-1", back("p-1"), back("p-2"))
-	}
-	b.open(base + "/")
-	b.click(`button[data-resume-reason="marketplace_transient"]`)
-	if res := b.html("#result"); !strings.Contains(res, "resumed 1") {
-		t.Fatalf("after Resume of a reason the browser shows %q", res)
-	}
-	if !back("p-2") || back("p-3") {
-		t.Fatalf("after Resume of marketplace_transient: p-2 back %v, p-3 (redis) back %v", back("p-2"), back("p-3"))
+	for _, c := range []struct {
+		button, result string
+		back, parked   []string
+	}{
+		{`button[data-resume-posting="p-1"]`, "resumed 1 of mp1's posting p-1", []string{"p-1"}, []string{"p-2", "p-3"}},
+		{`button[data-resume-reason="marketplace_transient"]`, "resumed 1 of mp1's postings parked for marketplace_transient", []string{"p-2"}, []string{"p-3"}},
+	} {
+		b.open(base + "/")
+		b.click(c.button)
+		if res := b.html("#result"); !strings.Contains(res, c.result) {
+			t.Fatalf("after a click on %s the browser shows %q, want %q", c.button, res, c.result)
+		}
+		for _, id := range c.back {
+			if !back(id) {
+				t.Errorf("after a click on %s, %s is not undecided with its task", c.button, id)
+			}
+		}
+		for _, id := range c.parked {
+			if back(id) {
+				t.Errorf("after a click on %s, %s came back too", c.button, id)
+			}
+		}
 	}
 	if _, page := get(t, base+"/", "", ""); !strings.Contains(page, `<td data-metric="parked">1</td>`) {
 		t.Errorf("the page does not show the one posting still parked")
@@ -335,42 +333,42 @@ func seedSharedState(t *testing.T, ctx context.Context, rdb redis.UniversalClien
 	}
 	// A pattern busy enough to read: bids most minutes, a burst of skips
 	// each hour, a few failures, duplicates stopped at two layers.
+	every := func(k, n int) func(int) int {
+		return func(m int) int {
+			if m%k == 0 {
+				return n
+			}
+			return 0
+		}
+	}
+	counts := []struct {
+		metric, chart, series string
+		n                     func(minutesAgo int) int
+	}{
+		{"skipped:keywords", "skipped", "keywords", func(m int) int { return max(8-m%60, 0) }},
+		{"skipped:budget_range", "skipped", "budget_range", every(9, 2)},
+		{"failed:marketplace_closed", "failed", "marketplace_closed", every(47, 1)},
+		{"dup:enqueue", "duplicates", "enqueue", every(6, 3)},
+		{"dup:lock", "duplicates", "lock", every(50, 1)},
+		{"parked", "parked", "parked", func(m int) int { return map[int]int{30: 1, 90: 1, 200: 1}[m] }},
+	}
 	for m := 350; m >= 1; m-- {
 		at = now.Add(-time.Duration(m) * time.Minute)
 		if n := (m*7)%5 + (m/40)%3; n > 0 && m%4 != 0 {
 			for range n {
-				rec.Decided("sbx", history.Decision{Posting: fmt.Sprintf("q-%d", m), State: "placed", Amount: 100, Currency: "USD", Title: "job"})
+				rec.Decided("mp1", history.Decision{Posting: fmt.Sprintf("q-%d", m), State: "placed", Amount: 100, Currency: "USD", Title: "job"})
 			}
 			add("placed", "placed", n)
 		}
-		if m%60 < 8 {
-			n := 8 - m%60
-			rec.Count("sbx", "skipped:keywords", n)
-			add("skipped", "keywords", n)
-		}
-		if m%9 == 0 {
-			rec.Count("sbx", "skipped:budget_range", 2)
-			add("skipped", "budget_range", 2)
-		}
-		if m%47 == 0 {
-			rec.Count("sbx", "failed:marketplace_closed", 1)
-			add("failed", "marketplace_closed", 1)
-		}
-		if m%6 == 0 {
-			rec.Count("sbx", "dup:enqueue", 3)
-			add("duplicates", "enqueue", 3)
-		}
-		if m%50 == 0 {
-			rec.Count("sbx", "dup:lock", 1)
-			add("duplicates", "lock", 1)
-		}
-		if m == 30 || m == 90 || m == 200 {
-			rec.Count("sbx", "parked", 1)
-			add("parked", "parked", 1)
+		for _, c := range counts {
+			if n := c.n(m); n > 0 {
+				rec.Count("mp1", c.metric, n)
+				add(c.chart, c.series, n)
+			}
 		}
 	}
 	at = now
-	rec.Decided("sbx", history.Decision{Posting: "p-99", State: "placed", Amount: 250, Currency: "EUR",
+	rec.Decided("mp1", history.Decision{Posting: "p-99", State: "placed", Amount: 250, Currency: "EUR",
 		Title: "<b>bold</b> job", URL: "https://sandbox.example/jobs/p-99"})
 	add("placed", "placed", 1)
 	if err := rec.Flush(ctx); err != nil {
@@ -381,20 +379,20 @@ func seedSharedState(t *testing.T, ctx context.Context, rdb redis.UniversalClien
 	keys := lock.NewManager(rdb).Keys()
 	for i, reason := range []string{"marketplace_transient", "marketplace_transient", "redis", ""} {
 		id := fmt.Sprintf("p-%d", i+1)
-		b, _ := json.Marshal(worker.BidPayload{Version: 1, Posting: marketplace.Posting{MarketplaceID: "sbx", ID: id, Title: "t"}})
-		if _, err := led.Discover(ctx, "sbx", []ledger.Found{{PostingID: id, Payload: b}}); err != nil {
+		b, _ := json.Marshal(worker.BidPayload{Version: 1, Posting: marketplace.Posting{MarketplaceID: "mp1", ID: id, Title: "t"}})
+		if _, err := led.Discover(ctx, "mp1", []ledger.Found{{PostingID: id, Payload: b}}); err != nil {
 			t.Fatal(err)
 		}
 		if reason == "" {
 			continue
 		}
-		if err := led.Park(ctx, keys.Lock("sbx", id), keys.Fence("sbx", id), "", "sbx", id, reason, "attempts ran out"); err != nil {
+		if err := led.Park(ctx, keys.Lock("mp1", id), keys.Fence("mp1", id), "", "mp1", id, reason, "attempts ran out"); err != nil {
 			t.Fatal(err)
 		}
 	}
 	budget := rules.NewBudget(rdb, "", 50, 0)
 	for i := range 12 {
-		if ok, _, err := budget.Take(ctx, "sbx", fmt.Sprintf("b-%d", i), now); !ok || err != nil {
+		if ok, _, err := budget.Take(ctx, "mp1", fmt.Sprintf("b-%d", i), now); !ok || err != nil {
 			t.Fatal(ok, err)
 		}
 	}
@@ -405,10 +403,10 @@ func seedSharedState(t *testing.T, ctx context.Context, rdb redis.UniversalClien
 	client := asynq.NewClientFromRedisClient(rdb)
 	for i := range 5 {
 		id := fmt.Sprintf("w-%d", i)
-		if err := waits.Add(ctx, "sbx", id, opens); err != nil {
+		if err := waits.Add(ctx, "mp1", id, opens); err != nil {
 			t.Fatal(err)
 		}
-		task, err := worker.NewBidTask(marketplace.Posting{MarketplaceID: "sbx", ID: id}, asynq.Queue(worker.MarketplaceQueue("sbx")), asynq.ProcessAt(opens))
+		task, err := worker.NewBidTask(marketplace.Posting{MarketplaceID: "mp1", ID: id}, asynq.Queue(worker.MarketplaceQueue("mp1")), asynq.ProcessAt(opens))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -416,7 +414,7 @@ func seedSharedState(t *testing.T, ctx context.Context, rdb redis.UniversalClien
 			t.Fatal(err)
 		}
 	}
-	if err := rdb.HSet(ctx, scanner.DefaultStatusKeyPrefix+":{sbx}", "at", now.Add(-2*time.Second).UnixMilli(), "result", "ok",
+	if err := rdb.HSet(ctx, scanner.DefaultStatusKeyPrefix+":{mp1}", "at", now.Add(-2*time.Second).UnixMilli(), "result", "ok",
 		"seen", 120, "enqueued", 7, "newest", now.Add(-45*time.Second).UnixMilli()).Err(); err != nil {
 		t.Fatal(err)
 	}
