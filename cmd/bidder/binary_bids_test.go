@@ -60,7 +60,7 @@ func TestBinaryEmbeddedRun(t *testing.T) {
 		{"/readyz", "", "", 200, "ready"},
 		{"/metrics", "", "", 200, "asynq_queue_size"},
 		{"/metrics", "", "", 200, "go_goroutines"},
-		{"/", "", "", 200, "<td>sandbox</td>"},
+		{"/", "", "", 200, `<tr data-marketplace="sandbox"><td class="l">sandbox</td>`},
 		{"/monitoring/", "", "", 401, ""},
 		{"/monitoring/", "ops", "wrong", 401, ""},
 		{"/monitoring/", "ops", "ui-secret-pw", 200, "<html"},

@@ -79,7 +79,7 @@ func TestHostilePagesInBrowser(t *testing.T) {
 
 	port := base[strings.LastIndexByte(base, ':')+1:]
 	dom = headless(t, bin, "--timeout=5000", "--host-resolver-rules=MAP rebind.test 127.0.0.1", "--dump-dom", "http://rebind.test:"+port+"/")
-	if strings.Contains(string(dom), "miniredis") || strings.Contains(string(dom), "Bids by marketplace") {
+	if strings.Contains(string(dom), "miniredis") || strings.Contains(string(dom), "Ledger by marketplace") {
 		t.Fatalf("a rebound name read the status page:\n%.2000s", dom)
 	}
 	if !strings.Contains(string(dom), "misdirected request") {

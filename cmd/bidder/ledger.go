@@ -242,26 +242,16 @@ again. Resuming twice, or from two places at once, changes nothing more.`,
 			defer conn.Close()
 			led := app.NewLedger(cfg, conn.Client)
 			r := ops.NewResumer(conn.Client, led, cfg.Worker.QueuePerMarketplace, scanner.DefaultBidRetention)
-			ids := []string{posting}
-			if all {
-				ps, err := ops.ListParked(cmd.Context(), led, mp, 0)
-				if err != nil {
-					return fmt.Errorf("ledger resume: %w", escaped{err})
-				}
-				ids = ids[:0]
-				for _, p := range ps {
-					if rule == "" || p.Rule == rule {
-						ids = append(ids, p.Posting)
-					}
-				}
-			}
+			printed := func(id string) { fmt.Fprintf(e.stdout, "resumed %s:%s\n", mp, id) }
 			n := 0
-			for _, id := range ids {
-				if err := r.Resume(cmd.Context(), mp, id); err != nil {
-					return fmt.Errorf("ledger resume: %w (%d resumed before it)", escaped{err}, n)
-				}
-				n++
-				fmt.Fprintf(e.stdout, "resumed %s:%s\n", mp, id)
+			if all {
+				n, err = r.ResumeAll(cmd.Context(), mp, rule, printed)
+			} else if err = r.Resume(cmd.Context(), mp, posting); err == nil {
+				n = 1
+				printed(posting)
+			}
+			if err != nil {
+				return fmt.Errorf("ledger resume: %w", escaped{err})
 			}
 			_, err = fmt.Fprintf(e.stdout, "%d resumed\n", n)
 			return err

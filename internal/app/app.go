@@ -349,7 +349,13 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 		},
 	}
 	hopts.AllowedHosts = a.Cfg.HTTP.AllowedHosts
+	hopts.Status = a.statusSource()
 	mon := a.Cfg.HTTP.Monitoring
+	if a.Cfg.HTTP.Actions.Enabled {
+		// Config validation refuses actions without basic auth.
+		hopts.Actions = a.statusActions()
+		hopts.Username, hopts.Password = mon.BasicAuth.Username, mon.BasicAuth.Password
+	}
 	if roles.Monitor {
 		insp := asynq.NewInspectorFromRedisClient(a.Conn.Client)
 		a.Registry.MustRegister(asynqmetrics.NewQueueMetricsCollector(insp))
@@ -383,6 +389,9 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 	}
 	if hopts.Monitoring != nil {
 		fields = append(fields, zap.String("monitoring_ui", base+httpserver.MonitoringRoot+"/"))
+	}
+	if hopts.Actions != nil {
+		fields = append(fields, zap.Bool("status_actions", true))
 	}
 	log.Info("bidder starting", fields...)
 	if a.Conn.Embedded() {

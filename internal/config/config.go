@@ -242,6 +242,14 @@ type HTTP struct {
 	// Prometheus that reaches bidder by name.
 	AllowedHosts []string   `yaml:"allowed_hosts"`
 	Monitoring   Monitoring `yaml:"monitoring"`
+	Actions      Actions    `yaml:"actions"`
+}
+
+// Actions configures the status page's state-changing buttons (resume
+// parked postings). Off by default: the page is read-only. On, every
+// request to them needs http.monitoring.basic_auth's credentials.
+type Actions struct {
+	Enabled bool `yaml:"enabled"`
 }
 
 // Monitoring configures the asynqmon UI under /monitoring/.

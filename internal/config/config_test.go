@@ -131,6 +131,7 @@ func TestBadConfigs(t *testing.T) {
 		{"basic auth env", "http: {monitoring: {basic_auth: {username: ops, password_env: UIPW}}}\n", nil, "config: http.monitoring.basic_auth.password_env: environment variable UIPW is not set"},
 		{"tracker too often", "tracker: {every: 10s}\n", nil, "config: tracker.every: want >= 1m or 0 (off), got 10s"},
 		{"tracker horizon", "tracker: {repoll: 2h, horizon: 1h}\n", nil, "config: tracker.horizon: want >= tracker.repoll (2h0m0s), got 1h0m0s"},
+		{"actions without auth", "http: {actions: {enabled: true}}\n", nil, "config: http.actions.enabled: needs http.monitoring.basic_auth"},
 		{"settle below timeout", "worker: {settle_delay: 5s}\n" + goodMarket, map[string]string{"TOK": "x"}, "config: marketplaces[0].request_timeout: 10s (the default when unset is 10s) must be shorter than worker.settle_delay (5s)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -142,6 +143,20 @@ func TestBadConfigs(t *testing.T) {
 				t.Fatalf("message must be one line without secrets: %q", err)
 			}
 		})
+	}
+}
+
+// TestActionsKey: the status page's buttons are off unless asked for, and
+// then only with the monitoring credentials to guard them.
+func TestActionsKey(t *testing.T) {
+	cfg, err := loadDoc(t, "", nil, Flags{})
+	if err != nil || cfg.HTTP.Actions.Enabled {
+		t.Fatalf("default: actions enabled=%v, %v; want off", cfg.HTTP.Actions.Enabled, err)
+	}
+	doc := "http: {actions: {enabled: true}, monitoring: {basic_auth: {username: ops, password_env: UIPW}}}\n"
+	cfg, err = loadDoc(t, doc, map[string]string{"UIPW": "pw"}, Flags{})
+	if err != nil || !cfg.HTTP.Actions.Enabled || cfg.HTTP.Monitoring.BasicAuth.Password != "pw" {
+		t.Fatalf("with basic auth: %+v, %v", cfg.HTTP, err)
 	}
 }
 

@@ -288,6 +288,9 @@ func validateHTTP(cfg *Config) error {
 	if ba.Username == "" && ba.PasswordEnv != "" {
 		return errorf("http.monitoring.basic_auth.username", "required with basic_auth.password_env")
 	}
+	if h.Actions.Enabled && !ba.Enabled() {
+		return errorf("http.actions.enabled", "needs http.monitoring.basic_auth (its credentials guard the status page's resume buttons)")
+	}
 	if m.Enabled && !ba.Enabled() && !m.AllowUnauthenticatedRemote && !IsLoopback(host) {
 		return errorf("http.monitoring", "refusing to serve the monitoring UI without basic_auth on non-loopback address %q "+
 			"(set http.monitoring.basic_auth, or allow_unauthenticated_remote: true)", h.Addr)

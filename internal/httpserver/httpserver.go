@@ -1,5 +1,7 @@
 // Package httpserver is bidder's one HTTP listener: /metrics, /healthz,
-// /readyz, the asynqmon UI under /monitoring/ and a small status page at /.
+// /readyz, the asynqmon UI under /monitoring/ and the status page at /, drawn
+// from the state every instance shares (Options.Status), with its resume
+// buttons when Options.Actions is set.
 package httpserver
 
 import (
@@ -21,21 +23,29 @@ import (
 // MonitoringRoot is where the asynqmon UI is mounted.
 const MonitoringRoot = "/monitoring"
 
+// ErrActionsNeedAuth: Options.Actions without basic auth credentials.
+var ErrActionsNeedAuth = errors.New("http: the status page's actions need basic auth (http.monitoring.basic_auth)")
+
 // Options configures the server.
 type Options struct {
 	Addr     string
-	Gatherer prometheus.Gatherer // /metrics and the status page
+	Gatherer prometheus.Gatherer // /metrics
 	// Ready reports why the process cannot do its work; nil error = ready.
 	Ready func(ctx context.Context) error
 	// Monitoring is the asynqmon handler (rooted at MonitoringRoot); nil
 	// means the UI is off.
 	Monitoring http.Handler
 	// Username/Password protect the UI with HTTP basic auth when Username
-	// is set.
+	// is set, and the actions always.
 	Username, Password string
-	// Info is shown on the status page (role, version, Redis mode).
-	Info   map[string]string
-	Logger *zap.Logger
+	// Info is shown on the status page (role, version, where Redis is):
+	// nothing secret goes in it.
+	Info map[string]string
+	// Status assembles the status page; nil shows only Info and readiness.
+	Status StatusSource
+	// Actions turns on the status page's resume buttons (needs Username).
+	Actions Actions
+	Logger  *zap.Logger
 	// AllowedHosts are the Host names (http.allowed_hosts) answered besides
 	// what the listener's address allows by itself; see Guard.
 	AllowedHosts []string
@@ -57,6 +67,9 @@ func Listen(o Options) (*Server, error) {
 	}
 	if o.Gatherer == nil {
 		o.Gatherer = prometheus.NewRegistry()
+	}
+	if o.Actions != nil && o.Username == "" {
+		return nil, ErrActionsNeedAuth
 	}
 	ln, err := net.Listen("tcp", o.Addr)
 	if err != nil {
@@ -121,6 +134,9 @@ func (s *Server) routes() http.Handler {
 		mux.Handle(MonitoringRoot, http.RedirectHandler(MonitoringRoot+"/", http.StatusMovedPermanently))
 	}
 	mux.HandleFunc("GET /{$}", s.status)
+	if s.opts.Actions != nil {
+		mux.Handle("POST "+ActionsPath, basicAuth(s.opts.Username, s.opts.Password, http.HandlerFunc(s.resume)))
+	}
 	return mux
 }
 

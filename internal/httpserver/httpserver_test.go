@@ -59,7 +59,7 @@ func TestRoutes(t *testing.T) {
 		{"/monitoring/", "", "", 401, "unauthorized"},
 		{"/monitoring/", "ops", "nope", 401, "unauthorized"},
 		{"/monitoring/", "ops", "pw", 200, "ui"},
-		{"/", "", "", 200, "<td>mp1</td><td data-metric=\"placed\">7</td>"},
+		{"/", "", "", 200, `<p id="ready" class="bad">this instance: not ready: redis unreachable</p>`},
 		{"/nope", "", "", 404, ""},
 	} {
 		code, body := get(c.path, c.user, c.pass)

@@ -1,160 +1,325 @@
 package httpserver
 
 import (
+	"cmp"
 	"context"
+	_ "embed"
 	"html/template"
 	"net/http"
 	"slices"
-	"sort"
+	"strconv"
+	"strings"
 	"time"
-
-	dto "github.com/prometheus/client_model/go"
 )
 
-// Status is what the status page shows, read from the gathered metrics so
-// that it can never disagree with /metrics.
+// StatusSource returns what the status page shows, read from the state all
+// instances share (the app reads it from Redis), with the history for the
+// minutes from since to until. What it cannot read it reports in
+// Status.Problems, and the page shows the rest.
+type StatusSource func(ctx context.Context, since, until time.Time) Status
+
+// Status is the shared state the page is drawn from.
 type Status struct {
+	Marketplaces []Marketplace
+	Queues       []Queue
+	Workers      []Worker // asynq servers with a live heartbeat
+	// Conditions are what makes this process's own tasks wait (it is the
+	// one thing on the page that is not cluster-wide).
+	Conditions []Condition
+	Problems   []string // one line each: what could not be read
+}
+
+// Marketplace is one marketplace's part of the shared state.
+type Marketplace struct {
+	ID string
+	// Totals and History are counted under internal/history's metric
+	// names: "placed", "dry_run", "parked", "skipped:<rule>",
+	// "failed:<class>", "dup:<layer>" (a bare "skipped" or "failed": no
+	// rule given). Totals run since the history began; History is per
+	// minute.
+	Totals      map[string]int64
+	History     map[string][]Point
+	Undecided   int64
+	Parked      []Parked // oldest first, possibly only the oldest of ParkedTotal
+	ParkedTotal int
+	Budget      *Budget // nil: no bid budget
+	Scan        *Scan   // nil: not scanned yet
+	Recent      []Decision
+}
+
+// Point is one minute's count.
+type Point struct {
+	Minute time.Time
+	Count  int64
+}
+
+// Parked is one parked posting.
+type Parked struct {
+	Posting      string
+	Since        time.Time
+	Rule, Reason string
+	HeldIntent   bool // a bid may exist; resuming reconciles first
+}
+
+// Budget is a marketplace's bid budget now.
+type Budget struct {
+	HourLeft, DayLeft int // -1: that window has no limit
+	Waits             []Wait
+}
+
+// Wait is how many postings wait for a budget window that opens at Opens.
+type Wait struct {
+	Opens    time.Time
+	Postings int
+}
+
+// Scan is what a marketplace's last scan reported.
+type Scan struct {
+	At             time.Time // when it ended
+	Result         string
+	Seen, Enqueued int
+	Newest         time.Time // posted_at of the newest posting seen; zero: none
+}
+
+// Decision is one of the latest decisions. Title and URL come from the
+// marketplace: outside input, shown escaped.
+type Decision struct {
+	At                    time.Time
+	Posting, Title, URL   string
+	State, Currency, Rule string
+	Amount                float64
+}
+
+// Queue is one asynq queue.
+type Queue struct {
+	Name                                                    string
+	Size, Pending, Active, Scheduled, Retry, Archived, Done int
+	Latency                                                 time.Duration
+	Paused                                                  bool
+}
+
+// Worker is one asynq server (a worker process) with a live heartbeat.
+type Worker struct {
+	Host                string
+	PID                 int
+	Concurrency, Active int
+	Queues              string
+	Started             time.Time
+	Status              string
+}
+
+// Condition is one of this process's wait conditions.
+type Condition struct {
+	Kind, Marketplace, Detail string
+	Since                     time.Time
+}
+
+// History windows (?hours=).
+const (
+	DefaultHours = 6
+	MaxHours     = 48
+)
+
+// page is the template's view of a Status.
+type page struct {
 	Info         map[string]string
-	Ready        string // "ready" or the reason not
-	Marketplaces []MarketplaceStatus
-	Duplicates   []Count // by layer
-	Lock         []Count // acquire results
+	Ready        string
+	ReadyOK      bool
 	Generated    time.Time
+	Hours        int
+	Windows      []int
+	Bucket       time.Duration
+	Actions      bool
+	Monitoring   bool
+	Marketplaces []mpPage
+	Queues       []Queue
+	Workers      []Worker
+	Conditions   []Condition
+	Problems     []string
+	Recent       []recentRow // every marketplace's, newest first
 }
 
-// MarketplaceStatus is one marketplace's row.
-type MarketplaceStatus struct {
-	ID                            string
-	Placed, Skipped, Failed, Dry  float64
-	Errors, Seen, Enqueued, Scans float64
+// recentRows bounds the latest decisions shown.
+const recentRows = 50
+
+type recentRow struct {
+	Marketplace string
+	Decision
 }
 
-// Count is one labelled counter value.
+type mpPage struct {
+	Marketplace
+	Placed, Skipped, Failed, DryRun, ParkedEvents, Duplicates int64
+	SkipReasons, FailClasses, DupLayers, ParkedReasons        []Count
+	Charts                                                    []chart
+	Quiet                                                     bool // nothing to draw in the window
+}
+
+// Count is one labelled count.
 type Count struct {
 	Label string
-	Value float64
+	Value int64
 }
 
-// ReadStatus builds a Status from metric families.
-func ReadStatus(families []*dto.MetricFamily) Status {
-	var st Status
-	mps := map[string]*MarketplaceStatus{}
-	mp := func(id string) *MarketplaceStatus {
-		if mps[id] == nil {
-			mps[id] = &MarketplaceStatus{ID: id}
-		}
-		return mps[id]
-	}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			v := m.GetCounter().GetValue()
-			l := labels(m)
-			switch f.GetName() {
-			case "bidder_bids_total":
-				s := mp(l["marketplace"])
-				switch l["outcome"] {
-				case "placed":
-					s.Placed += v
-				case "skipped":
-					s.Skipped += v
-				case "failed":
-					s.Failed += v
-				case "dry_run":
-					s.Dry += v
-				}
-			case "bidder_bid_errors_total":
-				mp(l["marketplace"]).Errors += v
-			case "bidder_postings_seen_total":
-				mp(l["marketplace"]).Seen += v
-			case "bidder_postings_enqueued_total":
-				mp(l["marketplace"]).Enqueued += v
-			case "bidder_scan_runs_total":
-				mp(l["marketplace"]).Scans += v
-			case "bidder_duplicates_prevented_total":
-				st.Duplicates = append(st.Duplicates, Count{l["layer"], v})
-			case "bidder_lock_acquire_total":
-				st.Lock = append(st.Lock, Count{l["result"], v})
+// window is the history the page asks for: whole buckets ending with the
+// current one.
+func window(now time.Time, hours int) (since, until time.Time, bucket time.Duration) {
+	span := time.Duration(hours) * time.Hour
+	bucket = bucketFor(span)
+	until = now.Truncate(bucket).Add(bucket)
+	return until.Add(-span), until, bucket
+}
+
+// buildPage turns the shared state into what the template shows.
+func buildPage(st Status, now time.Time, hours int) page {
+	since, until, bucket := window(now, hours)
+	p := page{Generated: now, Hours: hours, Windows: []int{1, DefaultHours, 24, MaxHours}, Bucket: bucket,
+		Queues: st.Queues, Workers: st.Workers, Conditions: st.Conditions, Problems: st.Problems}
+	for _, m := range st.Marketplaces {
+		mp := mpPage{Marketplace: m}
+		for metric, n := range m.Totals {
+			kind, label, _ := strings.Cut(metric, ":")
+			switch kind {
+			case "placed":
+				mp.Placed += n
+			case "dry_run":
+				mp.DryRun += n
+			case "parked":
+				mp.ParkedEvents += n
+			case "skipped":
+				mp.Skipped += n
+				mp.SkipReasons = append(mp.SkipReasons, Count{orNone(label), n})
+			case "failed":
+				mp.Failed += n
+				mp.FailClasses = append(mp.FailClasses, Count{orNone(label), n})
+			case "dup":
+				mp.Duplicates += n
+				mp.DupLayers = append(mp.DupLayers, Count{label, n})
 			}
 		}
-	}
-	for _, s := range mps {
-		st.Marketplaces = append(st.Marketplaces, *s)
-	}
-	sort.Slice(st.Marketplaces, func(i, j int) bool { return st.Marketplaces[i].ID < st.Marketplaces[j].ID })
-	byLabel := func(a, b Count) int {
-		if a.Label < b.Label {
-			return -1
+		reasons := map[string]int64{}
+		for _, pk := range m.Parked {
+			reasons[pk.Rule]++
 		}
-		if a.Label > b.Label {
-			return 1
+		for r, n := range reasons {
+			mp.ParkedReasons = append(mp.ParkedReasons, Count{r, n})
 		}
-		return 0
+		for _, cs := range [][]Count{mp.SkipReasons, mp.FailClasses, mp.DupLayers, mp.ParkedReasons} {
+			sortCounts(cs)
+		}
+		mp.Charts = charts(m.ID, m.History, since, until, bucket)
+		mp.Quiet = !slices.ContainsFunc(mp.Charts, func(c chart) bool { return c.Total > 0 })
+		p.Marketplaces = append(p.Marketplaces, mp)
+		for _, d := range m.Recent {
+			p.Recent = append(p.Recent, recentRow{m.ID, d})
+		}
 	}
-	slices.SortFunc(st.Duplicates, byLabel)
-	slices.SortFunc(st.Lock, byLabel)
-	return st
+	slices.SortStableFunc(p.Recent, func(a, b recentRow) int { return b.At.Compare(a.At) })
+	p.Recent = p.Recent[:min(len(p.Recent), recentRows)]
+	return p
 }
 
-func labels(m *dto.Metric) map[string]string {
-	out := make(map[string]string, len(m.GetLabel()))
-	for _, lp := range m.GetLabel() {
-		out[lp.GetName()] = lp.GetValue()
+func orNone(label string) string {
+	if label == "" {
+		return "(none given)"
 	}
-	return out
+	return label
+}
+
+// sortCounts orders by count, largest first, then by label.
+func sortCounts(cs []Count) {
+	slices.SortFunc(cs, func(a, b Count) int {
+		if c := cmp.Compare(b.Value, a.Value); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Label, b.Label)
+	})
+}
+
+// hoursParam reads ?hours=, DefaultHours when absent or not a number,
+// clamped to 1..MaxHours.
+func hoursParam(r *http.Request) int {
+	h, err := strconv.Atoi(r.URL.Query().Get("hours"))
+	if err != nil {
+		return DefaultHours
+	}
+	return min(max(h, 1), MaxHours)
+}
+
+// pageHeaders are on every page this package renders itself: no script may
+// run (the page has none, and a title a marketplace sent must not bring
+// one), forms post only here, and a posting's link does not tell its site
+// where the operator came from.
+func pageHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Content-Type-Options", "nosniff")
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {
-	fams, err := s.opts.Gatherer.Gather()
-	if err != nil && len(fams) == 0 {
-		http.Error(w, "cannot gather metrics", http.StatusInternalServerError)
-		return
+	now := time.Now().UTC()
+	hours := hoursParam(r)
+	var st Status
+	if s.opts.Status != nil {
+		since, until, _ := window(now, hours)
+		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+		st = s.opts.Status(ctx, since, until)
+		cancel()
 	}
-	st := ReadStatus(fams)
-	st.Info = s.opts.Info
-	st.Generated = time.Now().UTC()
-	st.Ready = "ready"
+	p := buildPage(st, now, hours)
+	p.Info, p.Actions, p.Monitoring = s.opts.Info, s.opts.Actions != nil, s.opts.Monitoring != nil
+	p.Ready, p.ReadyOK = "ready", true
 	if s.opts.Ready != nil {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		if err := s.opts.Ready(ctx); err != nil {
-			st.Ready = "not ready: " + err.Error()
+			p.Ready, p.ReadyOK = "not ready: "+oneLine(err.Error()), false
 		}
 		cancel()
 	}
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Header().Set("Cache-Control", "no-store")
-	if err := statusPage.Execute(w, struct {
-		Status
-		Monitoring bool
-	}{st, s.opts.Monitoring != nil}); err != nil {
+	pageHeaders(w)
+	if err := statusPage.ExecuteTemplate(w, "status", p); err != nil {
 		s.opts.Logger.Warn("status page", zapErr(err))
 	}
 }
 
-var statusPage = template.Must(template.New("status").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="3">
-<title>bidder</title>
-<style>
-body{font:14px system-ui,sans-serif;margin:2em;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1.5em}
-td,th{border:1px solid #ccc;padding:.3em .8em;text-align:right}
-th:first-child,td:first-child{text-align:left}
-.ok{color:#070}.bad{color:#b00}
-</style></head><body>
-<h1>bidder</h1>
-<p>{{range $k, $v := .Info}}<b>{{$k}}</b>: {{$v}} &nbsp; {{end}}</p>
-<p class="{{if eq .Ready "ready"}}ok{{else}}bad{{end}}">{{.Ready}}</p>
-<h2>Bids by marketplace</h2>
-<table><tr><th>marketplace</th><th>placed</th><th>skipped</th><th>failed</th><th>dry run</th><th>errors (retried)</th><th>postings seen</th><th>enqueued</th><th>scans</th></tr>
-{{range .Marketplaces}}<tr data-marketplace="{{.ID}}"><td>{{.ID}}</td><td data-metric="placed">{{.Placed}}</td><td data-metric="skipped">{{.Skipped}}</td><td data-metric="failed">{{.Failed}}</td><td data-metric="dry_run">{{.Dry}}</td><td data-metric="errors">{{.Errors}}</td><td data-metric="seen">{{.Seen}}</td><td data-metric="enqueued">{{.Enqueued}}</td><td data-metric="scans">{{.Scans}}</td></tr>
-{{else}}<tr><td colspan="9">nothing yet</td></tr>{{end}}</table>
-<h2>Duplicates prevented, by layer</h2>
-<table><tr><th>layer</th><th>count</th></tr>
-{{range .Duplicates}}<tr><td>{{.Label}}</td><td>{{.Value}}</td></tr>{{end}}</table>
-<h2>Lock acquisitions</h2>
-<table><tr><th>result</th><th>count</th></tr>
-{{range .Lock}}<tr><td>{{.Label}}</td><td>{{.Value}}</td></tr>{{end}}</table>
-<p>Counters of this process since it started; cluster-wide queue numbers are in
-{{if .Monitoring}}<a href="/monitoring/">/monitoring/</a> and {{end}}<a href="/metrics">/metrics</a>.
-Refreshes every 3 s. {{.Generated.Format "2006-01-02 15:04:05Z"}}</p>
-</body></html>
-`))
+//go:embed status.html
+var statusHTML string
+
+var statusPage = template.Must(template.New("").Funcs(template.FuncMap{
+	"ts":  func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05Z") },
+	"ago": ago,
+	"left": func(n int) string {
+		if n < 0 {
+			return "no limit"
+		}
+		return strconv.Itoa(n)
+	},
+	"amount": func(v float64) string {
+		if v == 0 {
+			return ""
+		}
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	},
+	"dur": func(d time.Duration) string { return d.Round(time.Millisecond).String() },
+	"resumeForm": func(marketplaceID, postingID, reason string) resumeForm {
+		return resumeForm{marketplaceID, postingID, reason}
+	},
+}).Parse(statusHTML))
+
+// resumeForm is one Resume button: a posting, or every posting of a reason.
+type resumeForm struct{ Marketplace, Posting, Reason string }
+
+// ago is how long before now t was, to the second ("-" for a zero time).
+func ago(now, t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	d := now.Sub(t).Round(time.Second)
+	if d < 0 {
+		return "in " + (-d).String()
+	}
+	return d.String() + " ago"
+}

@@ -123,6 +123,30 @@ func (r Resumer) requeue(ctx context.Context, marketplaceID, postingID string, p
 	return nil
 }
 
+// ResumeAll resumes every parked posting of a marketplace, or those parked
+// for rule when it is not "", oldest first, calling each (if not nil) after
+// each one. It stops at the first error, saying how many came back before.
+func (r Resumer) ResumeAll(ctx context.Context, marketplaceID, rule string, each func(postingID string)) (int, error) {
+	ps, err := ListParked(ctx, r.Ledger, marketplaceID, 0)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range ps {
+		if rule != "" && p.Rule != rule {
+			continue
+		}
+		if err := r.Resume(ctx, marketplaceID, p.Posting); err != nil {
+			return n, fmt.Errorf("%w (%d resumed before it)", err, n)
+		}
+		n++
+		if each != nil {
+			each(p.Posting)
+		}
+	}
+	return n, nil
+}
+
 // NewResumer builds a Resumer on rdb.
 func NewResumer(rdb redis.UniversalClient, led *ledger.Ledger, perMarketplace bool, retention time.Duration) Resumer {
 	return Resumer{Ledger: led, Client: asynq.NewClientFromRedisClient(rdb), Insp: asynq.NewInspectorFromRedisClient(rdb),
