@@ -80,6 +80,13 @@ func newLedgerGetCommand(e env) *cobra.Command {
 			if r.BidID != "" || r.Amount != 0 {
 				fmt.Fprintf(w, "bid:      %q\namount:   %.2f %q\n", r.BidID, r.Amount, r.Currency)
 			}
+			if r.State == ledger.StatePlaced {
+				fmt.Fprintf(w, "outcome:  %s", r.Outcome)
+				if !r.OutcomeAt.IsZero() {
+					fmt.Fprintf(w, " (since %s)", r.OutcomeAt.UTC().Format(time.RFC3339Nano))
+				}
+				fmt.Fprintln(w)
+			}
 			if r.Proposal != "" {
 				fmt.Fprintf(w, "proposal: %q\n", r.Proposal)
 			}

@@ -64,6 +64,7 @@ func commands() []func(env) *cobra.Command {
 		newLocksCommand,
 		newLedgerCommand,
 		newReviewCommand,
+		newBidCommand,
 		newConfigCommand,
 	}
 }

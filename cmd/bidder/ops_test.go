@@ -13,6 +13,7 @@ import (
 	"github.com/bidder/bidder/internal/redistest"
 	"github.com/bidder/bidder/ledger"
 	"github.com/bidder/bidder/lock"
+	"github.com/bidder/bidder/marketplace"
 	"github.com/bidder/bidder/marketplace/sandbox"
 	"github.com/bidder/bidder/worker"
 )
@@ -109,5 +110,51 @@ func TestBinaryOperatorCommands(t *testing.T) {
 	// The holder learns it lost the lock at its next renewal or release.
 	if err := l.Release(ctx); err == nil {
 		t.Fatal("the original holder's release succeeded after an operator released its lock")
+	}
+
+	// bid status and bid retract on a placed bid: the marketplace first,
+	// then the ledger; a second retract sends nothing.
+	ad, err := sandbox.New(marketplace.Config{ID: "ops", BaseURL: hs.URL, Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, err := ad.Scan(ctx, "", 5)
+	if err != nil || len(page.Postings) < 2 {
+		t.Fatalf("scan: %v", err)
+	}
+	p2 := page.Postings[1]
+	pb, err := ad.PlaceBid(ctx, p2.ID, marketplace.Bid{Amount: p2.Budget.Min, Currency: p2.Budget.Currency, Proposal: "p", IdempotencyKey: "k2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ = locks.Prepare("ops", p2.ID)
+	led := ledger.New(rdb)
+	c, err := led.Claim(ctx, a, "ops", p2.ID, ledger.Decision{State: ledger.StateIntent})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := a.Held(ctx, c.Token)
+	if err := led.Settle(ctx, held, "ops", p2.ID, ledger.Outcome{State: ledger.StatePlaced, BidID: pb.ID, Amount: pb.Amount, Currency: pb.Currency, Release: true}); err != nil {
+		t.Fatal(err)
+	}
+	held.MarkReleased()
+	if code, out := run("bid", "status", "--marketplace", "ops", "--posting", p2.ID); code != 0 || !strings.Contains(out, "outcome:  pending") {
+		t.Fatalf("bid status: exit %d\n%s", code, out)
+	}
+	if code, out := run("bid", "retract", "--marketplace", "ops", "--posting", p2.ID, "--reason", "test", "--by", "ops-test"); code != 0 || !strings.Contains(out, "retracted bid") {
+		t.Fatalf("bid retract: exit %d\n%s", code, out)
+	}
+	if code, out := run("bid", "status", "--marketplace", "ops", "--posting", p2.ID, "--live"); code != 0 ||
+		!strings.Contains(out, "outcome:  retracted") || !strings.Contains(out, `by "ops-test": "test"`) || !strings.Contains(out, "live:     retracted") {
+		t.Fatalf("bid status after retract: exit %d\n%s", code, out)
+	}
+	if code, out := run("bid", "retract", "--marketplace", "ops", "--posting", p2.ID); code != 0 || !strings.Contains(out, "retracted already") {
+		t.Fatalf("second retract: exit %d\n%s", code, out)
+	}
+	if code, out := run("bid", "retract", "--marketplace", "ops", "--posting", "p-000001"); code != 1 || !strings.Contains(out, "no placed bid") {
+		t.Fatalf("retract of a skipped posting: exit %d\n%s", code, out)
+	}
+	if st := ms.Stats(); st.RetractedBids != 1 {
+		t.Fatalf("the sandbox saw %d retracts, want 1", st.RetractedBids)
 	}
 }

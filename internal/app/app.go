@@ -68,6 +68,16 @@ func Adapters() (*marketplace.Registry, error) {
 	return reg, nil
 }
 
+// AdapterConfig is what a marketplace's adapter is built from (for an
+// embedded one, the caller fills in its sandbox's URL and token).
+func AdapterConfig(m config.Marketplace, log *zap.Logger) marketplace.Config {
+	return marketplace.Config{
+		ID: m.ID, BaseURL: m.BaseURL, Token: m.Token, Account: m.Account, Options: m.Options,
+		RequestTimeout: time.Duration(m.RequestTimeout),
+		Logger:         log.Named("marketplace").With(zap.String("marketplace", m.ID)),
+	}
+}
+
 // NewLogger builds the process logger: with log.format auto (the
 // default) console on a terminal and JSON elsewhere; json or console always.
 func NewLogger(c config.Log, w io.Writer) (*zap.Logger, error) {
@@ -161,11 +171,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 	pageSize := 0
 	for i, m := range cfg.Marketplaces {
 		key := fmt.Sprintf("marketplaces[%d]", i)
-		mc := marketplace.Config{
-			ID: m.ID, BaseURL: m.BaseURL, Token: m.Token, Account: m.Account, Options: m.Options,
-			RequestTimeout: time.Duration(m.RequestTimeout),
-			Logger:         log.Named("marketplace").With(zap.String("marketplace", m.ID)),
-		}
+		mc := AdapterConfig(m, log)
 		if m.Embedded {
 			sb, err := startSandbox(bg, log, &a.wg)
 			if err != nil {
