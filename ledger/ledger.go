@@ -130,6 +130,7 @@ type Record struct {
 	Rule      string    // skipped, failed: the rule or error class that decided
 	Reason    string    // skipped, failed: human-readable reason
 	Proposal  string    // dry_run: the proposal that would have been sent
+	Dims      string    // placed: what reports group it by (rules.Dims.Encode)
 
 	// Placed: what became of the bid (BidPending until the tracker or a
 	// retract says otherwise) and since when.
@@ -317,6 +318,14 @@ func (l *Ledger) PlacedKey(marketplaceID, postingID string) string {
 	return l.prefix + "_placed:" + marketplaceID + l.locks.Shard(marketplaceID, postingID)
 }
 
+// BidsKey is the index of a marketplace's placed bids that holds
+// postingID (per slot with hash tags, like OpenKey); scores are when each
+// was placed. Entries older than the retention are trimmed as bids are
+// added. Reports read it.
+func (l *Ledger) BidsKey(marketplaceID, postingID string) string {
+	return l.prefix + "_bids:" + marketplaceID + l.locks.Shard(marketplaceID, postingID)
+}
+
 // OutboxKey is the notification outbox that holds postingID's events (a
 // list of JSON events, per slot with hash tags, like OpenKey).
 func (l *Ledger) OutboxKey(marketplaceID, postingID string) string {
@@ -392,6 +401,7 @@ func parse(m map[string]string) (Record, error) {
 		Rule:       m["rule"],
 		Reason:     m["why"],
 		Proposal:   m["txt"],
+		Dims:       m["dim"],
 		ReviewedBy: m["rvby"],
 		ParkedFrom: State(m["ps"]),
 		ParkRule:   m["prule"],

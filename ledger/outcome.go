@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -230,5 +231,73 @@ func (l *Ledger) RecordOutcomes(ctx context.Context, marketplaceID string, obs [
 			out[i].Err = fmt.Errorf("%w: reply %v to outcome of %s", ErrCorrupt, v, key)
 		}
 	}
+	return out, nil
+}
+
+// PlacedRow is one placed bid as reports read it.
+type PlacedRow struct {
+	PostingID string
+	BidID     string
+	PlacedAt  time.Time
+	Amount    float64
+	Currency  string
+	Outcome   BidOutcome
+	OutcomeAt time.Time
+	Dims      string
+}
+
+// bidsBatch bounds one pipeline of record reads.
+const bidsBatch = 1000
+
+// Bids lists a marketplace's bids placed in [since, until), oldest first,
+// from the bids index (one read per Cluster slot with hash tags) and their
+// records. A bid whose record expired is left out.
+func (l *Ledger) Bids(ctx context.Context, marketplaceID string, since, until time.Time) ([]PlacedRow, error) {
+	keys := l.indexKeys("bids", marketplaceID)
+	var ids []string
+	var at []float64
+	for start := 0; start < len(keys); start += bidsBatch {
+		part := keys[start:min(start+bidsBatch, len(keys))]
+		cmds := make([]*redis.ZSliceCmd, len(part))
+		_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, k := range part {
+				cmds[i] = p.ZRangeByScoreWithScores(ctx, k, &redis.ZRangeBy{
+					Min: strconv.FormatInt(since.UnixMilli(), 10), Max: "(" + strconv.FormatInt(until.UnixMilli(), 10)})
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("ledger: bids of %s: %w", marketplaceID, err)
+		}
+		for _, c := range cmds {
+			for _, z := range c.Val() {
+				id, _ := z.Member.(string)
+				ids, at = append(ids, id), append(at, z.Score)
+			}
+		}
+	}
+	out := make([]PlacedRow, 0, len(ids))
+	for start := 0; start < len(ids); start += bidsBatch {
+		part := ids[start:min(start+bidsBatch, len(ids))]
+		cmds := make([]*redis.MapStringStringCmd, len(part))
+		_, err := l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, id := range part {
+				cmds[i] = p.HGetAll(ctx, l.Key(marketplaceID, id))
+			}
+			return nil
+		})
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, fmt.Errorf("ledger: bids of %s: %w", marketplaceID, err)
+		}
+		for i, c := range cmds {
+			rec, err := parse(c.Val())
+			if err != nil || rec.State != StatePlaced {
+				continue // expired, or not ours to report
+			}
+			out = append(out, PlacedRow{PostingID: part[i], BidID: rec.BidID, PlacedAt: time.UnixMilli(int64(at[start+i])),
+				Amount: rec.Amount, Currency: rec.Currency, Outcome: rec.Outcome, OutcomeAt: rec.OutcomeAt, Dims: rec.Dims})
+		}
+	}
+	slices.SortStableFunc(out, func(a, b PlacedRow) int { return a.PlacedAt.Compare(b.PlacedAt) })
 	return out, nil
 }

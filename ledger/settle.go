@@ -22,6 +22,7 @@ type Outcome struct {
 	Rule     string  // failed: the error class; skipped: the rule
 	Reason   string  // failed, skipped
 	Proposal string  // dry run: the text that would have been sent
+	Dims     string  // placed: what reports group the bid by (rules.Dims.Encode)
 	// Replaces is the holder of the earlier attempt's intent this outcome
 	// resolves (after a Pending claim); "" for the caller's own intent.
 	Replaces string
@@ -44,7 +45,7 @@ func (l *Ledger) Settle(ctx context.Context, f Fence, marketplaceID, postingID s
 	var fields []any
 	switch o.State {
 	case StatePlaced:
-		fields = []any{"b", o.BidID, "amt", strconv.FormatFloat(o.Amount, 'f', -1, 64), "cur", o.Currency}
+		fields = []any{"b", o.BidID, "amt", strconv.FormatFloat(o.Amount, 'f', -1, 64), "cur", o.Currency, "dim", o.Dims}
 	case StateDryRun:
 		fields = []any{"amt", strconv.FormatFloat(o.Amount, 'f', -1, 64), "cur", o.Currency, "txt", o.Proposal}
 	case StateFailed, StateSkipped:
@@ -58,7 +59,7 @@ func (l *Ledger) Settle(ctx context.Context, f Fence, marketplaceID, postingID s
 		release = "1"
 	}
 	keys := []string{f.Key(), key, l.OpenKey(marketplaceID, postingID), l.PayloadKey(marketplaceID, postingID),
-		l.OutboxKey(marketplaceID, postingID), l.PlacedKey(marketplaceID, postingID)}
+		l.OutboxKey(marketplaceID, postingID), l.PlacedKey(marketplaceID, postingID), l.BidsKey(marketplaceID, postingID)}
 	if o.ResultKey != "" {
 		keys = append(keys, o.ResultKey)
 	}

@@ -348,6 +348,9 @@ func (a *attempt) settleAs(l *lock.Lock, o ledger.Outcome) error {
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(a.ctx), DefaultWriteTimeout)
 	defer cancel()
 	o.Release = true
+	if o.State == ledger.StatePlaced && o.Dims == "" {
+		o.Dims = a.mk.Rules.Dims(a.p).Encode()
+	}
 	res := resultOf(o.State, o.Rule, o.Reason, o.BidID, o.Amount, o.Currency)
 	o.ResultKey, o.Result = a.result.inScript(res)
 	if err := a.ledger.Settle(wctx, l, a.p.MarketplaceID, a.p.ID, o); err != nil {

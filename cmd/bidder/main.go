@@ -65,6 +65,7 @@ func commands() []func(env) *cobra.Command {
 		newLedgerCommand,
 		newReviewCommand,
 		newBidCommand,
+		newReportCommand,
 		newConfigCommand,
 	}
 }

@@ -11,6 +11,7 @@
 // Keys, all with the marketplace's hash tag (one Cluster slot each):
 //
 //	bid_history:{<mp>}:<unix hour>  hash "<minute>|<metric>" -> count, kept 49 h
+//	bid_history:{<mp>}:d<unix day>  hash "<metric>" -> count, kept 92 days (reports)
 //	bid_history:{<mp>}:totals       hash "<metric>" -> count
 //	bid_history:{<mp>}:recent       list of the latest decisions (JSON), capped
 package history
@@ -18,6 +19,7 @@ package history
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -34,7 +36,8 @@ const (
 	DefaultPrefix  = "bid_history"
 	DefaultFlush   = 5 * time.Second
 	Retention      = 49 * time.Hour // 48 h shown, an hour of slack
-	RecentDecision = 100            // decisions kept per marketplace
+	DayRetention   = 92 * 24 * time.Hour
+	RecentDecision = 100 // decisions kept per marketplace
 )
 
 // Decision is one entry of the latest decisions.
@@ -162,15 +165,20 @@ func (r *Recorder) Flush(ctx context.Context) error {
 		return nil
 	}
 	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		hours := map[string]bool{}
+		hours, days := map[string]bool{}, map[string]bool{}
 		for k, n := range counts {
 			hk := hourKey(r.prefix, k.mp, k.minute/60)
+			dk := dayKey(r.prefix, k.mp, k.minute/(24*60))
 			p.HIncrBy(ctx, hk, strconv.FormatInt(k.minute%60, 10)+"|"+k.metric, n)
+			p.HIncrBy(ctx, dk, k.metric, n)
 			p.HIncrBy(ctx, totalsKey(r.prefix, k.mp), k.metric, n)
-			hours[hk] = true
+			hours[hk], days[dk] = true, true
 		}
 		for hk := range hours {
 			p.Expire(ctx, hk, Retention)
+		}
+		for dk := range days {
+			p.Expire(ctx, dk, DayRetention)
 		}
 		for mp, ds := range recent {
 			vals := make([]any, 0, len(ds))
@@ -201,6 +209,9 @@ func (r *Recorder) Flush(ctx context.Context) error {
 func hourKey(prefix, mp string, hour int64) string {
 	return prefix + ":{" + mp + "}:" + strconv.FormatInt(hour, 10)
 }
+func dayKey(prefix, mp string, day int64) string {
+	return prefix + ":{" + mp + "}:d" + strconv.FormatInt(day, 10)
+}
 func totalsKey(prefix, mp string) string { return prefix + ":{" + mp + "}:totals" }
 func recentKey(prefix, mp string) string { return prefix + ":{" + mp + "}:recent" }
 
@@ -226,10 +237,13 @@ type Point struct {
 type Reader struct {
 	rdb    redis.UniversalClient
 	prefix string
+	now    func() time.Time
 }
 
 // NewReader returns a Reader on rdb.
-func NewReader(rdb redis.UniversalClient) *Reader { return &Reader{rdb: rdb, prefix: DefaultPrefix} }
+func NewReader(rdb redis.UniversalClient) *Reader {
+	return &Reader{rdb: rdb, prefix: DefaultPrefix, now: time.Now}
+}
 
 // Series returns marketplaceID's per-minute counts by metric from since to
 // until (at most Retention), in minute order; minutes without events are
@@ -270,6 +284,47 @@ func (r *Reader) Series(ctx context.Context, marketplaceID string, since, until 
 	}
 	for _, ps := range out {
 		sort.Slice(ps, func(i, j int) bool { return ps[i].Minute.Before(ps[j].Minute) })
+	}
+	return out, nil
+}
+
+// Sum adds up marketplaceID's counts by metric from since to until: by
+// the minute within the last 48 hours, else by whole UTC days (the days
+// since and until fall in count whole), at most DayRetention back.
+func (r *Reader) Sum(ctx context.Context, marketplaceID string, since, until time.Time) (map[string]int64, error) {
+	out := map[string]int64{}
+	if r.now().Sub(since) < Retention-time.Hour {
+		series, err := r.Series(ctx, marketplaceID, since, until)
+		if err != nil {
+			return nil, err
+		}
+		for m, pts := range series {
+			for _, p := range pts {
+				out[m] += p.Count
+			}
+		}
+		return out, nil
+	}
+	if until.Sub(since) > DayRetention {
+		since = until.Add(-DayRetention)
+	}
+	first, last := since.Unix()/86400, until.Unix()/86400
+	cmds := make([]*redis.MapStringStringCmd, 0, last-first+1)
+	_, err := r.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for d := first; d <= last; d++ {
+			cmds = append(cmds, p.HGetAll(ctx, dayKey(r.prefix, marketplaceID, d)))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("history: days of %s: %w", marketplaceID, err)
+	}
+	for _, c := range cmds {
+		for m, v := range c.Val() {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				out[m] += n
+			}
+		}
 	}
 	return out, nil
 }

@@ -90,3 +90,34 @@ func TestRunFlushesAndFlushesAgainOnStop(t *testing.T) {
 		t.Fatalf("totals after stop %v", tot)
 	}
 }
+
+// TestSumByMinuteAndByDay: reports add up the last 48 hours by the minute
+// and older ranges by whole days, which outlive the hourly keys.
+func TestSumByMinuteAndByDay(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)}
+	r := NewRecorder(rdb, WithClock(c.now))
+	for i := 0; i < 5; i++ { // five days, two placed and one skip each
+		r.Count("sbx", "placed", 2)
+		r.Count("sbx", "skipped:keywords", 1)
+		if err := r.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		c.add(24 * time.Hour)
+	}
+	rd := NewReader(rdb)
+	rd.now = c.now
+	got, err := rd.Sum(ctx, "sbx", c.now().Add(-7*24*time.Hour), c.now())
+	if err != nil || got["placed"] != 10 || got["skipped:keywords"] != 5 {
+		t.Fatalf("7 days: %v %v", got, err)
+	}
+	// Within 48 hours: by the minute, so only what falls inside counts.
+	got, err = rd.Sum(ctx, "sbx", c.now().Add(-36*time.Hour), c.now())
+	if err != nil || got["placed"] != 2 {
+		t.Fatalf("36 hours: %v %v", got, err)
+	}
+	if ttl := rdb.TTL(ctx, dayKey(DefaultPrefix, "sbx", c.now().Add(-24*time.Hour).Unix()/86400)).Val(); ttl <= 91*24*time.Hour {
+		t.Fatalf("day key TTL %s, want about 92 days", ttl)
+	}
+}

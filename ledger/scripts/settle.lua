@@ -5,14 +5,15 @@
 -- it (ARGV[4]).
 -- KEYS[1] lock, KEYS[2] record, KEYS[3] open index, KEYS[4] discovery payload,
 -- KEYS[5] notification outbox, KEYS[6] placed index (bids whose outcome
--- the tracker polls), KEYS[7] (optional) a hash whose 'result' field gets a
--- final outcome (the asynq task's)
+-- the tracker polls), KEYS[7] bids index (every placed bid by time, for
+-- reports), KEYS[8] (optional) a hash whose 'result' field gets a final
+-- outcome (the asynq task's)
 -- ARGV[1] holder, ARGV[2] token,
 -- ARGV[3] state: placed | failed | '' (nothing was placed: undecided again)
 --         | intent (take over a reconciled earlier intent, to bid now)
 -- ARGV[4] holder of the earlier intent this resolves, or ''
 -- ARGV[5] '1' to delete the lock, ARGV[6] retention (ms), ARGV[7] posting,
--- ARGV[8] settle (ms, for an intent), ARGV[9] the result for KEYS[7],
+-- ARGV[8] settle (ms, for an intent), ARGV[9] the result for KEYS[8],
 -- ARGV[10] the marketplace ('' = no notifications), ARGV[11] placed: when
 -- the tracker first asks for its outcome (ms from now; '' = not tracked),
 -- ARGV[12..] field pairs to store
@@ -59,10 +60,13 @@ else
       redis.call('DEL', KEYS[4])
       redis.call('ZREM', KEYS[3], ARGV[7])
     end
-    if KEYS[7] then
-      redis.call('HSET', KEYS[7], 'result', ARGV[9])
+    if KEYS[8] then
+      redis.call('HSET', KEYS[8], 'result', ARGV[9])
     end
     if want == 'placed' then
+      -- Kept as long as records are; trimmed here, where it grows.
+      redis.call('ZADD', KEYS[7], now, ARGV[7])
+      redis.call('ZREMRANGEBYSCORE', KEYS[7], '-inf', now - tonumber(ARGV[6]))
       if ARGV[11] ~= '' then
         redis.call('ZADD', KEYS[6], now + tonumber(ARGV[11]), ARGV[7])
       end
