@@ -134,3 +134,31 @@ func TestPlacedIsNotTrackedByDefault(t *testing.T) {
 }
 
 func redisZ(score float64, member string) redis.Z { return redis.Z{Score: score, Member: member} }
+
+// TestBidsIndex: every placed bid is listed by time with what reports need;
+// entries older than the retention are trimmed as bids are added.
+func TestBidsIndex(t *testing.T) {
+	led, locks, rdb := setup(t, ledger.WithRetention(time.Hour))
+	ctx := context.Background()
+	rdb.ZAdd(ctx, led.BidsKey("m", "old"), redis.Z{Score: float64(time.Now().Add(-2 * time.Hour).UnixMilli()), Member: "old"})
+	for _, id := range []string{"a", "b"} {
+		_, l := claim(t, led, locks, id, bid)
+		o := placed
+		o.Dims = "go|fixed 0-100|US|fixed/fixed"
+		if err := settle(ctx, led, l, id, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	claim(t, led, locks, "s", skip)
+	rows, err := led.Bids(ctx, "m", time.Now().Add(-time.Hour), time.Now().Add(time.Minute))
+	if err != nil || len(rows) != 2 || rows[0].PostingID != "a" || rows[1].PostingID != "b" || rows[0].BidID != "b-1" ||
+		rows[0].Dims != "go|fixed 0-100|US|fixed/fixed" || rows[0].Outcome != ledger.BidPending || rows[0].Amount != 123.45 {
+		t.Fatalf("bids %+v, %v", rows, err)
+	}
+	if n := rdb.ZScore(ctx, led.BidsKey("m", "old"), "old").Err(); n != redis.Nil {
+		t.Fatal("an entry older than the retention was kept")
+	}
+	if rows, _ := led.Bids(ctx, "m", time.Now().Add(time.Minute), time.Now().Add(time.Hour)); len(rows) != 0 {
+		t.Fatalf("bids outside the window: %+v", rows)
+	}
+}
