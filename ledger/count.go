@@ -21,6 +21,11 @@ func (l *Ledger) ParkedCount(ctx context.Context, marketplaceID string) (int64, 
 	return l.indexCount(ctx, "parked", marketplaceID)
 }
 
+// ReviewCount is how many of a marketplace's postings wait for a reviewer.
+func (l *Ledger) ReviewCount(ctx context.Context, marketplaceID string) (int64, error) {
+	return l.indexCount(ctx, "review", marketplaceID)
+}
+
 func (l *Ledger) indexCount(ctx context.Context, kind, marketplaceID string) (int64, error) {
 	keys := l.indexKeys(kind, marketplaceID)
 	cmds := make([]*redis.IntCmd, len(keys))

@@ -18,6 +18,7 @@ import (
 	"github.com/bidder/bidder/internal/ops"
 	"github.com/bidder/bidder/ledger"
 	"github.com/bidder/bidder/lock"
+	"github.com/bidder/bidder/marketplace"
 	"github.com/bidder/bidder/scanner"
 	"github.com/bidder/bidder/worker"
 	"github.com/bidder/bidder/worker/rules"
@@ -27,6 +28,7 @@ import (
 const (
 	parkedShown   = 200
 	recentPerPage = 50
+	reviewsShown  = 100
 )
 
 // statusSource reads the status page from what every instance shares in
@@ -131,6 +133,19 @@ func (a *App) marketplaceStatus(ctx context.Context, id string, hist *history.Re
 			m.Budget.Waits = append(m.Budget.Waits, httpserver.Wait{Opens: at, Postings: counts[at]})
 		}
 	}
+	if n, err := a.Ledger.ReviewCount(ctx, id); err != nil {
+		problem(id+": review queue", err)
+	} else if m.ReviewTotal = int(n); n > 0 {
+		items, err := a.reviewer().Queue(ctx, id, reviewsShown)
+		if err != nil {
+			problem(id+": review queue", err)
+		}
+		for _, it := range items {
+			m.Reviews = append(m.Reviews, httpserver.Review{Posting: it.Posting, Title: it.Title, URL: it.URL, Until: it.Until,
+				Amount: it.Amount, Currency: it.Currency, Proposal: it.Proposal, Reason: it.Reason})
+		}
+	}
+	_, m.CanRetract = a.Adapters[id].(marketplace.Retracter)
 	scan, ok, err := scanner.ReadStatus(ctx, a.Conn.Client, id)
 	if err != nil {
 		problem(id+": last scan", err)
@@ -172,15 +187,29 @@ func (a *App) queueStatus(insp *asynq.Inspector, problem func(string, error)) []
 	return out
 }
 
-// statusActions are the status page's resume buttons: what `bidder ledger
-// resume` does, for the marketplaces this process is configured with.
+// statusActions are the status page's buttons: what `bidder ledger
+// resume`, `bidder review approve|reject` and `bidder bid retract` do, for
+// the marketplaces this process is configured with.
 type statusActions struct {
 	a *App
 	r ops.Resumer
 }
 
 func (a *App) statusActions() statusActions {
-	return statusActions{a: a, r: ops.NewResumer(a.Conn.Client, a.Ledger, a.Cfg.Worker.QueuePerMarketplace, scanner.DefaultBidRetention)}
+	return statusActions{a: a, r: a.resumer()}
+}
+
+func (a *App) resumer() ops.Resumer {
+	return ops.NewResumer(a.Conn.Client, a.Ledger, a.Cfg.Worker.QueuePerMarketplace, scanner.DefaultBidRetention)
+}
+
+// reviewer checks edited bids with each marketplace's rules.
+func (a *App) reviewer() ops.Reviewer {
+	engines := make(map[string]*rules.Engine, len(a.Markets))
+	for id, m := range a.Markets {
+		engines[id] = m.Rules
+	}
+	return ops.Reviewer{Resumer: a.resumer(), Rules: engines}
 }
 
 func (s statusActions) known(marketplaceID string) error {
@@ -191,11 +220,8 @@ func (s statusActions) known(marketplaceID string) error {
 }
 
 func (s statusActions) Resume(ctx context.Context, marketplaceID, postingID string) error {
-	if err := s.known(marketplaceID); err != nil {
+	if err := s.check(marketplaceID, postingID); err != nil {
 		return err
-	}
-	if err := lock.ValidatePostingID(postingID); err != nil {
-		return fmt.Errorf("%w: %w", httpserver.ErrRefused, err)
 	}
 	return refused(s.r.Resume(ctx, marketplaceID, postingID))
 }
@@ -208,10 +234,49 @@ func (s statusActions) ResumeReason(ctx context.Context, marketplaceID, reason s
 	return n, refused(err)
 }
 
-// refused marks "nothing to resume" as the page's refusal, not a failure.
-func refused(err error) error {
-	if errors.Is(err, ops.ErrNothingToResume) {
+func (s statusActions) Approve(ctx context.Context, marketplaceID, postingID, by string, amount float64, proposal string) (bool, error) {
+	if err := s.check(marketplaceID, postingID); err != nil {
+		return false, err
+	}
+	already, err := s.a.reviewer().Approve(ctx, marketplaceID, postingID, by, amount, proposal)
+	return already, refused(err)
+}
+
+func (s statusActions) Reject(ctx context.Context, marketplaceID, postingID, by, why string) (bool, error) {
+	if err := s.check(marketplaceID, postingID); err != nil {
+		return false, err
+	}
+	already, err := s.a.reviewer().Reject(ctx, marketplaceID, postingID, by, why)
+	return already, refused(err)
+}
+
+func (s statusActions) Retract(ctx context.Context, marketplaceID, postingID, by, why string) (bool, error) {
+	if err := s.check(marketplaceID, postingID); err != nil {
+		return false, err
+	}
+	got, err := ops.Retracter{Ledger: s.a.Ledger, Adapters: s.a.Adapters}.Retract(ctx, marketplaceID, postingID, by, why)
+	return got.Already, refused(err)
+}
+
+func (s statusActions) check(marketplaceID, postingID string) error {
+	if err := s.known(marketplaceID); err != nil {
+		return err
+	}
+	if err := lock.ValidatePostingID(postingID); err != nil {
 		return fmt.Errorf("%w: %w", httpserver.ErrRefused, err)
+	}
+	return nil
+}
+
+// refused marks what does not apply (nothing to resume, not in review, an
+// edit out of bounds, an approval too late, a bid not placed or too late
+// to retract) as the page's refusal, not a failure.
+func refused(err error) error {
+	for _, r := range []error{ops.ErrNothingToResume, ledger.ErrNotInReview, ledger.ErrReviewExpired, ops.ErrBadEdit,
+		ledger.ErrNotPlaced, ops.ErrCannotRetract, marketplace.ErrRetractTooLate, marketplace.ErrBidNotFound} {
+		if errors.Is(err, r) {
+			return fmt.Errorf("%w: %w", httpserver.ErrRefused, err)
+		}
 	}
 	return err
 }

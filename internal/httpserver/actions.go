@@ -11,8 +11,12 @@ import (
 	"go.uber.org/zap"
 )
 
-// ActionsPath is where the status page's Resume buttons post.
-const ActionsPath = "/actions/resume"
+// Where the status page's buttons post.
+const (
+	ActionsPath = "/actions/resume"
+	ReviewPath  = "/actions/review"  // approve or reject a posting in review
+	RetractPath = "/actions/retract" // withdraw a placed bid
+)
 
 // Actions are the status page's state-changing buttons. nil in Options
 // keeps the page read-only; set, every request to them needs the basic
@@ -23,6 +27,14 @@ type Actions interface {
 	// ResumeReason brings back every parked posting of a marketplace that
 	// was parked for reason, and says how many.
 	ResumeReason(ctx context.Context, marketplaceID, reason string) (int, error)
+	// Approve sends a posting in review's bid, with amount and proposal
+	// instead of the proposed ones when given (0, ""); already: it was
+	// approved before (one outcome, however many clicks).
+	Approve(ctx context.Context, marketplaceID, postingID, by string, amount float64, proposal string) (already bool, err error)
+	// Reject ends a posting in review for good.
+	Reject(ctx context.Context, marketplaceID, postingID, by, why string) (already bool, err error)
+	// Retract withdraws a placed bid on the marketplace and records it.
+	Retract(ctx context.Context, marketplaceID, postingID, by, why string) (already bool, err error)
 }
 
 // ErrRefused marks an action that does not apply (a marketplace this
@@ -32,6 +44,9 @@ var ErrRefused = errors.New("refused")
 
 // maxForm bounds a resume form: three short fields.
 const maxForm = 4 << 10
+
+// maxReviewForm bounds a review form: an edited proposal may be long.
+const maxReviewForm = 64 << 10
 
 func (s *Server) resume(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, maxForm)
@@ -56,22 +71,27 @@ func (s *Server) resume(w http.ResponseWriter, r *http.Request) {
 		n, err = s.opts.Actions.ResumeReason(ctx, mp, reason)
 	}
 	user, _, _ := r.BasicAuth()
-	fields := []zap.Field{zap.String("marketplace", mp), zap.String("posting", posting), zap.String("reason", reason),
-		zap.Int("resumed", n), zap.String("user", user)}
+	what := "posting " + posting
+	if reason != "" {
+		what = "postings parked for " + reason
+	}
+	s.answer(w, "resume", err, "resumed "+strconv.Itoa(n)+" of "+mp+"'s "+what,
+		zap.String("marketplace", mp), zap.String("posting", posting), zap.String("reason", reason), zap.Int("resumed", n), zap.String("user", user))
+}
+
+// answer logs an action's outcome and shows it: refusals 409, failures
+// 500, success 200 with done.
+func (s *Server) answer(w http.ResponseWriter, what string, err error, done string, fields ...zap.Field) {
 	switch {
 	case errors.Is(err, ErrRefused):
-		s.opts.Logger.Info("status page: resume refused", append(fields, zap.Error(err))...)
-		s.actionResult(w, http.StatusConflict, "not resumed: "+oneLine(err.Error()))
+		s.opts.Logger.Info("status page: "+what+" refused", append(fields, zap.Error(err))...)
+		s.actionResult(w, http.StatusConflict, "not done: "+oneLine(err.Error()))
 	case err != nil:
-		s.opts.Logger.Warn("status page: resume failed", append(fields, zap.Error(err))...)
-		s.actionResult(w, http.StatusInternalServerError, "resume failed: "+oneLine(err.Error()))
+		s.opts.Logger.Warn("status page: "+what+" failed", append(fields, zap.Error(err))...)
+		s.actionResult(w, http.StatusInternalServerError, what+" failed: "+oneLine(err.Error()))
 	default:
-		s.opts.Logger.Info("status page: resumed", fields...)
-		what := "posting " + posting
-		if reason != "" {
-			what = "postings parked for " + reason
-		}
-		s.actionResult(w, http.StatusOK, "resumed "+strconv.Itoa(n)+" of "+mp+"'s "+what)
+		s.opts.Logger.Info("status page: "+what, fields...)
+		s.actionResult(w, http.StatusOK, done)
 	}
 }
 
@@ -87,7 +107,7 @@ func (s *Server) actionResult(w http.ResponseWriter, code int, msg string) {
 }
 
 var resultPage = template.Must(template.New("result").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>bidder: resume</title>
+<html lang="en"><head><meta charset="utf-8"><title>bidder</title>
 <style>body{font:14px system-ui,sans-serif;margin:2em}.ok{color:#070}.bad{color:#b00}</style></head><body>
 <p id="result" class="{{if .OK}}ok{{else}}bad{{end}}">{{.Msg}}</p>
 <p><a href="/">Back to the status page</a></p>

@@ -70,6 +70,7 @@ var chartGroups = []struct{ name, title, kind string }{
 	{"failed", "Failed, by class", "failed"},
 	{"duplicates", "Duplicates prevented, by layer", "dup"},
 	{"parked", "Parked", "parked"},
+	{"outcomes", "Bid outcomes recorded", "outcome"},
 }
 
 // palette is colour-blind-safe (Okabe-Ito) and readable on white.

@@ -136,6 +136,8 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /{$}", s.status)
 	if s.opts.Actions != nil {
 		mux.Handle("POST "+ActionsPath, basicAuth(s.opts.Username, s.opts.Password, http.HandlerFunc(s.resume)))
+		mux.Handle("POST "+ReviewPath, basicAuth(s.opts.Username, s.opts.Password, http.HandlerFunc(s.review)))
+		mux.Handle("POST "+RetractPath, basicAuth(s.opts.Username, s.opts.Password, http.HandlerFunc(s.retract)))
 	}
 	return mux
 }

@@ -45,6 +45,24 @@ type Marketplace struct {
 	Budget      *Budget // nil: no bid budget
 	Scan        *Scan   // nil: not scanned yet
 	Recent      []Decision
+	// Reviews are postings waiting for a reviewer, nearest deadline first
+	// (possibly only the first of ReviewTotal).
+	Reviews     []Review
+	ReviewTotal int
+	// CanRetract: the adapter withdraws bids (a Retract button on placed
+	// bids, with actions on).
+	CanRetract bool
+}
+
+// Review is one posting in the review queue, with the bid proposed. Title,
+// URL and Proposal come from the marketplace or a model: outside input,
+// shown escaped.
+type Review struct {
+	Posting, Title, URL string
+	Until               time.Time
+	Amount              float64
+	Currency, Proposal  string
+	Reason              string
 }
 
 // Point is one minute's count.
@@ -137,6 +155,7 @@ type page struct {
 	Conditions   []Condition
 	Problems     []string
 	Recent       []recentRow // every marketplace's, newest first
+	Reviewing    bool        // some posting waits for a reviewer
 }
 
 // recentRows bounds the latest decisions shown.
@@ -144,6 +163,7 @@ const recentRows = 50
 
 type recentRow struct {
 	Marketplace string
+	CanRetract  bool
 	Decision
 }
 
@@ -151,6 +171,8 @@ type mpPage struct {
 	Marketplace
 	Placed, Skipped, Failed, DryRun, ParkedEvents, Duplicates int64
 	SkipReasons, FailClasses, DupLayers, ParkedReasons        []Count
+	Outcomes                                                  []Count // outcome changes the tracker recorded, by outcome
+	WinRate                                                   string  // awarded of awarded, rejected and no answer; "-" without any
 	Charts                                                    []chart
 	Quiet                                                     bool // nothing to draw in the window
 }
@@ -195,8 +217,12 @@ func buildPage(st Status, now time.Time, hours int) page {
 			case "dup":
 				mp.Duplicates += n
 				mp.DupLayers = append(mp.DupLayers, Count{label, n})
+			case "outcome":
+				mp.Outcomes = append(mp.Outcomes, Count{label, n})
 			}
 		}
+		mp.WinRate = winRate(m.Totals)
+		p.Reviewing = p.Reviewing || m.ReviewTotal > 0
 		reasons := map[string]int64{}
 		for _, pk := range m.Parked {
 			reasons[pk.Rule]++
@@ -204,19 +230,29 @@ func buildPage(st Status, now time.Time, hours int) page {
 		for r, n := range reasons {
 			mp.ParkedReasons = append(mp.ParkedReasons, Count{r, n})
 		}
-		for _, cs := range [][]Count{mp.SkipReasons, mp.FailClasses, mp.DupLayers, mp.ParkedReasons} {
+		for _, cs := range [][]Count{mp.SkipReasons, mp.FailClasses, mp.DupLayers, mp.ParkedReasons, mp.Outcomes} {
 			sortCounts(cs)
 		}
 		mp.Charts = charts(m.ID, m.History, since, until, bucket)
 		mp.Quiet = !slices.ContainsFunc(mp.Charts, func(c chart) bool { return c.Total > 0 })
 		p.Marketplaces = append(p.Marketplaces, mp)
 		for _, d := range m.Recent {
-			p.Recent = append(p.Recent, recentRow{m.ID, d})
+			p.Recent = append(p.Recent, recentRow{m.ID, m.CanRetract, d})
 		}
 	}
 	slices.SortStableFunc(p.Recent, func(a, b recentRow) int { return b.At.Compare(a.At) })
 	p.Recent = p.Recent[:min(len(p.Recent), recentRows)]
 	return p
+}
+
+// winRate is the report's win rate over the history's outcome totals.
+func winRate(totals map[string]int64) string {
+	won := totals["outcome:awarded"]
+	answered := won + totals["outcome:rejected"] + totals["outcome:no_answer"]
+	if answered == 0 {
+		return "-"
+	}
+	return strconv.FormatFloat(100*float64(won)/float64(answered), 'f', 1, 64) + "%"
 }
 
 func orNone(label string) string {

@@ -3,6 +3,7 @@ package httpserver
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -48,6 +49,12 @@ func sample(now time.Time) Status {
 				{At: at(0), Posting: "p-9", Title: `<script>alert(1)</script> & "Go" job`, URL: "javascript:alert(2)", State: "placed", Amount: 125.5, Currency: "USD"},
 				{At: at(2), Posting: "p-8", Title: "Rust job", URL: "https://example.com/jobs/8?a=1&b=2", State: "skipped", Rule: "keywords"},
 			},
+			CanRetract:  true,
+			ReviewTotal: 3,
+			Reviews: []Review{
+				{Posting: "r-1", Title: "Big <i>job</i>", Until: now.Add(time.Hour), Amount: 900, Currency: "USD", Proposal: "<script>x()</script> I can", Reason: "amount 900 above 500"},
+				{Posting: "r-2", Title: "Other", Until: now.Add(2 * time.Hour), Amount: 50, Currency: "EUR", Proposal: "hi", Reason: "share"},
+			},
 		}, {ID: "quiet"}},
 		Queues:     []Queue{{Name: "bids:sbx", Size: 30, Pending: 10, Scheduled: 17, Done: 3, Latency: 1500 * time.Millisecond}},
 		Workers:    []Worker{{Host: "w1", PID: 42, Concurrency: 20, Active: 3, Queues: "bids:sbx=6, scans=3", Started: now.Add(-time.Hour), Status: "active"}},
@@ -90,7 +97,7 @@ func TestBuildPage(t *testing.T) {
 	}
 	// placed: 3 minutes + a dry run; skipped: 2; dup: 1; parked: 1; the
 	// failure 7 h ago is outside the window.
-	if fmt.Sprint(got) != fmt.Sprint(map[string]int{"placed": 4, "skipped": 2, "failed": 0, "duplicates": 1, "parked": 1}) {
+	if fmt.Sprint(got) != fmt.Sprint(map[string]int{"placed": 4, "skipped": 2, "failed": 0, "duplicates": 1, "parked": 1, "outcomes": 0}) {
 		t.Errorf("bars per chart %v", got)
 	}
 }
@@ -145,6 +152,27 @@ func (f *fakeActions) ResumeReason(_ context.Context, mp, reason string) (int, e
 	defer f.mu.Unlock()
 	f.calls = append(f.calls, mp+"?"+reason)
 	return 2, f.err
+}
+
+func (f *fakeActions) record(call string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call)
+}
+
+func (f *fakeActions) Approve(_ context.Context, mp, posting, by string, amount float64, proposal string) (bool, error) {
+	f.record(fmt.Sprintf("approve %s/%s by %s: %v %q", mp, posting, by, amount, proposal))
+	return false, f.err
+}
+
+func (f *fakeActions) Reject(_ context.Context, mp, posting, by, why string) (bool, error) {
+	f.record(fmt.Sprintf("reject %s/%s by %s: %q", mp, posting, by, why))
+	return true, f.err
+}
+
+func (f *fakeActions) Retract(_ context.Context, mp, posting, by, why string) (bool, error) {
+	f.record(fmt.Sprintf("retract %s/%s by %s", mp, posting, by))
+	return false, f.err
 }
 
 func (f *fakeActions) called() []string {
@@ -314,5 +342,78 @@ func TestReadOnlyHasNoActionRoute(t *testing.T) {
 	resp, _ := do(t, request{method: http.MethodPost, url: base + ActionsPath, user: "ops", pass: "pw"})
 	if resp.StatusCode != http.StatusNotFound && resp.StatusCode != http.StatusMethodNotAllowed {
 		t.Fatalf("POST %s on a read-only page: %d", ActionsPath, resp.StatusCode)
+	}
+}
+
+// TestReviewAndRetractButtons (issues 16 and 17): the review queue shows
+// each posting's proposed bid (escaped), with Approve (amount and proposal
+// editable) and Reject forms when actions are on; placed bids get Retract.
+// Every post needs the credentials and the page's own origin.
+func TestReviewAndRetractButtons(t *testing.T) {
+	status := func(context.Context, time.Time, time.Time) Status { return sample(time.Now()) }
+	_, ro := do(t, request{url: serve(t, Options{Addr: "127.0.0.1:0", Status: status}) + "/"})
+	if !strings.Contains(ro, `data-review="r-1"`) || strings.Contains(ro, `action="/actions/review"`) || strings.Contains(ro, `data-retract=`) {
+		t.Errorf("read-only page: the queue must show, without buttons")
+	}
+	if strings.Contains(ro, "<script>x()") || strings.Contains(ro, "<i>job</i>") || !strings.Contains(ro, "&lt;script&gt;x()&lt;/script&gt; I can") {
+		t.Errorf("a proposal or title is not escaped")
+	}
+	if !strings.Contains(ro, "the 2 nearest deadlines of 3 shown") {
+		t.Errorf("a partial queue does not say so")
+	}
+
+	acts := &fakeActions{}
+	base := serve(t, Options{Addr: "127.0.0.1:0", Username: "ops", Password: "pw", Actions: acts, Status: status})
+	_, body := do(t, request{url: base + "/"})
+	if n := strings.Count(body, `action="/actions/review"`); n != 4 {
+		t.Errorf("%d review forms, want 4 (approve and reject for 2 postings)", n)
+	}
+	if !strings.Contains(body, `data-approve="r-1"`) || !strings.Contains(body, `data-reject="r-2"`) || !strings.Contains(body, `data-retract="p-9"`) || strings.Contains(body, `data-retract="p-8"`) {
+		t.Errorf("buttons missing or on the wrong rows:\n%s", body)
+	}
+	post := func(path string, form url.Values, header map[string]string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, base+path, strings.NewReader(form.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		req.SetBasicAuth("ops", "pw")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	same := map[string]string{"Origin": base, "Sec-Fetch-Site": "same-origin"}
+	evil := map[string]string{"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}
+	approve := url.Values{"marketplace": {"sbx"}, "posting": {"r-1"}, "action": {"approve"}, "amount": {"380"}, "proposal": {"edited"}}
+	for _, path := range []string{ReviewPath, RetractPath} {
+		if code, _ := post(path, approve, evil); code != http.StatusForbidden {
+			t.Errorf("cross-site %s: %d, want 403", path, code)
+		}
+	}
+	if code, b := post(ReviewPath, approve, same); code != 200 || !strings.Contains(b, "approved sbx:r-1") {
+		t.Errorf("approve: %d %s", code, b)
+	}
+	if code, b := post(ReviewPath, url.Values{"marketplace": {"sbx"}, "posting": {"r-2"}, "action": {"reject"}, "why": {"not ours"}}, same); code != 200 || !strings.Contains(b, "rejected already") {
+		t.Errorf("reject: %d %s", code, b)
+	}
+	if code, b := post(RetractPath, url.Values{"marketplace": {"sbx"}, "posting": {"p-9"}}, same); code != 200 || !strings.Contains(b, "retracted the bid on sbx:p-9") {
+		t.Errorf("retract: %d %s", code, b)
+	}
+	for _, bad := range []url.Values{
+		{"marketplace": {"sbx"}, "posting": {"r-1"}, "action": {"approve"}, "amount": {"lots"}},
+		{"marketplace": {"sbx"}, "posting": {"r-1"}, "action": {"delete"}},
+		{"marketplace": {"sbx"}, "action": {"approve"}},
+	} {
+		if code, _ := post(ReviewPath, bad, same); code != http.StatusBadRequest {
+			t.Errorf("%v: %d, want 400", bad, code)
+		}
+	}
+	want := `[approve sbx/r-1 by page:ops: 380 "edited" reject sbx/r-2 by page:ops: "not ours" retract sbx/p-9 by page:ops]`
+	if c := acts.called(); fmt.Sprint(c) != want {
+		t.Errorf("actions called\n  %v\nwant\n  %v", c, want)
 	}
 }

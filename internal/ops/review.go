@@ -102,10 +102,19 @@ func (r Reviewer) Approve(ctx context.Context, marketplaceID, postingID, by stri
 	if err != nil {
 		return false, err
 	}
+	// No payload: the posting is decided (or was never discovered). The
+	// review script tells which: an approval that placed its bid is
+	// "already approved", not an error.
 	if payload == nil {
-		return false, fmt.Errorf("%w: %s:%s has no task payload", ledger.ErrNotInReview, marketplaceID, postingID)
+		if rec, err := r.Ledger.Get(ctx, marketplaceID, postingID); err != nil {
+			return false, err
+		} else if rec.State == ledger.StateReview {
+			// In review but nothing to send it with: refuse before the
+			// approval changes anything.
+			return false, fmt.Errorf("%w: %s:%s has no task payload", ledger.ErrNotInReview, marketplaceID, postingID)
+		}
 	}
-	if amount != 0 || proposal != "" {
+	if payload != nil && (amount != 0 || proposal != "") {
 		if err := r.checkEdit(ctx, marketplaceID, postingID, payload, amount, proposal); err != nil {
 			return false, err
 		}
@@ -114,7 +123,7 @@ func (r Reviewer) Approve(ctx context.Context, marketplaceID, postingID, by stri
 	if err != nil {
 		return false, err
 	}
-	if res.Already && res.State != ledger.StateApproved {
+	if (res.Already && res.State != ledger.StateApproved) || payload == nil {
 		return true, nil // approved, and the bid is on its way or out
 	}
 	return res.Already, r.requeue(ctx, marketplaceID, postingID, payload)
