@@ -10,6 +10,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap"
+
+	"github.com/bidder/bidder/worker"
 )
 
 // Scheduler defaults.
@@ -77,6 +79,11 @@ func WithSkewMargin(d time.Duration) SchedulerOption { return func(s *Scheduler)
 // WithClock replaces the wall clock (tests).
 func WithClock(c Clock) SchedulerOption { return func(s *Scheduler) { s.clock = c } }
 
+// WithScanQueuePerMarketplace puts each marketplace's scan and tracker tasks on
+// worker.MarketplaceScanQueue(mp) instead of the shared "scans" queue, so
+// only workers configured for the marketplace take them.
+func WithScanQueuePerMarketplace(on bool) SchedulerOption { return func(s *Scheduler) { s.perMarket = on } }
+
 // WithTaskOptions adds asynq options to every scan task (e.g. MaxRetry).
 func WithTaskOptions(opts ...asynq.Option) SchedulerOption {
 	return func(s *Scheduler) { s.taskOpts = append(s.taskOpts, opts...) }
@@ -95,6 +102,7 @@ type Scheduler struct {
 	skew        time.Duration
 	clock       Clock
 	taskOpts    []asynq.Option
+	perMarket   bool
 	reloadCh    chan struct{}
 
 	mu        sync.Mutex
@@ -245,7 +253,11 @@ func (s *Scheduler) enqueue(ctx context.Context, key string, slot Slot) error {
 	if task == TaskTrack {
 		build, taskID = NewTrackTask, TrackTaskID
 	}
-	t, err := build(id, slot.Start, slot.Len()+s.skew, s.taskOpts...)
+	opts := s.taskOpts
+	if s.perMarket {
+		opts = append([]asynq.Option{asynq.Queue(worker.MarketplaceScanQueue(id))}, opts...)
+	}
+	t, err := build(id, slot.Start, slot.Len()+s.skew, opts...)
 	if err != nil {
 		s.metrics.slots.WithLabelValues(id, SlotError).Inc()
 		s.log.Error("cannot build scan task", zap.String("marketplace", id), zap.Error(err))

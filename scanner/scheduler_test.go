@@ -252,3 +252,27 @@ func TestSchedulerRefusesBadStartConfig(t *testing.T) {
 		t.Fatalf("Run = %v, want the provider's error", err)
 	}
 }
+
+// TestScanAndTrackTasksOnTheMarketplacesQueue: with a queue per
+// marketplace, scan and tracker tasks go to "scans:<mp>", which only
+// workers configured for the marketplace serve (a fleet without its
+// adapter would otherwise take them and archive them), each once per slot.
+func TestScanAndTrackTasksOnTheMarketplacesQueue(t *testing.T) {
+	e := newEnv(t)
+	t0 := time.Unix(1_764_237_600, 0)
+	clock := newManualClock(t0)
+	cfg := StaticConfig{{MarketplaceID: testMP, Spec: "@every 10s"}, {MarketplaceID: testMP, Spec: "@every 60s", Task: TaskTrack}}
+	for i := 0; i < 2; i++ {
+		runScheduler(t, context.Background(), NewScheduler(e.client, cfg, WithClock(clock), WithScanQueuePerMarketplace(true)))
+	}
+	q := worker.MarketplaceScanQueue(testMP)
+	waitFor(t, "a scan and a tracker task", 10*time.Second, func() bool { return len(e.taskIDs(t, q)) == 2 })
+	waitFor(t, "both schedulers to wait", 10*time.Second, func() bool { return clock.Waiting() == 2 })
+	ids := e.taskIDs(t, q)
+	if !ids[ScanTaskID(testMP, t0)] || !ids[TrackTaskID(testMP, t0)] || len(ids) != 2 {
+		t.Fatalf("tasks on %s: %v", q, ids)
+	}
+	if shared := e.taskIDs(t, worker.QueueScans); len(shared) != 0 {
+		t.Fatalf("tasks on the shared scans queue: %v", shared)
+	}
+}

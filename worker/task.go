@@ -37,6 +37,12 @@ const (
 // slot): "bids:<marketplace>". Servers must then serve every such queue.
 func MarketplaceQueue(marketplaceID string) string { return QueueBids + ":" + marketplaceID }
 
+// MarketplaceScanQueue is a marketplace's own queue for its scan and
+// tracker tasks (with queue_per_marketplace): only workers configured for
+// the marketplace serve it, so a fleet without its adapter never takes
+// (and archives) them.
+func MarketplaceScanQueue(marketplaceID string) string { return QueueScans + ":" + marketplaceID }
+
 // ErrBadPayload: the task cannot be processed as sent; it is archived.
 var ErrBadPayload = errors.New("worker: bad bid task payload")
 

@@ -545,8 +545,13 @@ func (a *App) queues() map[string]int {
 		if w == 0 {
 			w = 1
 		}
+		ws := q[worker.QueueScans]
+		if ws == 0 {
+			ws = 1
+		}
 		for _, m := range a.Cfg.Marketplaces {
 			q[worker.MarketplaceQueue(m.ID)] = w
+			q[worker.MarketplaceScanQueue(m.ID)] = ws
 		}
 	}
 	return q

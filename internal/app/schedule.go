@@ -20,7 +20,8 @@ import (
 func (a *App) runScheduler(ctx context.Context, up *atomic.Bool, reload <-chan struct{}) error {
 	s := scanner.NewScheduler(a.Client, scanner.ConfigProviderFunc(a.schedules),
 		scanner.WithSchedulerLogger(a.Log.Named("scheduler")),
-		scanner.WithSchedulerMetrics(a.ScanMet))
+		scanner.WithSchedulerMetrics(a.ScanMet),
+		scanner.WithScanQueuePerMarketplace(a.Cfg.Worker.QueuePerMarketplace))
 	go func() {
 		for {
 			select {
