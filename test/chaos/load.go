@@ -35,6 +35,12 @@ func NewNoopWorkerProc(self, logDir, name, redisAddr string, concurrency int) *P
 		Env: []string{RoleEnv + "=noop-worker", RoleArgsEnv + "=" + redisAddr + "\x1f" + itoa(concurrency)}}
 }
 
+// NewNaiveWorkerProc is the naive handler (runNaiveWorker) as a process.
+func NewNaiveWorkerProc(self, logDir, name, redisAddr, sandboxURL string, concurrency int) *Proc {
+	return &Proc{Name: name, Bin: self, Dir: logDir,
+		Env: []string{RoleEnv + "=naive-worker", RoleArgsEnv + "=" + redisAddr + "\x1f" + itoa(concurrency) + "\x1f" + sandboxURL}}
+}
+
 // WaitTCP waits until addr accepts connections or p exits.
 func WaitTCP(p *Proc, addr string, d time.Duration) error { return waitTCP(addr, d, p.exitedChan()) }
 

@@ -15,7 +15,9 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/spf13/pflag"
 
+	"github.com/bidder/bidder/marketplace"
 	"github.com/bidder/bidder/marketplace/sandbox"
+	"github.com/bidder/bidder/worker"
 )
 
 // RoleEnv names the role a re-executed harness binary plays; RoleArgsEnv
@@ -49,6 +51,8 @@ func RunRole() {
 		err = runSandbox(args)
 	case "noop-worker":
 		err = runNoopWorker(args)
+	case "naive-worker":
+		err = runNaiveWorker(args)
 	default:
 		err = fmt.Errorf("unknown role %q", role)
 	}
@@ -147,6 +151,38 @@ func runNoopWorker(args []string) error {
 		ShutdownTimeout: 3 * time.Second, LogLevel: asynq.WarnLevel,
 	})
 	return srv.Run(asynq.HandlerFunc(func(context.Context, *asynq.Task) error { return nil }))
+}
+
+// runNaiveWorker is the handler a user would write without bidder (the
+// baseline of issue 14's ratio): an asynq server on the same queues and
+// concurrency whose handler decodes the bid task and POSTs the bid to the
+// sandbox, with no lock, no ledger, no budget. Args: redis address,
+// concurrency, sandbox URL.
+func runNaiveWorker(args []string) error {
+	if len(args) != 3 {
+		return fmt.Errorf("naive-worker: want <redis addr> <concurrency> <sandbox url>")
+	}
+	var conc int
+	if _, err := fmt.Sscan(args[1], &conc); err != nil {
+		return fmt.Errorf("naive-worker: concurrency: %w", err)
+	}
+	ad, err := sandbox.New(marketplace.Config{ID: marketplaceMain, BaseURL: args[2], Token: sandboxToken, RequestTimeout: 10 * time.Second})
+	if err != nil {
+		return fmt.Errorf("naive-worker: %w", err)
+	}
+	srv := asynq.NewServer(asynq.RedisClientOpt{Addr: args[0]}, asynq.Config{
+		Concurrency: conc, Queues: map[string]int{"bids": 6, "bids:" + marketplaceMain: 6, "scans": 3},
+		TaskCheckInterval: 200 * time.Millisecond, DelayedTaskCheckInterval: 200 * time.Millisecond,
+		ShutdownTimeout: 3 * time.Second, LogLevel: asynq.WarnLevel,
+	})
+	return srv.Run(asynq.HandlerFunc(func(ctx context.Context, t *asynq.Task) error {
+		p, err := worker.DecodeBidPayload(t.Payload())
+		if err != nil {
+			return err
+		}
+		_, err = ad.PlaceBid(ctx, p.ID, marketplace.Bid{Amount: p.Budget.Min, Currency: p.Budget.Currency, Proposal: "I can do " + p.Title + "."})
+		return err
+	}))
 }
 
 // redisProc starts redis-server as a Proc on a fixed port so that a restart

@@ -2,8 +2,10 @@
 // OS processes on loopback, and writes docs-ready figures and PNG charts:
 //
 //   - throughput from enqueue to placed bid for 1, 2 and 4 `bidder worker`
-//     processes, next to a no-op asynq handler (same queue, concurrency,
-//     process count) in the same run: the ceiling;
+//     processes, next to the naive handler a user would otherwise write
+//     (decode the task, POST the bid: no lock, no ledger) and a no-op asynq
+//     handler (same queue, concurrency, process count) in the same run:
+//     the baseline and the ceiling;
 //
 //   - Redis commands per placed bid (INFO commandstats, which counts the
 //     commands run inside Lua too, and MONITOR, which tells top-level calls
@@ -51,7 +53,9 @@ type result struct {
 	Conc      int                `json:"concurrency_per_process"`
 	Pipeline  map[int]float64    `json:"pipeline_per_s"` // by worker processes
 	Noop      map[int]float64    `json:"noop_asynq_per_s"`
-	Ratio     map[int]float64    `json:"ratio"`
+	Naive     map[int]float64    `json:"naive_per_s"`
+	Ratio     map[int]float64    `json:"ratio"`       // pipeline / no-op
+	NaiveX    map[int]float64    `json:"x_naive"`     // pipeline / naive
 	RSSKiB    map[int]int        `json:"max_worker_rss_kib"`
 	CmdStats  map[string]float64 `json:"commandstats_per_bid"`
 	NoopStats map[string]float64 `json:"noop_commandstats_per_task"`
@@ -150,34 +154,41 @@ func run() error {
 	defer e.rdb.Close()
 	defer e.stopAll()
 
-	r := &result{Tasks: *tasks, Conc: *conc, Pipeline: map[int]float64{}, Noop: map[int]float64{},
-		Ratio: map[int]float64{}, RSSKiB: map[int]int{}}
+	r := &result{Tasks: *tasks, Conc: *conc, Pipeline: map[int]float64{}, Noop: map[int]float64{}, Naive: map[int]float64{},
+		Ratio: map[int]float64{}, NaiveX: map[int]float64{}, RSSKiB: map[int]int{}}
 	r.Machine = machine()
 
 	// Throughput: sandbox without latency or faults (the pipeline's own cost).
 	for _, n := range []int{1, 2, 4} {
-		rate, _, err := e.throughput(ctx, n, *tasks, true, nil, r)
+		// Interleaved: naive, pipeline, no-op, one right after the other.
+		naive, _, err := e.throughput(ctx, n, *tasks, modeNaive, nil, r)
+		if err != nil {
+			return err
+		}
+		r.Naive[n] = naive
+		rate, _, err := e.throughput(ctx, n, *tasks, modePipeline, nil, r)
 		if err != nil {
 			return err
 		}
 		r.Pipeline[n] = rate
-		nrate, _, err := e.throughput(ctx, n, *tasks, false, nil, r)
+		nrate, _, err := e.throughput(ctx, n, *tasks, modeNoop, nil, r)
 		if err != nil {
 			return err
 		}
 		r.Noop[n] = nrate
 		r.Ratio[n] = rate / nrate
-		logf("%d worker process(es): pipeline %.0f/s, no-op asynq %.0f/s (%.2fx)", n, rate, nrate, rate/nrate)
+		r.NaiveX[n] = rate / naive
+		logf("%d worker process(es): pipeline %.0f/s, naive %.0f/s (x_naive %.2f), no-op asynq %.0f/s (%.2fx)", n, rate, naive, rate/naive, nrate, rate/nrate)
 	}
 
 	// Commands per bid: one worker process, smaller run, counted twice.
 	const acct = 2000
 	var pipe, noop accounting
-	if _, _, err := e.throughput(ctx, 1, acct, false, &noop, r); err != nil {
+	if _, _, err := e.throughput(ctx, 1, acct, modeNoop, &noop, r); err != nil {
 		return err
 	}
 	// Last, so that its ledger records are there for the memory figures.
-	if _, _, err := e.throughput(ctx, 1, acct, true, &pipe, r); err != nil {
+	if _, _, err := e.throughput(ctx, 1, acct, modePipeline, &pipe, r); err != nil {
 		return err
 	}
 	r.CmdStats, r.NoopStats = perTask(pipe.cmdstats, acct), perTask(noop.cmdstats, acct)
@@ -195,6 +206,7 @@ func run() error {
 	}
 
 	r.Targets = []string{
+		verdict(r.NaiveX[4] >= 0.85, "full pipeline >= 0.85x the naive handler (4 processes): %.2fx", r.NaiveX[4]),
 		verdict(r.Ratio[4] >= 0.75, "full pipeline >= 0.75x no-op asynq (4 processes): %.2fx", r.Ratio[4]),
 		verdict(r.Beyond <= 8, "<= 8 Redis commands per placed bid beyond asynq's own (top-level): %.2f (%.2f counting commands inside Lua)", r.Beyond, r.AllBeyond),
 		verdict(r.LockBytes <= 120, "<= 120 bytes per held lock: %.0f (fence counter +%.0f)", r.LockBytes, r.FenceB),
@@ -267,7 +279,15 @@ func diff(after, before map[string]int) map[string]int {
 // times until the bids queue is empty, with `procs` bidder workers
 // (pipeline) or no-op asynq servers. With acct set, it counts commands
 // instead of only timing.
-func (e *env) throughput(ctx context.Context, procs, n int, pipeline bool, acct *accounting, r *result) (float64, time.Duration, error) {
+// The handlers a throughput run measures.
+const (
+	modePipeline = "pipeline" // bidder worker
+	modeNaive    = "naive"    // decode and POST: no lock, no ledger
+	modeNoop     = "noop"     // does nothing: asynq's own ceiling
+)
+
+func (e *env) throughput(ctx context.Context, procs, n int, mode string, acct *accounting, r *result) (float64, time.Duration, error) {
+	pipeline := mode == modePipeline
 	defer e.stopAll()
 	if err := e.rdb.FlushAll(ctx).Err(); err != nil {
 		return 0, 0, err
@@ -304,6 +324,8 @@ func (e *env) throughput(ctx context.Context, procs, n int, pipeline bool, acct 
 			p = &chaos.Proc{Name: fmt.Sprintf("worker-%d", i+1), Bin: e.bidder, Dir: e.logs,
 				Args: []string{"worker", "--config", path, "--http-addr", fmt.Sprintf("127.0.0.1:%d", hport), "--log-level", "warn"},
 				Env:  chaos.BidderEnv(e.redisAddr)}
+		} else if mode == modeNaive {
+			p = chaos.NewNaiveWorkerProc(e.self, e.logs, fmt.Sprintf("naive-%d", i+1), e.redisAddr, "http://"+saddr, *conc)
 		} else {
 			p = chaos.NewNoopWorkerProc(e.self, e.logs, fmt.Sprintf("noop-%d", i+1), e.redisAddr, *conc)
 		}
@@ -382,15 +404,15 @@ func (e *env) throughput(ctx context.Context, procs, n int, pipeline bool, acct 
 		// INFO and CLIENT calls of the poll connection are not the pipeline's.
 		delete(acct.cmdstats, "info")
 	}
-	if pipeline {
+	if mode != modeNoop {
 		var st chaos.SandboxStats
 		if err := getJSON(ctx, "http://"+saddr+"/v1/stats", &st); err != nil {
 			return 0, 0, err
 		}
 		if st.Bids != int64(n) || st.DuplicateBids != 0 {
-			return 0, 0, fmt.Errorf("pipeline run: %d tasks gave %d bids, %d duplicates (logs %s)", n, st.Bids, st.DuplicateBids, e.logs)
+			return 0, 0, fmt.Errorf("%s run: %d tasks gave %d bids, %d duplicates (logs %s)", mode, n, st.Bids, st.DuplicateBids, e.logs)
 		}
-		if acct == nil {
+		if acct == nil && pipeline {
 			r.RSSKiB[procs] = maxRSS
 		}
 	}
@@ -559,9 +581,9 @@ func machine() string {
 func print(r *result) {
 	fmt.Printf("machine: %s\n", r.Machine)
 	fmt.Printf("throughput, %d bid tasks per run, concurrency %d per process (sandbox latency 0, no faults):\n", r.Tasks, r.Conc)
-	fmt.Printf("  %-10s %14s %14s %7s %12s\n", "processes", "pipeline/s", "no-op asynq/s", "ratio", "max RSS MiB")
+	fmt.Printf("  %-10s %12s %10s %8s %14s %7s %12s\n", "processes", "pipeline/s", "naive/s", "x_naive", "no-op asynq/s", "ratio", "max RSS MiB")
 	for _, n := range []int{1, 2, 4} {
-		fmt.Printf("  %-10d %14.0f %14.0f %7.2f %12.1f\n", n, r.Pipeline[n], r.Noop[n], r.Ratio[n], float64(r.RSSKiB[n])/1024)
+		fmt.Printf("  %-10d %12.0f %10.0f %8.2f %14.0f %7.2f %12.1f\n", n, r.Pipeline[n], r.Naive[n], r.NaiveX[n], r.Noop[n], r.Ratio[n], float64(r.RSSKiB[n])/1024)
 	}
 	fmt.Printf("redis commands per placed bid (1 worker, 2000 bids):\n")
 	fmt.Printf("  top-level (MONITOR):      pipeline %.2f, no-op %.2f -> beyond asynq %.2f\n", float64(sumF(r.TopLevel)), float64(sumF(r.NoopTop)), r.Beyond)
