@@ -112,7 +112,8 @@ func exampleArgs(line string) ([]string, bool) {
 	line, _, _ = strings.Cut(line, "#")
 	line, _, _ = strings.Cut(line, "&&")
 	line, _, _ = strings.Cut(line, "|")
-	f := strings.Fields(strings.ReplaceAll(line, "\\", ""))
+	line, _, _ = strings.Cut(line, ">") // output redirected
+	f := shellWords(strings.ReplaceAll(line, "\\", ""))
 	for len(f) > 0 && strings.Contains(f[0], "=") {
 		f = f[1:]
 	}
@@ -126,6 +127,37 @@ func exampleArgs(line string) ([]string, bool) {
 		return f[3:], true
 	}
 	return nil, false
+}
+
+// shellWords splits a line into words as a shell would for the examples'
+// needs: blanks separate, single or double quotes hold a word together.
+func shellWords(line string) []string {
+	var words []string
+	var w strings.Builder
+	in, quote := false, rune(0)
+	for _, r := range line {
+		switch {
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
+			w.WriteRune(r)
+		case r == '\'' || r == '"':
+			quote, in = r, true
+		case r == ' ' || r == '\t':
+			if in {
+				words = append(words, w.String())
+				w.Reset()
+				in = false
+			}
+		default:
+			w.WriteRune(r)
+			in = true
+		}
+	}
+	if in {
+		words = append(words, w.String())
+	}
+	return words
 }
 
 // parses resolves args to a command and parses its flags (quotes are
