@@ -182,6 +182,10 @@ func WithKeyPrefix(p string) Option { return func(l *Ledger) { l.prefix = p } }
 // match the lock's setting.
 func WithHashTags(on bool) Option { return func(l *Ledger) { l.locks.HashTags = on } }
 
+// HashTags reports whether records sit in their posting's Cluster slot:
+// a key outside that slot (another package's) cannot join their scripts.
+func (l *Ledger) HashTags() bool { return l.locks.HashTags }
+
 // WithLockPrefix sets the prefix of the lock keys the scripts check and
 // take (default lock.DefaultKeyPrefix); it must match the lock Manager's.
 func WithLockPrefix(p string) Option { return func(l *Ledger) { l.locks.Prefix = p } }

@@ -115,7 +115,8 @@ func WithClock(now func() time.Time) HandlerOption { return func(h *BidHandler) 
 func WithEnqueuer(c enqueuer) HandlerOption { return func(h *BidHandler) { h.enqueuer = c } }
 
 // WithTaskResults says how a finished task records its decision as its
-// asynq result (default ResultsInScript).
+// asynq result (default ResultsInScript; always ResultsByWriter with a
+// hash-tagged ledger).
 func WithTaskResults(m ResultsMode) HandlerOption { return func(h *BidHandler) { h.resultsMode = m } }
 
 // WithHistory reports decisions, parks and stopped duplicates to r, for
@@ -144,6 +145,12 @@ func NewBidHandler(locks *lock.Manager, led *ledger.Ledger, markets map[string]M
 	}
 	if locks == nil || led == nil {
 		return nil, errors.New("worker: bid handler needs a lock manager and a ledger")
+	}
+	if led.HashTags() {
+		// The task's hash is in its queue's slot ({bids}), never in the
+		// posting's: a ledger script that set it would fail with CROSSSLOT
+		// on every attempt, on Cluster, whatever the caller asked for.
+		h.resultsMode = ResultsByWriter
 	}
 	for id, m := range markets {
 		if m.Adapter == nil || m.Rules == nil {

@@ -435,7 +435,6 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 			worker.WithConditions(a.Conditions),
 			worker.WithEnqueuer(a.Client),
 			worker.WithHistory(a.History),
-			worker.WithTaskResults(a.resultsMode()),
 			worker.WithLogger(log.Named("bid")))
 		if err != nil {
 			return fmt.Errorf("worker: %w", err)
@@ -520,16 +519,6 @@ func (a *App) marketplaceIDs() []string {
 		ids = append(ids, m.ID)
 	}
 	return ids
-}
-
-// resultsMode is how bid tasks record their decision as their result: in
-// the ledger's own script where the task's hash is on the same node, with
-// asynq's ResultWriter on Cluster, where it is in another slot.
-func (a *App) resultsMode() worker.ResultsMode {
-	if a.Cfg.Redis.Mode() == config.ModeCluster {
-		return worker.ResultsByWriter
-	}
-	return worker.ResultsInScript
 }
 
 // queues are the queue weights the worker serves. With one queue per
