@@ -24,8 +24,9 @@ import (
 )
 
 var (
-	pipelineRounds = flag.Int("pipeline.rounds", 4, "BenchmarkPipeline: interleaved rounds of every case")
-	pipelineCases  = flag.String("pipeline.cases", "naive,full,full_budget,noop,full_memory_marketplace", "BenchmarkPipeline: the cases to run (naive always runs: it is the baseline)")
+	pipelineRounds  = flag.Int("pipeline.rounds", 4, "BenchmarkPipeline: interleaved rounds of every case")
+	pipelineLatency = flag.Duration("pipeline.latency", 0, "BenchmarkPipeline: the sandbox's answer latency, every case alike (0: the in-process sandbox answers at once)")
+	pipelineCases   = flag.String("pipeline.cases", "naive,full,full_budget,noop,full_memory_marketplace", "BenchmarkPipeline: the cases to run (naive always runs: it is the baseline)")
 )
 
 // BenchmarkPipeline: postings/s through bidder's bid handler (claim, send,
@@ -106,7 +107,10 @@ func BenchmarkPipeline(b *testing.B) {
 // rate and where the time went.
 func runPipeline(b *testing.B, name string, n int) (float64, map[string]float64) {
 	t := b
-	e := newEnv(t, func(c *sandbox.ServerConfig) { c.Postings = n })
+	e := newEnv(t, func(c *sandbox.ServerConfig) {
+		c.Postings = n
+		c.Latency = sandbox.Latency{Min: *pipelineLatency, Max: *pipelineLatency}
+	})
 	defer e.close()
 	ps := e.postings(t)
 	if len(ps) != n {
