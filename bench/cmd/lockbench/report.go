@@ -175,8 +175,9 @@ type target struct {
 	Known bool    `json:"known"` // false when a case it needs was not run
 }
 
-// targets: at 64 goroutines bidder >= 0.9x raw and >= 1.0x redislock
-// cycles/s; at 1 goroutine bidder's p50 <= 1.1x raw's.
+// targets (issue 14, "the bid path in two round trips"): at 64 goroutines
+// bidder >= 0.85x raw cycles/s (and, for reference, level with
+// redislock); at 1 goroutine bidder's p50 <= 1.05x raw's.
 func targets(rs []result) []target {
 	var out []target
 	cyc := func(peer string, goal float64) {
@@ -189,14 +190,14 @@ func targets(rs []result) []target {
 		}
 		out = append(out, t)
 	}
-	cyc("raw", 0.9)
+	cyc("raw", 0.85)
 	cyc("redislock", 1.0)
-	t := target{What: "bidder/raw p50 @1", Goal: "<= 1.10"}
+	t := target{What: "bidder/raw p50 @1", Goal: "<= 1.05"}
 	b, ok1 := find(rs, "bidder", 1)
 	p, ok2 := find(rs, "raw", 1)
 	if ok1 && ok2 {
 		t.Known, t.Value = true, ratio(float64(b.P50), float64(p.P50))
-		t.Met = t.Value <= 1.1
+		t.Met = t.Value <= 1.05
 	}
 	return append(out, t)
 }

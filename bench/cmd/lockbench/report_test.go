@@ -37,7 +37,7 @@ func TestPickBestAndMedian(t *testing.T) {
 
 func TestTargets(t *testing.T) {
 	rs := []result{
-		res("bidder", 1, 1, 1000, 110*time.Microsecond),
+		res("bidder", 1, 1, 1000, 105*time.Microsecond),
 		res("raw", 1, 1, 1100, 100*time.Microsecond),
 		res("bidder", 64, 1, 900, time.Millisecond),
 		res("raw", 64, 1, 1000, time.Millisecond),
@@ -47,7 +47,7 @@ func TestTargets(t *testing.T) {
 	want := []struct {
 		value float64
 		met   bool
-	}{{0.9, true}, {900.0 / 901, false}, {1.1, true}}
+	}{{0.9, true}, {900.0 / 901, false}, {1.05, true}}
 	if len(ts) != len(want) {
 		t.Fatalf("got %d targets", len(ts))
 	}
