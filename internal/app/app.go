@@ -199,8 +199,8 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 				proposal.WithHashTags(cfg.Redis.HashTags), proposal.WithRetention(time.Duration(cfg.Ledger.Retention)),
 				proposal.WithStoreMetrics(a.propMetrics()))}
 		}
-		if b := m.Rules.BidBudget; b.PerHour > 0 || b.PerDay > 0 || b.PerWeek > 0 {
-			wm.Budget = rules.NewBudget(rdb, rules.DefaultBudgetPrefix, b.PerHour, b.PerDay, rules.PerWeek(b.PerWeek))
+		if b := m.Rules.BidBudget; b.PerHour > 0 || b.PerDay > 0 || b.PerWeek > 0 || b.PerMonth > 0 {
+			wm.Budget = rules.NewBudget(rdb, rules.DefaultBudgetPrefix, b.PerHour, b.PerDay, rules.PerWeek(b.PerWeek), rules.PerMonth(b.PerMonth))
 		}
 		a.Adapters[m.ID] = ad
 		a.Markets[m.ID] = wm

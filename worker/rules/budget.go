@@ -36,11 +36,12 @@ var (
 // Budget caps the bids all instances together place per marketplace per
 // UTC hour, UTC day and week (Monday 00:00 UTC), with counters in Redis.
 type Budget struct {
-	rdb     redis.UniversalClient
-	prefix  string
-	perHour int
-	perDay  int
-	perWeek int
+	rdb      redis.UniversalClient
+	prefix   string
+	perHour  int
+	perDay   int
+	perWeek  int
+	perMonth int
 }
 
 // BudgetOption configures a Budget.
@@ -49,6 +50,11 @@ type BudgetOption func(*Budget)
 // PerWeek caps the bids per week, Monday 00:00 UTC to the next (0 =
 // unlimited, the default).
 func PerWeek(n int) BudgetOption { return func(b *Budget) { b.perWeek = n } }
+
+// PerMonth caps the bids per calendar month, the 1st 00:00 UTC to the next
+// (0 = unlimited, the default): a marketplace's own quota, such as the bids
+// a Freelancer plan grants each month.
+func PerMonth(n int) BudgetOption { return func(b *Budget) { b.perMonth = n } }
 
 // NewBudget returns a Budget allowing perHour bids per UTC hour and perDay
 // per UTC day for each marketplace (0 = unlimited). Keys are sets of the
@@ -71,8 +77,9 @@ func (b *Budget) check(marketplaceID string) error {
 	switch {
 	case b == nil || b.rdb == nil:
 		return fmt.Errorf("%w: no Redis client", ErrInvalidBudget)
-	case b.perHour < 0 || b.perDay < 0 || b.perWeek < 0:
-		return fmt.Errorf("%w: limits must be >= 0, got per hour %d, per day %d, per week %d", ErrInvalidBudget, b.perHour, b.perDay, b.perWeek)
+	case b.perHour < 0 || b.perDay < 0 || b.perWeek < 0 || b.perMonth < 0:
+		return fmt.Errorf("%w: limits must be >= 0, got per hour %d, per day %d, per week %d, per month %d",
+			ErrInvalidBudget, b.perHour, b.perDay, b.perWeek, b.perMonth)
 	}
 	if err := CheckWindowKeys(b.prefix, marketplaceID); err != nil {
 		return fmt.Errorf("%w: %w", ErrInvalidBudget, err)
@@ -110,6 +117,11 @@ func (b *Budget) windows(marketplaceID string, now time.Time) []window {
 	// The longest window first: its retry time is the latest, so a caller
 	// stopped by several waits once. An unlimited window is not tracked.
 	var ws []window
+	if b.perMonth > 0 {
+		y, m, _ := now.UTC().Date()
+		end := time.Date(y, m+1, 1, 0, 0, 0, 0, time.UTC)
+		ws = append(ws, window{fmt.Sprintf("%sms:%04d%02d", w.Base, y, m), b.perMonth, end, (end.Sub(now) + budgetGrace).Milliseconds()})
+	}
 	if b.perWeek > 0 {
 		week := (now.Unix() + mondayOffset) / weekSeconds
 		end := time.Unix((week+1)*weekSeconds-mondayOffset, 0).UTC()

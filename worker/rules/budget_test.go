@@ -364,3 +364,37 @@ func TestBudgetPerWeek(t *testing.T) {
 		t.Fatalf("negative week: %v", err)
 	}
 }
+
+// TestBudgetPerMonth (issue 17, item 5): a monthly cap, the 1st 00:00 UTC
+// to the next (a marketplace's own bid quota, as Freelancer grants bids by
+// plan each month); refused until the 1st, then open again.
+func TestBudgetPerMonth(t *testing.T) {
+	_, rdb := realRedis(t)
+	b := NewBudget(rdb, "", 0, 0, PerMonth(2))
+	ctx := ctxT(t)
+	for i := 0; i < 2; i++ {
+		if ok, _, err := b.Take(ctx, "sandbox", uniq(), budgetNow.Add(time.Duration(i)*24*time.Hour)); !ok || err != nil {
+			t.Fatalf("take %d: %v %v", i, ok, err)
+		}
+	}
+	last := time.Date(2026, 11, 30, 23, 59, 0, 0, time.UTC)
+	ok, retryAt, err := b.Take(ctx, "sandbox", uniq(), last)
+	first := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	if ok || err != nil || !retryAt.Equal(first) {
+		t.Fatalf("third take of the month: ok=%v retryAt=%v err=%v, want refused until %v", ok, retryAt, err, first)
+	}
+	if ok, _, err := b.Take(ctx, "sandbox", uniq(), first); !ok || err != nil {
+		t.Fatalf("first take of the next month: %v %v", ok, err)
+	}
+	// December's window ends on January 1st of the next year.
+	dec := NewBudget(rdb, "", 0, 0, PerMonth(1))
+	if ok, _, err := dec.Take(ctx, "other", uniq(), first); !ok || err != nil {
+		t.Fatalf("december take: %v %v", ok, err)
+	}
+	if _, retryAt, _ := dec.Take(ctx, "other", uniq(), first.Add(time.Hour)); !retryAt.Equal(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("december retry at %v, want 2027-01-01", retryAt)
+	}
+	if _, _, err := NewBudget(rdb, "", 0, 0, PerMonth(-1)).Take(ctx, "sandbox", uniq(), budgetNow); !errors.Is(err, ErrInvalidBudget) {
+		t.Fatalf("negative month: %v", err)
+	}
+}

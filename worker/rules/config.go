@@ -77,6 +77,9 @@ type BidBudgetConfig struct {
 	PerHour int `yaml:"per_hour"`
 	PerDay  int `yaml:"per_day"`
 	PerWeek int `yaml:"per_week"` // Monday 00:00 UTC to the next
+	// PerMonth: the 1st 00:00 UTC to the next; a marketplace's own monthly
+	// bid quota (Freelancer plans grant bids monthly).
+	PerMonth int `yaml:"per_month"`
 }
 
 // AmountConfig holds one amount rule per budget type: a fixed amount that is
@@ -266,6 +269,9 @@ func (c Config) validate(v *validator) {
 	}
 	if c.BidBudget.PerWeek < 0 {
 		v.addf("bid_budget.per_week", "must be >= 0 (0 = unlimited), got %d", c.BidBudget.PerWeek)
+	}
+	if c.BidBudget.PerMonth < 0 {
+		v.addf("bid_budget.per_month", "must be >= 0 (0 = unlimited), got %d", c.BidBudget.PerMonth)
 	}
 	if c.BidBudget.PerDay > 0 && c.BidBudget.PerHour > c.BidBudget.PerDay {
 		v.addf("bid_budget.per_hour", "must be <= per_day (%d), got %d", c.BidBudget.PerDay, c.BidBudget.PerHour)
