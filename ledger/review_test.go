@@ -118,3 +118,58 @@ func TestRejectIsFinalAndTheDeadlineExpires(t *testing.T) {
 		t.Fatalf("review queue %+v", q)
 	}
 }
+
+// TestApprovalOutlivesAFailedAttempt: an approved bid whose send failed
+// for certain (nothing placed: undecided again), or whose posting was
+// parked and resumed, is still approved: the next claim sends the approved
+// bid. The chaos run's review scenario found the settle script dropping
+// the state to none, so the retry asked the rules again, and the posting
+// went back to review (for good, had the reviewer not looked again).
+func TestApprovalOutlivesAFailedAttempt(t *testing.T) {
+	led, locks, _ := setup(t)
+	ctx := context.Background()
+	approve := func(id string) {
+		t.Helper()
+		if c, _ := claim(t, led, locks, id, review(time.Now().Add(time.Hour))); c.Outcome != ledger.InReview {
+			t.Fatalf("%s: claim for review: %+v", id, c)
+		}
+		if _, err := led.Review(ctx, "m", id, ledger.Review{Action: ledger.Approve, By: "ann", Amount: 400}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wantApproved := func(id, after string) {
+		t.Helper()
+		rec, err := led.Get(ctx, "m", id)
+		if err != nil || rec.State != ledger.StateApproved {
+			t.Fatalf("%s after %s: record %+v, %v; want approved", id, after, rec, err)
+		}
+		c, l := claim(t, led, locks, id, review(time.Now().Add(time.Hour))) // the rules would review it again
+		if c.Outcome != ledger.Claimed || c.Approved == nil || c.Approved.Amount != 400 {
+			t.Fatalf("%s after %s: claim %+v, want the approved bid", id, after, c)
+		}
+		if err := settle(ctx, led, l, id, placed); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	approve("sent-nothing")
+	c, l := claim(t, led, locks, "sent-nothing", skip)
+	if c.Outcome != ledger.Claimed || c.Approved == nil {
+		t.Fatalf("claim of the approved posting: %+v", c)
+	}
+	// The bid was not sent (a refused connection): undecided again.
+	undecided := ledger.Outcome{Release: true}
+	if err := settle(ctx, led, l, "sent-nothing", undecided); err != nil {
+		t.Fatal(err)
+	}
+	wantApproved("sent-nothing", "a send that sent nothing")
+
+	approve("parked")
+	if err := led.Park(ctx, locks.Keys().Lock("m", "parked"), locks.Keys().Fence("m", "parked"), "", "m", "parked", "attempts_exhausted", "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := led.Resume(ctx, "m", "parked"); err != nil {
+		t.Fatal(err)
+	}
+	wantApproved("parked", "park and resume")
+}

@@ -9,8 +9,10 @@ if r[1] ~= 'parked' then
   redis.call('ZREM', KEYS[3], ARGV[1])
   return {'not_parked', r[1] or ''}
 end
-if r[2] == 'intent' then
-  redis.call('HSET', KEYS[1], 's', 'intent')
+if r[2] == 'intent' or r[2] == 'approved' then
+  -- An intent (a bid may exist) and a reviewer's approval both outlive
+  -- the park; anything else was undecided.
+  redis.call('HSET', KEYS[1], 's', r[2])
 else
   redis.call('HDEL', KEYS[1], 's')
 end

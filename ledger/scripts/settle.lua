@@ -25,7 +25,17 @@ local s, h = r[1], r[2] or r[5]
 local t = tonumber(r[3] or '0') or 0
 local release = ARGV[5] == '1'
 
-if h == holder and (s == want or (want == '' and not s)) then
+-- What "undecided again" means for this record: none, or, for a bid a
+-- reviewer approved, approved still (the retry sends the approved bid; it
+-- does not ask the rules, or a reviewer, again).
+local undecided = nil
+if redis.call('HEXISTS', KEYS[2], 'rvby') == 1 then
+  undecided = 'approved'
+end
+
+-- (A missing field is false in Lua, not nil.)
+local isUndecided = (undecided and s == undecided) or (not undecided and not s)
+if h == holder and (s == want or (want == '' and isUndecided)) then
   if release and redis.call('GET', KEYS[1]) == holder then
     redis.call('DEL', KEYS[1])
   end
@@ -46,8 +56,13 @@ end
 
 local now = nowMs()
 if want == '' then
-  redis.call('HDEL', KEYS[2], 's', 'sa', 'w')
-  redis.call('HSET', KEYS[2], 'h', holder, 't', ARGV[2], 'at', now)
+  redis.call('HDEL', KEYS[2], 'sa', 'w')
+  if undecided then
+    redis.call('HSET', KEYS[2], 's', undecided, 'h', holder, 't', ARGV[2], 'at', now)
+  else
+    redis.call('HDEL', KEYS[2], 's')
+    redis.call('HSET', KEYS[2], 'h', holder, 't', ARGV[2], 'at', now)
+  end
 else
   redis.call('HSET', KEYS[2], 's', want, 'h', holder, 't', ARGV[2], 'at', now, unpack(ARGV, 12))
   if want == 'intent' then
