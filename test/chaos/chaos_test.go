@@ -89,11 +89,15 @@ func mustPass(t *testing.T, cfg chaos.Config) *chaos.Report {
 
 // shortConfig sizes the CI run: about 45 s of publishing (500 at start, then
 // 40/s: about 2,300 postings) with a fault every ~1.5 s, then the drain.
+// A tenth of the postings the rules would bid on go to review, where two
+// reviewers approve (twice at once), reject, or approve and reject at once
+// while the faults go on.
 func shortConfig() chaos.Config {
 	cfg := chaos.StandardConfig()
 	cfg.Scenario = "short"
 	cfg.Duration = 45 * time.Second
 	cfg.DrainTimeout = 100 * time.Second
+	cfg.ReviewShare = 0.1
 	if runtime.NumCPU() < 2 {
 		cfg.Rate = 20 // one core: fewer postings, said in the log
 	}
@@ -104,7 +108,10 @@ func shortConfig() chaos.Config {
 // two bids, every posting must be decided, nothing may be left behind.
 func TestChaosShort(t *testing.T) {
 	cfg := setup(t, shortConfig())
-	mustPass(t, cfg)
+	rep := mustPass(t, cfg)
+	if r := rep.Review; r == nil || r.Actions["approve_twice"] == 0 || r.Actions["reject"] == 0 || r.Rejected == 0 {
+		t.Fatalf("the reviewers did not exercise review: %+v", r)
+	}
 }
 
 // longFaultsConfig is the CI run of the long faults, each once at a fixed

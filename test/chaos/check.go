@@ -169,7 +169,7 @@ func (h *Harness) ledgerState(ctx context.Context, mp, id string) (string, error
 }
 
 func isFinal(s string) bool {
-	return s == "placed" || s == "skipped" || s == "failed" || s == "dry_run"
+	return s == "placed" || s == "skipped" || s == "failed" || s == "dry_run" || s == stateRejected || s == stateExpired
 }
 
 // bidQueues are the queues bid tasks can be on: the shared "bids" (tasks
@@ -243,7 +243,8 @@ func (h *Harness) drainState(ctx context.Context, insp *asynq.Inspector, posts m
 		for _, r := range recs {
 			switch {
 			case isFinal(r.State):
-			case r.State == stateParked:
+			case r.State == stateParked, r.State == stateReview:
+				// Both wait for a person: resume, or a review.
 				parked++
 			default:
 				open++
@@ -253,7 +254,7 @@ func (h *Harness) drainState(ctx context.Context, insp *asynq.Inspector, posts m
 			parts = append(parts, fmt.Sprintf("%s: %d postings undecided", sb.id, open))
 		}
 		if parked > 0 && !parkedOK {
-			parts = append(parts, fmt.Sprintf("%s: %d postings parked", sb.id, parked))
+			parts = append(parts, fmt.Sprintf("%s: %d postings parked or in review", sb.id, parked))
 		}
 	}
 	return strings.Join(parts, "; ")
@@ -313,9 +314,14 @@ func (h *Harness) resumeParked(ctx context.Context, rep *Report, posts map[strin
 // ledgerCLI runs `bidder ledger <args>` against the run's Redis with the
 // run's config and returns its standard output.
 func (h *Harness) ledgerCLI(ctx context.Context, args ...string) (string, error) {
+	return h.bidderCLI(ctx, "ledger", args...)
+}
+
+// bidderCLI runs `bidder <command> <args>` as ledgerCLI does.
+func (h *Harness) bidderCLI(ctx context.Context, command string, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, h.cfg.BidderBin, append(append([]string{"ledger"}, args...), "--config", h.cfgPath)...)
+	cmd := exec.CommandContext(ctx, h.cfg.BidderBin, append(append([]string{command}, args...), "--config", h.cfgPath)...)
 	cmd.Env = append(os.Environ(), h.cliEnv()...)
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -237,7 +237,11 @@ type Config struct {
 	// BidAll drops the rules that skip some postings (a keyword, a client
 	// rating), so that every posting gets a bid (load runs).
 	BidAll bool
-	Logf   func(format string, args ...any) // progress (default: none)
+	// ReviewShare sends this share of the postings the rules would bid on
+	// to review (rules.review.share), and two reviewers approve and reject
+	// them with the CLI during the fault phase (review.go).
+	ReviewShare float64
+	Logf        func(format string, args ...any) // progress (default: none)
 }
 
 func (c *Config) defaults() {
@@ -464,5 +468,12 @@ func (c *Config) marketplaceYAML(id, sandboxURL string) string {
         hourly: {strategy: range_point, point: 0.75, min_amount: 20, max_amount: 150}
       proposal:
         template: "Hello, I read {{.Title}} and can deliver it for {{money .Amount}} {{.Budget.Currency}}."
-`, id, sandboxURL, c.RequestTimeout, exclude, minRating)
+`, id, sandboxURL, c.RequestTimeout, exclude, minRating) + c.reviewYAML()
+}
+
+func (c *Config) reviewYAML() string {
+	if c.ReviewShare <= 0 {
+		return ""
+	}
+	return fmt.Sprintf("      review:\n        share: %g\n        deadline: 30m\n", c.ReviewShare)
 }

@@ -368,6 +368,13 @@ func (h *Harness) run(ctx context.Context, rep *Report) {
 	phaseStart := time.Now()
 	phaseEnd := phaseStart.Add(cfg.Duration)
 	h.schedule(ctx, phaseStart, &recov)
+	stopReview, reviewDone := make(chan struct{}), make(chan struct{})
+	if cfg.ReviewShare > 0 {
+		rep.Review = &ReviewReport{Actions: map[string]int{}, Answers: map[string]int{}}
+		go func() { h.reviewers(ctx, rep.Review, stopReview); close(reviewDone) }()
+	} else {
+		close(reviewDone)
+	}
 	total := 0
 	for _, w := range cfg.Mix {
 		total += w
@@ -382,6 +389,8 @@ func (h *Harness) run(ctx context.Context, rep *Report) {
 	}
 	sleepCtx(ctx, time.Until(phaseEnd))
 	recov.Wait()
+	close(stopReview)
+	<-reviewDone
 	h.healAll(ctx)
 
 	// Phase 2: stop publishing, wait until every posting is final or
@@ -412,6 +421,9 @@ func (h *Harness) run(ctx context.Context, rep *Report) {
 	cfg.Logf("chaos %s: drained=%v in %.1fs", cfg.Scenario, drained, rep.DrainSeconds)
 	if drained {
 		resumeAt := time.Now()
+		if rep.Review != nil {
+			h.reviewRest(ctx, rep)
+		}
 		h.resumeParked(ctx, rep, posts)
 		ok, why := h.drain(ctx, posts, cfg.DrainTimeout, false)
 		rep.ResumeSeconds = time.Since(resumeAt).Seconds()
@@ -463,6 +475,9 @@ func (h *Harness) run(ctx context.Context, rep *Report) {
 		rep.note("two fleets on the shared queue, yet fleet B never left a %s task for fleet A (bidder_bid_tasks_unhandled_total{reason=\"unknown_marketplace\"} = 0)", marketplaceSecond)
 	}
 	h.check(ctx, rep, posts)
+	if rep.Review != nil {
+		h.checkReviews(ctx, rep, posts)
+	}
 	for _, sb := range h.sandboxes {
 		if code, err := sb.proc.Terminate(10 * time.Second); err != nil {
 			rep.fail("%v", err)

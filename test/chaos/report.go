@@ -51,6 +51,8 @@ type Report struct {
 	Resumed        int            `json:"resumed"`
 	ResumeSeconds  float64        `json:"resume_to_all_final_s"`
 
+	Review *ReviewReport `json:"review,omitempty"` // Config.ReviewShare > 0
+
 	Freezes      []FreezeReport  `json:"freezes,omitempty"`
 	Outages      []OutageReport  `json:"outages,omitempty"`
 	ReplicaDowns []ReplicaReport `json:"replica_downs,omitempty"`
@@ -165,6 +167,12 @@ func (r *Report) String() string {
 		r.ParkedTotal, kv(r.Parked), r.Resumed, r.ResumeSeconds)
 	for _, e := range r.ParkedExamples {
 		fmt.Fprintf(&b, "    e.g. %s\n", e)
+	}
+	if r.Review != nil {
+		fmt.Fprintf(&b, "  review:       %s\n", r.Review)
+		for _, e := range r.Review.Examples {
+			fmt.Fprintf(&b, "    e.g. %s\n", e)
+		}
 	}
 	fmt.Fprintf(&b, "  waits:        unhandled %s (bidder_bid_tasks_unhandled_total); parked by workers %s; recovery enqueued %g\n",
 		kv(r.Unhandled), kv(r.ParkedByWorkers), r.RecoveryEnqueued)
