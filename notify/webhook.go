@@ -75,4 +75,3 @@ func (w *Webhook) Send(ctx context.Context, m Message) error {
 	}
 	return nil
 }
-

@@ -64,7 +64,9 @@ func TestNotifyOffNeedsNoSecrets(t *testing.T) {
 // Each bad channel is one line naming the key and the problem, and no
 // message quotes a credential.
 func TestNotifyValidation(t *testing.T) {
-	ch := func(s string) string { return "notify:\n  enabled: true\n  channels:\n    - {name: a, type: webhook, url: \"https://e.com/\", secret_env: HOOK_SECRET}\n    - " + s + "\n" }
+	ch := func(s string) string {
+		return "notify:\n  enabled: true\n  channels:\n    - {name: a, type: webhook, url: \"https://e.com/\", secret_env: HOOK_SECRET}\n    - " + s + "\n"
+	}
 	for _, c := range []struct{ doc, want string }{
 		{ch(`{name: b, type: webhook, url: "http://e.com/x", secret_env: HOOK_SECRET}`), "config: notify.channels[1].url: want an https URL (http only to a loopback address)"},
 		{ch(`{name: b, type: webhook, url: "ftp://e.com/x", secret_env: HOOK_SECRET}`), `config: notify.channels[1].url: want an https URL, got "ftp://e.com/x"`},
