@@ -11,6 +11,7 @@ import (
 	"net/http/httptrace"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -64,7 +65,7 @@ type SendError struct {
 }
 
 func (e *SendError) Error() string {
-	s := fmt.Sprintf("notify: channel %s: %v: %s", e.Channel, e.Class, e.Reason)
+	s := fmt.Sprintf("notify: channel %s: %s: %s", e.Channel, strings.TrimPrefix(e.Class.Error(), "notify: "), e.Reason)
 	if e.RetryAfter > 0 {
 		s += fmt.Sprintf(" (retry after %s)", e.RetryAfter)
 	}

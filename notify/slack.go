@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -50,7 +51,7 @@ func (s *Slack) Send(ctx context.Context, m Message) error {
 	if a.status/100 != 2 {
 		reason := ""
 		if code != "" {
-			reason = "HTTP " + http.StatusText(a.status) + ": " + code
+			reason = "HTTP " + strconv.Itoa(a.status) + " " + code
 		}
 		return statusError(s.name, a, reason)
 	}
