@@ -54,8 +54,8 @@ type result struct {
 	Pipeline  map[int]float64    `json:"pipeline_per_s"` // by worker processes
 	Noop      map[int]float64    `json:"noop_asynq_per_s"`
 	Naive     map[int]float64    `json:"naive_per_s"`
-	Ratio     map[int]float64    `json:"ratio"`       // pipeline / no-op
-	NaiveX    map[int]float64    `json:"x_naive"`     // pipeline / naive
+	Ratio     map[int]float64    `json:"ratio"`   // pipeline / no-op
+	NaiveX    map[int]float64    `json:"x_naive"` // pipeline / naive
 	RSSKiB    map[int]int        `json:"max_worker_rss_kib"`
 	CmdStats  map[string]float64 `json:"commandstats_per_bid"`
 	NoopStats map[string]float64 `json:"noop_commandstats_per_task"`
