@@ -98,7 +98,12 @@ func NewHTTPClient(timeout time.Duration) *http.Client {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr, ok := http.DefaultTransport.(*http.Transport)
+	if ok {
+		tr = tr.Clone()
+	} else {
+		tr = &http.Transport{Proxy: http.ProxyFromEnvironment} // someone replaced the default
+	}
 	tr.MaxResponseHeaderBytes = 16 << 10
 	tr.ResponseHeaderTimeout = timeout
 	return &http.Client{
