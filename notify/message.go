@@ -45,6 +45,11 @@ func Text(e ledger.Event) string {
 		if e.HeldIntent {
 			b.WriteString(" (a bid may exist: check before resuming)")
 		}
+	case ledger.EventBudgetSpent:
+		b.WriteString("bid budget of " + f(e.Marketplace, 64) + " spent")
+		if e.UntilMs > 0 {
+			b.WriteString("; bidding resumes at " + time.UnixMilli(e.UntilMs).UTC().Format("2006-01-02 15:04 UTC"))
+		}
 	default:
 		b.WriteString(f(e.Kind, 64) + " on " + where)
 	}

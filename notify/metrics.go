@@ -51,7 +51,7 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 // eventLabel bounds the event label to the kinds the ledger writes.
 func eventLabel(kind string) string {
 	switch kind {
-	case ledger.EventBidPlaced, ledger.EventReviewNeeded, ledger.EventPostingParked:
+	case ledger.EventBidPlaced, ledger.EventReviewNeeded, ledger.EventPostingParked, ledger.EventBudgetSpent:
 		return kind
 	}
 	return "other"
@@ -59,7 +59,7 @@ func eventLabel(kind string) string {
 
 // zero makes a channel's series exist (at zero) before the first event.
 func (m *Metrics) zero(channel string) {
-	for _, e := range []string{ledger.EventBidPlaced, ledger.EventReviewNeeded, ledger.EventPostingParked} {
+	for _, e := range Events {
 		m.sent.WithLabelValues(channel, e)
 	}
 	for _, r := range []string{ReasonPermanent, ReasonRetryable, ReasonAmbiguous, ReasonRedis} {

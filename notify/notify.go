@@ -29,7 +29,7 @@ const (
 )
 
 // Events lists every event kind, for filters.
-var Events = []string{ledger.EventBidPlaced, ledger.EventReviewNeeded, ledger.EventPostingParked}
+var Events = []string{ledger.EventBidPlaced, ledger.EventReviewNeeded, ledger.EventPostingParked, ledger.EventBudgetSpent}
 
 // Route is a channel with what it receives and how fast.
 type Route struct {
