@@ -164,7 +164,7 @@ func (s *Sweeper) sweepMarketplace(ctx context.Context, mp string) (more bool, e
 func (s *Sweeper) sweepKey(ctx context.Context, key string, entries []string) error {
 	done := 0
 	var enqErr error
-entries:
+scan:
 	for _, raw := range entries {
 		ev, err := ledger.ParseEvent([]byte(raw))
 		if err != nil {
@@ -191,7 +191,7 @@ entries:
 				s.metrics.swept.WithLabelValues("duplicate").Inc()
 			default:
 				enqErr = fmt.Errorf("enqueue %s: %w", TaskID(r.Channel.Name(), ev.ID), err)
-				break entries
+				break scan
 			}
 		}
 		if !wanted {
