@@ -1,8 +1,10 @@
 package ledger
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -12,6 +14,10 @@ const (
 	EventReviewNeeded  = "review_needed"
 	EventBidPlaced     = "bid_placed"
 	EventPostingParked = "posting_parked"
+	// EventBudgetSpent: a marketplace's bid budget window is spent (no
+	// posting: once per marketplace per window; UntilMs is when bidding
+	// resumes). Written by NotifyBudgetSpent, not by a record's change.
+	EventBudgetSpent = "budget_spent"
 )
 
 // OutboxCap is how many events one outbox keeps: a notifier gone for long
@@ -32,7 +38,7 @@ type Event struct {
 	BidID    string `json:"bid_id,omitempty"`   // bid_placed
 	Amount   string `json:"amount,omitempty"`   // bid_placed, review_needed
 	Currency string `json:"currency,omitempty"` // bid_placed, review_needed
-	UntilMs  int64  `json:"until,omitempty"`    // review_needed: the deadline
+	UntilMs  int64  `json:"until,omitempty"`    // review_needed: the deadline; budget_spent: when bidding resumes
 	Rule     string `json:"rule,omitempty"`     // posting_parked
 	Reason   string `json:"reason,omitempty"`   // review_needed, posting_parked
 	// HeldIntent: the parked posting had an unresolved intent (a bid may
@@ -50,8 +56,30 @@ func ParseEvent(b []byte) (Event, error) {
 	if err := json.Unmarshal(b, &e); err != nil {
 		return Event{}, fmt.Errorf("%w: outbox entry: %v", ErrCorrupt, err)
 	}
-	if e.ID == "" || e.Kind == "" || e.Marketplace == "" || e.PostingID == "" {
+	if e.ID == "" || e.Kind == "" || e.Marketplace == "" || (e.PostingID == "" && e.Kind != EventBudgetSpent) {
 		return Event{}, fmt.Errorf("%w: outbox entry without id, event, marketplace or posting", ErrCorrupt)
 	}
 	return e, nil
+}
+
+// NotifyBudgetSpent appends a budget_spent event for marketplaceID's bid
+// budget, spent until until (when its next window opens), once per window:
+// a marker in Redis, in the outbox's slot, makes every later call for the
+// same window a no-op, on any instance. Nothing without WithNotifications.
+func (l *Ledger) NotifyBudgetSpent(ctx context.Context, marketplaceID string, until time.Time) error {
+	if !l.notify {
+		return nil
+	}
+	outbox := l.OutboxKey(marketplaceID, "")
+	window := strconv.FormatInt(until.Unix(), 10)
+	marker := l.prefix + "_budget_spent:" + marketplaceID + l.locks.Shard(marketplaceID, "") + ":" + window
+	// Kept past the window's end so a late call (a clock a little behind)
+	// still finds it.
+	ttl := max(time.Until(until)+time.Hour, time.Minute)
+	// Without WAIT: a notification lost in a failover is not worth a
+	// round trip on every spent task.
+	if err := l.sc.budget.Run(ctx, l.rdb, []string{outbox, marker}, marketplaceID, until.UnixMilli(), ms(ttl), window).Err(); err != nil {
+		return fmt.Errorf("ledger: budget_spent event for %s: %w", marketplaceID, err)
+	}
+	return nil
 }

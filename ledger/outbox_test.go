@@ -2,6 +2,8 @@ package ledger_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -135,5 +137,43 @@ func TestOutboxKeyIsInTheRecordsSlot(t *testing.T) {
 		if keys := led.OutboxKeys("m"); keys[lock.KeySlot(k)] != k {
 			t.Fatalf("OutboxKeys[%d] = %s, want %s", lock.KeySlot(k), keys[lock.KeySlot(k)], k)
 		}
+	}
+}
+
+// TestBudgetSpentOncePerWindow: however many postings meet a spent
+// window, its event is written once; the next window writes another; off,
+// nothing.
+func TestBudgetSpentOncePerWindow(t *testing.T) {
+	for _, tags := range []bool{false, true} {
+		led, _, rdb := setup(t, ledger.WithNotifications(true), ledger.WithHashTags(tags))
+		ctx := context.Background()
+		until := time.Now().Add(time.Hour).Truncate(time.Hour)
+		for range 3 {
+			if err := led.NotifyBudgetSpent(ctx, "m", until); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := led.NotifyBudgetSpent(ctx, "m", until.Add(time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := rdb.LRange(ctx, led.OutboxKey("m", ""), 0, -1).Result()
+		if err != nil || len(raw) != 2 {
+			t.Fatalf("hash tags %v: outbox %q, %v; want 2 events", tags, raw, err)
+		}
+		e, err := ledger.ParseEvent([]byte(raw[0]))
+		if err != nil || e.Kind != ledger.EventBudgetSpent || e.Marketplace != "m" || e.PostingID != "" ||
+			e.UntilMs != until.UnixMilli() || e.ID != fmt.Sprintf("budget_spent:m:%d", until.Unix()) || time.Since(e.At()) > time.Minute {
+			t.Fatalf("event %+v, %v", e, err)
+		}
+		if !slices.Contains(led.OutboxKeys("m"), led.OutboxKey("m", "")) {
+			t.Fatal("the budget event's outbox is not one the sweeper reads")
+		}
+	}
+	led, _, rdb := setup(t)
+	if err := led.NotifyBudgetSpent(context.Background(), "m", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n := rdb.Exists(context.Background(), led.OutboxKey("m", "")).Val(); n != 0 {
+		t.Fatal("a budget event with notifications off")
 	}
 }

@@ -82,7 +82,9 @@ func WithClock(c Clock) SchedulerOption { return func(s *Scheduler) { s.clock = 
 // WithScanQueuePerMarketplace puts each marketplace's scan and tracker tasks on
 // worker.MarketplaceScanQueue(mp) instead of the shared "scans" queue, so
 // only workers configured for the marketplace take them.
-func WithScanQueuePerMarketplace(on bool) SchedulerOption { return func(s *Scheduler) { s.perMarket = on } }
+func WithScanQueuePerMarketplace(on bool) SchedulerOption {
+	return func(s *Scheduler) { s.perMarket = on }
+}
 
 // WithTaskOptions adds asynq options to every scan task (e.g. MaxRetry).
 func WithTaskOptions(opts ...asynq.Option) SchedulerOption {

@@ -79,6 +79,8 @@ func taskResult(err error) string {
 		return "archived"
 	case errors.As(err, &w) && !w.counted:
 		return "wait"
+	case !IsFailure(err):
+		return "wait"
 	}
 	return "retry"
 }

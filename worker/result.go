@@ -114,6 +114,11 @@ func (a *attempt) waitForBudget(until time.Time) error {
 	if err := a.mk.Budget.Wait(a.ctx, mp, id, until); err != nil {
 		return a.redisFailed(fmt.Errorf("worker: %w", err))
 	}
+	// Once per marketplace and window, whoever gets here first; a failure
+	// loses the notification, never the posting.
+	if err := a.ledger.NotifyBudgetSpent(a.ctx, mp, until); err != nil {
+		a.log.Warn("cannot write the budget_spent notification", zap.Error(err))
+	}
 	if a.enqueuer == nil || a.result.w == nil {
 		return retryIn(until.Sub(a.now()), false, reason)
 	}

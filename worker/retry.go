@@ -31,6 +31,14 @@ func retryIn(after time.Duration, counted bool, err error) error {
 	return &waitError{after: max(after, 10*time.Millisecond), counted: counted, err: err}
 }
 
+// Delayer is an error from another package's handler (notify) that asks
+// for its own retry delay, or for a retry that is not a failure: the
+// server's policy reads it without those packages importing worker.
+type Delayer interface {
+	RetryAfter() time.Duration // 0: the default backoff
+	CountsAsFailure() bool
+}
+
 // MaxBackoff caps the delay between counted retries.
 const MaxBackoff = 5 * time.Minute
 
@@ -43,6 +51,11 @@ func RetryDelay(n int, err error, _ *asynq.Task) time.Duration {
 	if errors.As(err, &w) {
 		return w.after + rand.N(w.after/10+time.Millisecond)
 	}
+	var dl Delayer
+	if errors.As(err, &dl) && dl.RetryAfter() > 0 {
+		after := min(dl.RetryAfter(), time.Hour)
+		return after + rand.N(after/10+time.Millisecond)
+	}
 	d := min(time.Second<<min(n, 10), MaxBackoff)
 	return d/2 + rand.N(d/2+1)
 }
@@ -52,6 +65,10 @@ func IsFailure(err error) bool {
 	var w *waitError
 	if errors.As(err, &w) {
 		return w.counted
+	}
+	var dl Delayer
+	if errors.As(err, &dl) {
+		return dl.CountsAsFailure()
 	}
 	return true
 }

@@ -38,6 +38,7 @@ import (
 	"github.com/bidder/bidder/marketplace"
 	"github.com/bidder/bidder/marketplace/freelancer"
 	"github.com/bidder/bidder/marketplace/sandbox"
+	"github.com/bidder/bidder/notify"
 	"github.com/bidder/bidder/scanner"
 	"github.com/bidder/bidder/worker"
 	"github.com/bidder/bidder/worker/proposal"
@@ -262,6 +263,10 @@ func NewLedger(cfg config.Config, rdb redis.UniversalClient, extra ...ledger.Opt
 		ledger.WithHashTags(cfg.Redis.HashTags),
 		ledger.WithWaitReplicas(cfg.Ledger.WaitReplicas, time.Duration(cfg.Ledger.WaitTimeout)),
 		ledger.WithRecheck(time.Duration(cfg.Recovery.After)),
+		// Operator commands write events too (a park from the CLI is a
+		// parked posting like any other): an event exists exactly when
+		// its change does, whoever makes it.
+		ledger.WithNotifications(cfg.Notify.Enabled),
 	}, extra...)...)
 }
 
@@ -427,6 +432,7 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 	historyDone := make(chan struct{})
 	go func() { a.History.Run(historyCtx); close(historyDone) }()
 	var srv *worker.Server
+	stopSweeper := func() {}
 	if roles.Worker {
 		bids, err := worker.NewBidHandler(a.Locks, a.Ledger, a.Markets,
 			worker.WithSettleDelay(time.Duration(a.Cfg.Worker.SettleDelay)),
@@ -442,6 +448,19 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 		mux := worker.NewMux(bids, a.Metrics, log.Named("task"))
 		mux.Handle(scanner.TypeScan, a.Scan)
 		mux.Handle(scanner.TypeTrack, a.Scan.TrackHandler())
+		var sweeper *notify.Sweeper
+		if a.Cfg.Notify.Enabled {
+			ncfg, err := notify.FromConfig(a.Cfg.Notify, a.marketplaceIDs(), nil)
+			if err != nil {
+				stopHTTP()
+				<-httpErr
+				return err
+			}
+			nmet := notify.NewMetrics(a.Registry)
+			mux.Handle(notify.TypeSend, notify.NewHandler(a.Conn.Client, ncfg,
+				notify.WithMetrics(nmet), notify.WithLogger(log.Named("notify"))))
+			sweeper = notify.NewSweeper(a.Conn.Client, a.Client, a.Ledger, ncfg, nmet, log.Named("notify"))
+		}
 		srv = worker.NewServer(a.Conn.Client, worker.ServerConfig{
 			Concurrency:     a.Cfg.Worker.Concurrency,
 			Queues:          a.queues(),
@@ -454,8 +473,15 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 			<-httpErr
 			return err
 		}
+		if sweeper != nil {
+			// Stopped before the worker drains (deferred calls run after
+			// it): entries it has not popped stay in the outbox.
+			sweeper.Start()
+			stopSweeper = sweeper.Shutdown
+		}
 		workerUp.Store(true)
-		log.Info("worker started", zap.Int("concurrency", a.Cfg.Worker.Concurrency), zap.Any("queues", a.queues()))
+		log.Info("worker started", zap.Int("concurrency", a.Cfg.Worker.Concurrency), zap.Any("queues", a.queues()),
+			zap.Bool("notifications", sweeper != nil))
 		if every := time.Duration(a.Cfg.Log.SummaryInterval); every > 0 {
 			sum := &summarizer{log: log, every: every, ids: a.marketplaceIDs(), source: a.snapshots}
 			sumCtx, stopSum := context.WithCancel(ctx)
@@ -491,6 +517,7 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 			runErr = err
 		}
 	}
+	stopSweeper()
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		srv.Shutdown(sctx)
@@ -528,6 +555,10 @@ func (a *App) queues() map[string]int {
 	q := make(map[string]int, len(a.Cfg.Worker.Queues)+len(a.Cfg.Marketplaces))
 	for name, w := range a.Cfg.Worker.Queues {
 		q[name] = w
+	}
+	if a.Cfg.Notify.Enabled {
+		// Small: a notification can wait behind bids, never the reverse.
+		q[notify.Queue] = 1
 	}
 	if a.Cfg.Worker.QueuePerMarketplace {
 		w := q[worker.QueueBids]

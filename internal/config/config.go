@@ -60,6 +60,7 @@ type Config struct {
 	Tracker      Tracker       `yaml:"tracker"`
 	HTTP         HTTP          `yaml:"http"`
 	Log          Log           `yaml:"log"`
+	Notify       Notify        `yaml:"notify"`
 	Marketplaces []Marketplace `yaml:"marketplaces"`
 
 	// Source says where the config came from: a file path, or EmbeddedSource.
@@ -286,6 +287,61 @@ type Log struct {
 // elsewhere (JSON): the format follows where stderr goes.
 const LogFormatAuto = "auto"
 
+// Notify configures notifications: the ledger's outbox delivered to
+// webhooks, Slack and Telegram (see docs/notifications.md).
+type Notify struct {
+	Enabled    bool     `yaml:"enabled"`
+	SweepEvery Duration `yaml:"sweep_every"`
+	// MaxRetry is how many counted failures a send survives before asynq
+	// archives it (rate limits do not count).
+	MaxRetry int `yaml:"max_retry"`
+	// Events filters what any channel receives; empty: all.
+	Events   []string        `yaml:"events"`
+	Channels []NotifyChannel `yaml:"channels"`
+}
+
+// Notification channel types.
+const (
+	ChannelWebhook  = "webhook"
+	ChannelSlack    = "slack"
+	ChannelTelegram = "telegram"
+)
+
+// NotifyChannel is one place notifications go. Credentials never live in
+// the file: the webhook's signing secret, Slack's webhook URL (the URL is
+// the credential) and Telegram's bot token come from an environment
+// variable (*_env) or a file (*_file).
+type NotifyChannel struct {
+	Name string `yaml:"name"`
+	Type string `yaml:"type"`
+	// URL: the webhook's endpoint; for telegram the Bot API's base URL
+	// (default https://api.telegram.org). Not used for slack.
+	URL        string `yaml:"url"`
+	URLEnv     string `yaml:"url_env"` // slack
+	URLFile    string `yaml:"url_file"`
+	SecretEnv  string `yaml:"secret_env"` // webhook
+	SecretFile string `yaml:"secret_file"`
+	TokenEnv   string `yaml:"token_env"` // telegram
+	TokenFile  string `yaml:"token_file"`
+	ChatID     string `yaml:"chat_id"` // telegram
+	// Events filters what this channel receives (within notify.events);
+	// empty: all.
+	Events []string `yaml:"events"`
+	// RatePerSecond is the channel's send rate across all instances;
+	// unset: 1 for slack and telegram, 10 for webhook.
+	RatePerSecond float64 `yaml:"rate_per_second"`
+
+	// Secret is the resolved credential: the webhook's secret, Slack's
+	// URL, Telegram's token (never printed).
+	Secret string `yaml:"-"`
+}
+
+// Notify defaults.
+const (
+	DefaultNotifyRate        = 1  // slack, telegram: what their APIs allow per webhook or chat
+	DefaultNotifyWebhookRate = 10 // a receiver of ours
+)
+
 // Marketplace is one marketplace bidder scans and bids on.
 type Marketplace struct {
 	ID             string   `yaml:"id"`
@@ -345,7 +401,8 @@ func Defaults() Config {
 			Addr:       "127.0.0.1:8080",
 			Monitoring: Monitoring{Enabled: true, ReadOnly: true},
 		},
-		Log: Log{Level: "info", Format: LogFormatAuto, SummaryInterval: Duration(30 * time.Second)},
+		Log:    Log{Level: "info", Format: LogFormatAuto, SummaryInterval: Duration(30 * time.Second)},
+		Notify: Notify{SweepEvery: Duration(2 * time.Second), MaxRetry: 20},
 	}
 }
 

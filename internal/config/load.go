@@ -93,6 +93,7 @@ func Load(o Options) (Config, error) {
 	}
 	applyFlags(&cfg, o.Flags)
 	applyScanDefaults(&cfg)
+	applyNotifyDefaults(&cfg)
 	if err := validate(&cfg, o.Adapters); err != nil {
 		return Config{}, err
 	}
@@ -286,6 +287,9 @@ func resolveSecrets(cfg *Config, o Options) error {
 			return err
 		}
 	}
+	if err := resolveNotifySecrets(cfg, o, env); err != nil {
+		return err
+	}
 	for i := range cfg.Marketplaces {
 		m := &cfg.Marketplaces[i]
 		key := fmt.Sprintf("marketplaces[%d]", i)
@@ -323,4 +327,56 @@ func secretFile(o Options, key, path string) (string, error) {
 		return "", errorf(key, "%q is empty", path)
 	}
 	return v, nil
+}
+
+func applyNotifyDefaults(cfg *Config) {
+	for i := range cfg.Notify.Channels {
+		c := &cfg.Notify.Channels[i]
+		if c.RatePerSecond == 0 {
+			c.RatePerSecond = DefaultNotifyRate
+			if c.Type == ChannelWebhook {
+				c.RatePerSecond = DefaultNotifyWebhookRate
+			}
+		}
+	}
+}
+
+// resolveNotifySecrets reads each channel's credential, as marketplace
+// tokens are read. Only when notifications are on: a disabled section may
+// name variables this host does not set.
+func resolveNotifySecrets(cfg *Config, o Options, env func(key, name string) (string, error)) error {
+	if !cfg.Notify.Enabled {
+		return nil
+	}
+	for i := range cfg.Notify.Channels {
+		c := &cfg.Notify.Channels[i]
+		key := fmt.Sprintf("notify.channels[%d]", i)
+		name, envName, file := "secret", c.SecretEnv, c.SecretFile
+		switch c.Type {
+		case ChannelSlack:
+			name, envName, file = "url", c.URLEnv, c.URLFile
+		case ChannelTelegram:
+			name, envName, file = "token", c.TokenEnv, c.TokenFile
+		}
+		var err error
+		which := key + "." + name + "_env"
+		switch {
+		case envName != "":
+			c.Secret, err = env(which, envName)
+		case file != "":
+			which = key + "." + name + "_file"
+			c.Secret, err = secretFile(o, which, file)
+		}
+		if err != nil {
+			return err
+		}
+		c.Secret = strings.TrimSpace(c.Secret)
+		if c.Type == ChannelSlack {
+			// The URL is the credential: checked, never quoted.
+			if err := checkChannelURL(which, c.Secret, true); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

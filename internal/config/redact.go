@@ -27,6 +27,10 @@ func (c Config) Redacted() Config {
 	r.Redis.Sentinel.Addrs = slices.Clone(c.Redis.Sentinel.Addrs)
 	r.Redis.Sentinel.Password = redact(c.Redis.Sentinel.Password)
 	r.HTTP.Monitoring.BasicAuth.Password = redact(c.HTTP.Monitoring.BasicAuth.Password)
+	r.Notify.Channels = slices.Clone(c.Notify.Channels)
+	for i := range r.Notify.Channels {
+		r.Notify.Channels[i].Secret = redact(r.Notify.Channels[i].Secret)
+	}
 	r.Marketplaces = slices.Clone(c.Marketplaces)
 	for i := range r.Marketplaces {
 		r.Marketplaces[i].Token = redact(r.Marketplaces[i].Token)

@@ -18,7 +18,7 @@ import (
 
 func validate(cfg *Config, adapters []string) error {
 	for _, check := range []func(*Config) error{
-		validateRedis, validateLock, validateWorker, validateHTTP, validateLog,
+		validateRedis, validateLock, validateWorker, validateHTTP, validateLog, validateNotify,
 	} {
 		if err := check(cfg); err != nil {
 			return err
@@ -465,6 +465,143 @@ func checkSchedule(spec string) error {
 	}
 	if c.Next(time.Now()).IsZero() {
 		return fmt.Errorf("bad cron spec %q: never fires", spec)
+	}
+	return nil
+}
+
+// notifyEvents are the event kinds the ledger writes to the outbox.
+var notifyEvents = []string{"bid_placed", "review_needed", "posting_parked", "budget_spent"}
+
+func validateNotify(cfg *Config) error {
+	n := cfg.Notify
+	if n.SweepEvery < Duration(100*time.Millisecond) {
+		return errorf("notify.sweep_every", "want >= 100ms, got %s", time.Duration(n.SweepEvery))
+	}
+	if n.MaxRetry < 1 {
+		return errorf("notify.max_retry", "want >= 1, got %d", n.MaxRetry)
+	}
+	if err := checkEvents("notify.events", n.Events); err != nil {
+		return err
+	}
+	if n.Enabled && len(n.Channels) == 0 {
+		return errorf("notify.channels", "required with notify.enabled (at least one channel)")
+	}
+	seen := map[string]int{}
+	for i, c := range n.Channels {
+		key := fmt.Sprintf("notify.channels[%d]", i)
+		if !channelName(c.Name) {
+			return errorf(key+".name", "want 1-64 of a-z, 0-9, '-' and '_' (it names tasks, keys and metrics), got %q", c.Name)
+		}
+		if j, dup := seen[c.Name]; dup {
+			return errorf(key+".name", "%q already used by notify.channels[%d]", c.Name, j)
+		}
+		seen[c.Name] = i
+		if err := checkEvents(key+".events", c.Events); err != nil {
+			return err
+		}
+		if c.RatePerSecond < 0 {
+			return errorf(key+".rate_per_second", "must not be negative")
+		}
+		// What a type does not use is refused: a secret_env on a slack
+		// channel is a mistake about where its credential goes.
+		unused := func(keys map[string]string) error {
+			for _, k := range []string{"url", "url_env", "url_file", "secret_env", "secret_file", "token_env", "token_file", "chat_id"} {
+				if v, ok := keys[k]; ok && v != "" {
+					return errorf(key+"."+k, "not used by a %s channel", c.Type)
+				}
+			}
+			return nil
+		}
+		one := func(a, b, va, vb string) error {
+			if (va == "") == (vb == "") {
+				return errorf(key, "set exactly one of %s and %s", a, b)
+			}
+			return nil
+		}
+		switch c.Type {
+		case ChannelWebhook:
+			if c.URL == "" {
+				return errorf(key+".url", "required for a webhook channel")
+			}
+			if err := checkChannelURL(key+".url", c.URL, false); err != nil {
+				return err
+			}
+			if err := one("secret_env", "secret_file", c.SecretEnv, c.SecretFile); err != nil {
+				return err
+			}
+			if err := unused(map[string]string{"url_env": c.URLEnv, "url_file": c.URLFile, "token_env": c.TokenEnv, "token_file": c.TokenFile, "chat_id": c.ChatID}); err != nil {
+				return err
+			}
+		case ChannelSlack:
+			if c.URL != "" {
+				return errorf(key+".url", "a Slack webhook URL is a credential: put it in an environment variable (url_env) or a file (url_file)")
+			}
+			if err := one("url_env", "url_file", c.URLEnv, c.URLFile); err != nil {
+				return err
+			}
+			if err := unused(map[string]string{"secret_env": c.SecretEnv, "secret_file": c.SecretFile, "token_env": c.TokenEnv, "token_file": c.TokenFile, "chat_id": c.ChatID}); err != nil {
+				return err
+			}
+		case ChannelTelegram:
+			if c.URL != "" {
+				if err := checkChannelURL(key+".url", c.URL, false); err != nil {
+					return err
+				}
+			}
+			if err := one("token_env", "token_file", c.TokenEnv, c.TokenFile); err != nil {
+				return err
+			}
+			if strings.TrimSpace(c.ChatID) == "" {
+				return errorf(key+".chat_id", "required for a telegram channel")
+			}
+			if err := unused(map[string]string{"url_env": c.URLEnv, "url_file": c.URLFile, "secret_env": c.SecretEnv, "secret_file": c.SecretFile}); err != nil {
+				return err
+			}
+		default:
+			return errorf(key+".type", "want webhook, slack or telegram, got %q", c.Type)
+		}
+	}
+	return nil
+}
+
+func checkEvents(key string, events []string) error {
+	for i, e := range events {
+		if !slices.Contains(notifyEvents, e) {
+			return errorf(fmt.Sprintf("%s[%d]", key, i), "unknown event %q (known: %s)", e, strings.Join(notifyEvents, ", "))
+		}
+	}
+	return nil
+}
+
+func channelName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// checkChannelURL accepts an https URL, or http to a loopback host (a
+// receiver on the same machine, tests). secret: the URL is a credential,
+// and the message never quotes it.
+func checkChannelURL(key, raw string, secret bool) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
+		if secret {
+			return errorf(key, "want an https URL")
+		}
+		return errorf(key, "want an https URL, got %q", RedactURL(raw))
+	}
+	if u.User != nil {
+		return errorf(key, "must not hold credentials in the URL")
+	}
+	if u.Scheme == "http" && !IsLoopback(u.Hostname()) {
+		return errorf(key, "want an https URL (http only to a loopback address)")
 	}
 	return nil
 }
