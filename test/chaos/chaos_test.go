@@ -91,13 +91,15 @@ func mustPass(t *testing.T, cfg chaos.Config) *chaos.Report {
 // 40/s: about 2,300 postings) with a fault every ~1.5 s, then the drain.
 // A tenth of the postings the rules would bid on go to review, where two
 // reviewers approve (twice at once), reject, or approve and reject at once
-// while the faults go on.
+// while the faults go on; notifications go to a webhook the harness serves,
+// and every bid_placed and review_needed must arrive.
 func shortConfig() chaos.Config {
 	cfg := chaos.StandardConfig()
 	cfg.Scenario = "short"
 	cfg.Duration = 45 * time.Second
 	cfg.DrainTimeout = 100 * time.Second
 	cfg.ReviewShare = 0.1
+	cfg.Notify = true
 	if runtime.NumCPU() < 2 {
 		cfg.Rate = 20 // one core: fewer postings, said in the log
 	}
@@ -111,6 +113,9 @@ func TestChaosShort(t *testing.T) {
 	rep := mustPass(t, cfg)
 	if r := rep.Review; r == nil || r.Actions["approve_twice"] == 0 || r.Actions["reject"] == 0 || r.Rejected == 0 {
 		t.Fatalf("the reviewers did not exercise review: %+v", r)
+	}
+	if n := rep.Notify; n == nil || n.Expected == 0 || n.Missing != 0 {
+		t.Fatalf("notifications: %+v", n)
 	}
 }
 

@@ -125,6 +125,8 @@ type ledgerRecord struct {
 	State string // "" = no record or undecided
 	Rule  string // parked: the park's rule (reason class)
 	Why   string // parked: the error that led there
+	// Reviewed: the rules sent it to review once (it has a deadline).
+	Reviewed bool
 }
 
 // ledgerRecords reads the state (and, parked, the park's rule and reason)
@@ -137,7 +139,7 @@ func ledgerRecords(ctx context.Context, rdb redis.UniversalClient, mp string, po
 		cmds := make([]*redis.SliceCmd, end-i)
 		_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 			for j := i; j < end; j++ {
-				cmds[j-i] = p.HMGet(ctx, ledgerKey(mp, posts[j].ID), "s", "prule", "pwhy")
+				cmds[j-i] = p.HMGet(ctx, ledgerKey(mp, posts[j].ID), "s", "prule", "pwhy", "rvu")
 			}
 			return nil
 		})
@@ -149,11 +151,11 @@ func ledgerRecords(ctx context.Context, rdb redis.UniversalClient, mp string, po
 			if err != nil && !errors.Is(err, redis.Nil) {
 				return nil, err
 			}
-			var f [3]string
-			for k := range min(len(vals), 3) {
+			var f [4]string
+			for k := range min(len(vals), 4) {
 				f[k], _ = vals[k].(string)
 			}
-			out[i+j] = ledgerRecord{State: f[0], Rule: f[1], Why: f[2]}
+			out[i+j] = ledgerRecord{State: f[0], Rule: f[1], Why: f[2], Reviewed: f[3] != ""}
 		}
 	}
 	return out, nil

@@ -241,7 +241,13 @@ type Config struct {
 	// to review (rules.review.share), and two reviewers approve and reject
 	// them with the CLI during the fault phase (review.go).
 	ReviewShare float64
-	Logf        func(format string, args ...any) // progress (default: none)
+	// Notify turns notifications on, to a webhook the harness serves
+	// (notify.go): every placed posting's bid_placed and every reviewed
+	// one's review_needed must reach it, signed, through every fault.
+	Notify bool
+	Logf   func(format string, args ...any) // progress (default: none)
+
+	notifyURL, notifySecretFile string // set by the harness (Notify)
 }
 
 func (c *Config) defaults() {
@@ -433,7 +439,7 @@ worker:
 log:
   level: info
   format: json
-marketplaces:
+` + c.notifyYAML() + `marketplaces:
 `
 	for _, id := range ids {
 		s += c.marketplaceYAML(id, urls[id])

@@ -51,7 +51,8 @@ type Harness struct {
 	copies   int
 	scrape   *scraper
 	http     *http.Client
-	long     longState // what the long faults saw (faults_long.go)
+	long     longState    // what the long faults saw (faults_long.go)
+	sink     *webhookSink // Config.Notify: the webhook the workers notify
 }
 
 // sandboxInst is one sandbox process and the marketplace ID bidder knows it
@@ -214,6 +215,14 @@ func (h *Harness) startRest() error {
 		urls[id] = sb.url
 	}
 
+	if cfg.Notify {
+		sink, secretFile, err := startWebhookSink(h.logDir)
+		if err != nil {
+			return err
+		}
+		h.sink = sink
+		cfg.notifyURL, cfg.notifySecretFile = sink.url, secretFile
+	}
 	h.cfgPath = filepath.Join(h.logDir, "bidder.yaml")
 	var sentinels []string
 	if h.topo != nil {
@@ -432,6 +441,10 @@ func (h *Harness) run(ctx context.Context, rep *Report) {
 			rep.fail("not every posting final %s after `bidder ledger resume`: %s", cfg.DrainTimeout, why)
 		}
 		cfg.Logf("chaos %s: parked %d, resumed %d, all final=%v %.1fs later", cfg.Scenario, rep.ParkedTotal, rep.Resumed, ok, rep.ResumeSeconds)
+		if h.sink != nil {
+			h.waitNotifications(ctx, rep, posts, 90*time.Second)
+			cfg.Logf("chaos %s: notifications: %s", cfg.Scenario, rep.Notify)
+		}
 	}
 
 	// Phase 3: final scrape, SIGTERM every bidder process, then check.
@@ -750,6 +763,9 @@ func (h *Harness) healAll(ctx context.Context) {
 }
 
 func (h *Harness) stopAll() {
+	if h.sink != nil {
+		h.sink.close()
+	}
 	for _, p := range append(append([]*Proc{}, h.workers...), h.scanners...) {
 		if p.Running() {
 			p.Kill()

@@ -52,6 +52,7 @@ type Report struct {
 	ResumeSeconds  float64        `json:"resume_to_all_final_s"`
 
 	Review *ReviewReport `json:"review,omitempty"` // Config.ReviewShare > 0
+	Notify *NotifyReport `json:"notify,omitempty"` // Config.Notify
 
 	Freezes      []FreezeReport  `json:"freezes,omitempty"`
 	Outages      []OutageReport  `json:"outages,omitempty"`
@@ -167,6 +168,12 @@ func (r *Report) String() string {
 		r.ParkedTotal, kv(r.Parked), r.Resumed, r.ResumeSeconds)
 	for _, e := range r.ParkedExamples {
 		fmt.Fprintf(&b, "    e.g. %s\n", e)
+	}
+	if r.Notify != nil {
+		fmt.Fprintf(&b, "  notify:       %s\n", r.Notify)
+		for _, e := range r.Notify.Examples {
+			fmt.Fprintf(&b, "    missing %s\n", e)
+		}
 	}
 	if r.Review != nil {
 		fmt.Fprintf(&b, "  review:       %s\n", r.Review)

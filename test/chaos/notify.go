@@ -1,0 +1,171 @@
+package chaos
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/bidder/bidder/notify"
+)
+
+// NotifyReport is what the harness's webhook received (Config.Notify).
+type NotifyReport struct {
+	Requests     int `json:"requests"`
+	Events       int `json:"events"`        // distinct Idempotency-Keys
+	Repeats      int `json:"repeats"`       // a key again: allowed, the receiver deduplicates
+	BadSignature int `json:"bad_signature"` // must be 0
+	Expected     int `json:"expected"`      // bid_placed per placed posting, review_needed per reviewed one
+	Missing      int `json:"missing"`       // expected, never received: must be 0
+	// WaitSeconds: from the end of the drain until the last expected
+	// event arrived (the sweep interval, retries after worker kills).
+	WaitSeconds float64  `json:"wait_s"`
+	Examples    []string `json:"missing_examples,omitempty"`
+}
+
+func (r *NotifyReport) String() string {
+	return fmt.Sprintf("%d requests, %d events (%d repeated keys), %d bad signatures; expected %d, missing %d, all in %.1fs after the drain",
+		r.Requests, r.Events, r.Repeats, r.BadSignature, r.Expected, r.Missing, r.WaitSeconds)
+}
+
+// webhookSink is the receiver of the run's webhook channel: it checks each
+// request's signature and counts each Idempotency-Key, as a receiver that
+// deduplicates would.
+type webhookSink struct {
+	secret string
+	srv    *http.Server
+	url    string
+
+	mu   sync.Mutex
+	keys map[string]int
+	reqs int
+	bad  int
+}
+
+func startWebhookSink(logDir string) (*webhookSink, string, error) {
+	b := make([]byte, 24)
+	if _, err := rand.Read(b); err != nil {
+		return nil, "", err
+	}
+	s := &webhookSink{secret: hex.EncodeToString(b), keys: map[string]int{}}
+	secretFile := filepath.Join(logDir, "webhook.secret")
+	if err := os.WriteFile(secretFile, []byte(s.secret), 0o600); err != nil {
+		return nil, "", err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	s.url = "http://" + ln.Addr().String() + "/hook"
+	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = s.srv.Serve(ln) }()
+	return s, secretFile, nil
+}
+
+func (s *webhookSink) serve(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	if err != nil {
+		http.Error(w, "read", http.StatusBadRequest)
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reqs++
+	if r.Header.Get(notify.HeaderSignature) != notify.Sign([]byte(s.secret), body) {
+		s.bad++
+		http.Error(w, "bad signature", http.StatusUnauthorized)
+		return
+	}
+	s.keys[r.Header.Get(notify.HeaderIdempotencyKey)]++
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *webhookSink) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = s.srv.Shutdown(ctx)
+}
+
+// waitNotifications runs after the last drain, while the workers (and
+// their sweepers) still run: every placed posting's bid_placed and every
+// reviewed posting's review_needed must reach the webhook within a bound,
+// through the worker kills and Redis restarts of the fault phase.
+func (h *Harness) waitNotifications(ctx context.Context, rep *Report, posts map[string][]Posting, within time.Duration) {
+	start := time.Now()
+	want := map[string]bool{}
+	for _, sb := range h.sandboxes {
+		recs, err := ledgerRecords(ctx, h.rdb, sb.id, posts[sb.id])
+		if err != nil {
+			rep.fail("ledger read: %v", err)
+			return
+		}
+		for i, r := range recs {
+			id := posts[sb.id][i].ID
+			if r.State == "placed" {
+				want["bid_placed:"+sb.id+":"+id] = true
+			}
+			if r.Reviewed {
+				want["review_needed:"+sb.id+":"+id] = true
+			}
+		}
+	}
+	n := &NotifyReport{Expected: len(want)}
+	rep.Notify = n
+	var missing []string
+	for {
+		missing = missing[:0]
+		h.sink.mu.Lock()
+		for k := range want {
+			if h.sink.keys[k] == 0 {
+				missing = append(missing, k)
+			}
+		}
+		h.sink.mu.Unlock()
+		if len(missing) == 0 || time.Since(start) > within || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	n.WaitSeconds = time.Since(start).Seconds()
+	h.sink.mu.Lock()
+	n.Requests, n.BadSignature, n.Events = h.sink.reqs, h.sink.bad, len(h.sink.keys)
+	for _, c := range h.sink.keys {
+		n.Repeats += c - 1
+	}
+	h.sink.mu.Unlock()
+	n.Missing = len(missing)
+	sort.Strings(missing)
+	n.Examples = missing[:min(5, len(missing))]
+	if n.Missing > 0 {
+		rep.fail("%d of %d expected notifications never reached the webhook within %s (e.g. %v)", n.Missing, n.Expected, within, n.Examples)
+	}
+	if n.BadSignature > 0 {
+		rep.fail("%d webhook requests with a bad signature", n.BadSignature)
+	}
+}
+
+// notifyYAML is the notify section of the workers' config: one webhook,
+// the harness's sink, swept every 500ms.
+func (c *Config) notifyYAML() string {
+	if c.notifyURL == "" {
+		return ""
+	}
+	return fmt.Sprintf(`notify:
+  enabled: true
+  sweep_every: 500ms
+  channels:
+    - name: chaos
+      type: webhook
+      url: %s
+      secret_file: %s
+      rate_per_second: 1000
+`, c.notifyURL, c.notifySecretFile)
+}
