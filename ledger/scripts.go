@@ -36,12 +36,12 @@ var (
 	reviewLua string
 	//go:embed scripts/outcome.lua
 	outcomeLua string
-	//go:embed scripts/budget.lua
-	budgetLua string
+	//go:embed scripts/once.lua
+	onceLua string
 )
 
 type scripts struct {
-	claim, settle, park, resume, discover, due, review, outcome, budget *redisx.Script
+	claim, settle, park, resume, discover, due, review, outcome, once *redisx.Script
 }
 
 func newScripts() scripts {
@@ -49,7 +49,7 @@ func newScripts() scripts {
 	return scripts{
 		claim: s(claimLua), settle: s(settleLua), park: s(parkLua),
 		resume: s(resumeLua), discover: s(discoverLua), due: s(dueLua), review: s(reviewLua),
-		outcome: s(outcomeLua), budget: s(budgetLua),
+		outcome: s(outcomeLua), once: s(onceLua),
 	}
 }
 

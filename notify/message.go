@@ -50,6 +50,11 @@ func Text(e ledger.Event) string {
 		if e.UntilMs > 0 {
 			b.WriteString("; bidding resumes at " + time.UnixMilli(e.UntilMs).UTC().Format("2006-01-02 15:04 UTC"))
 		}
+	case ledger.EventMarketplaceUnauthorized:
+		b.WriteString(f(e.Marketplace, 64) + " refuses the account's token; its postings wait")
+		if e.Reason != "" {
+			b.WriteString(" (" + f(e.Reason, 200) + ")")
+		}
 	default:
 		b.WriteString(f(e.Kind, 64) + " on " + where)
 	}

@@ -89,7 +89,7 @@ func (a *attempt) decide() (rules.Decision, error) {
 	}
 	if pr, ok := a.mk.Adapter.(marketplace.Preparer); ok {
 		if err := pr.PrepareBid(a.ctx); err != nil {
-			return d, a.marketplaceFailed(a.p.MarketplaceID, "prepare_bid", err)
+			return d, a.marketplaceFailed(a.ctx, a.p.MarketplaceID, "prepare_bid", err)
 		}
 	}
 	return d, nil
@@ -201,7 +201,7 @@ func (a *attempt) reconcile(l *lock.Lock, d rules.Decision, earlier *ledger.Pend
 	found, ok, err := a.mk.Adapter.FindBid(l.Context(), id)
 	if err != nil {
 		a.metrics.reconciliation.WithLabelValues("error").Inc()
-		return true, a.marketplaceFailed(mp, "find_bid", fmt.Errorf("worker: reconcile %s:%s: %w", mp, id, err))
+		return true, a.marketplaceFailed(a.ctx, mp, "find_bid", fmt.Errorf("worker: reconcile %s:%s: %w", mp, id, err))
 	}
 	a.conditions.marketplaceOK(mp)
 	if ok {
@@ -338,7 +338,7 @@ func (a *attempt) settleBid(l *lock.Lock, placed marketplace.PlacedBid, err erro
 	}
 	// transient, unauthorized: nothing was placed.
 	a.settleNothing(l)
-	return a.marketplaceFailed(mp, "place_bid", fmt.Errorf("worker: %w", err))
+	return a.marketplaceFailed(a.ctx, mp, "place_bid", fmt.Errorf("worker: %w", err))
 }
 
 // settleAs records o and releases the lock in one script.

@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -93,13 +94,18 @@ func (h *BidHandler) redisFailed(err error) error {
 // PrepareBid, FindBid or a bid that placed nothing): rate limits and a
 // refused token wait; transient failures count, unless the marketplace as a
 // whole is down, which is a wait too.
-func (h *BidHandler) marketplaceFailed(marketplaceID, op string, err error) error {
+func (h *BidHandler) marketplaceFailed(ctx context.Context, marketplaceID, op string, err error) error {
 	switch errorClass(err) {
 	case "rate_limited":
 		after, _ := marketplace.RetryAfter(err)
 		return h.wait(max(after, time.Second), err)
 	case "unauthorized":
 		h.conditions.Set(CondUnauthorized, marketplaceID, op+": "+err.Error())
+		// Once an hour per marketplace, whoever meets it; a failure loses
+		// the notification, never the posting.
+		if nerr := h.ledger.NotifyUnauthorized(ctx, marketplaceID, h.now(), op+": "+err.Error()); nerr != nil {
+			h.log.Warn("cannot write the marketplace_unauthorized notification", zap.Error(nerr))
+		}
 		return h.wait(h.waitDelay, err)
 	case "transient":
 		if h.conditions.marketplaceFailed(marketplaceID, err) {

@@ -470,7 +470,7 @@ func checkSchedule(spec string) error {
 }
 
 // notifyEvents are the event kinds the ledger writes to the outbox.
-var notifyEvents = []string{"bid_placed", "review_needed", "posting_parked", "budget_spent"}
+var notifyEvents = []string{"bid_placed", "review_needed", "posting_parked", "budget_spent", "marketplace_unauthorized"}
 
 func validateNotify(cfg *Config) error {
 	n := cfg.Notify

@@ -551,7 +551,9 @@ func errorServer(t *testing.T, status int, header map[string]string, body string
 		_, _ = w.Write([]byte(body))
 	}))
 	t.Cleanup(hs.Close)
-	a, err := NewAdapter(marketplace.Config{ID: "freelancer", BaseURL: hs.URL, Token: testToken, RequestTimeout: time.Second})
+	// Every answer here comes at once; the timeout only has to outlast
+	// decoding an 8 MiB one under -race on a loaded machine (1 s did not).
+	a, err := NewAdapter(marketplace.Config{ID: "freelancer", BaseURL: hs.URL, Token: testToken, RequestTimeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
