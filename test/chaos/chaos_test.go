@@ -91,7 +91,7 @@ func mustPass(t *testing.T, cfg chaos.Config) *chaos.Report {
 // 40/s: about 2,300 postings) with a fault every ~1.5 s, then the drain.
 // A tenth of the postings the rules would bid on go to review, where two
 // reviewers approve (twice at once), reject, or approve and reject at once
-// while the faults go on; notifications go to a webhook the harness serves,
+// while the faults go on, racing a 20 s deadline; notifications go to a webhook the harness serves,
 // and every bid_placed and review_needed must arrive.
 func shortConfig() chaos.Config {
 	cfg := chaos.StandardConfig()
@@ -99,6 +99,7 @@ func shortConfig() chaos.Config {
 	cfg.Duration = 45 * time.Second
 	cfg.DrainTimeout = 100 * time.Second
 	cfg.ReviewShare = 0.1
+	cfg.ReviewDeadline = 20 * time.Second // the reviewers race it: some expire
 	cfg.Notify = true
 	if runtime.NumCPU() < 2 {
 		cfg.Rate = 20 // one core: fewer postings, said in the log

@@ -241,6 +241,9 @@ type Config struct {
 	// to review (rules.review.share), and two reviewers approve and reject
 	// them with the CLI during the fault phase (review.go).
 	ReviewShare float64
+	// ReviewDeadline is rules.review.deadline (default 30m); short, the
+	// deadline races the reviewers and the recovery pass expires postings.
+	ReviewDeadline time.Duration
 	// Notify turns notifications on, to a webhook the harness serves
 	// (notify.go): every placed posting's bid_placed and every reviewed
 	// one's review_needed must reach it, signed, through every fault.
@@ -481,5 +484,9 @@ func (c *Config) reviewYAML() string {
 	if c.ReviewShare <= 0 {
 		return ""
 	}
-	return fmt.Sprintf("      review:\n        share: %g\n        deadline: 30m\n", c.ReviewShare)
+	deadline := c.ReviewDeadline
+	if deadline <= 0 {
+		deadline = 30 * time.Minute
+	}
+	return fmt.Sprintf("      review:\n        share: %g\n        deadline: %s\n", c.ReviewShare, deadline)
 }

@@ -77,16 +77,27 @@ func (s *webhookSink) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.reqs++
 	if r.Header.Get(notify.HeaderSignature) != notify.Sign([]byte(s.secret), body) {
 		s.bad++
+		s.mu.Unlock()
 		http.Error(w, "bad signature", http.StatusUnauthorized)
 		return
 	}
 	s.keys[r.Header.Get(notify.HeaderIdempotencyKey)]++
+	s.mu.Unlock()
+	// Received, not yet answered: a worker killed now has sent the event
+	// without marking it sent, the window a notifier crash falls into.
+	// Held open for a while, so that the run's worker kills land in it.
+	select {
+	case <-time.After(sinkHold):
+	case <-r.Context().Done():
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// sinkHold is how long the sink holds each answer back.
+const sinkHold = 150 * time.Millisecond
 
 func (s *webhookSink) close() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

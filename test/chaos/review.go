@@ -23,18 +23,20 @@ type ReviewReport struct {
 	// a rejection at once), rest (approved after the drain).
 	Actions map[string]int `json:"actions"`
 	// Answers by class: done, already (the other reviewer won: "approved
-	// already", "rejected already", "not in review"), error (Redis down,
-	// a killed process: the posting stays in review and is met again).
+	// already", "rejected already", "not in review"), expired (the
+	// deadline came first), error (Redis down, a killed process: the
+	// posting stays in review and is met again).
 	Answers   map[string]int `json:"answers"`
 	Rejected  int            `json:"rejected_postings"`  // in the ledger at the end
-	BidsOnRej int            `json:"bids_on_rejected"`   // must be 0
+	Expired   int            `json:"expired_postings"`   // the deadline came first
+	BidsOnRej int            `json:"bids_on_rejected"`   // on rejected or expired postings: must be 0
 	Examples  []string       `json:"examples,omitempty"` // a few unexpected answers
 	Leftover  int            `json:"in_review_at_drain"` // approved by the harness after the drain
 }
 
 func (r *ReviewReport) String() string {
-	return fmt.Sprintf("actions %s; answers %s; in review at the drain %d; at the end %d rejected (bids on them %d)",
-		kv(r.Actions), kv(r.Answers), r.Leftover, r.Rejected, r.BidsOnRej)
+	return fmt.Sprintf("actions %s; answers %s; in review at the drain %d; at the end %d rejected, %d expired (bids on them %d)",
+		kv(r.Actions), kv(r.Answers), r.Leftover, r.Rejected, r.Expired, r.BidsOnRej)
 }
 
 // reviewers play two people on two instances working the review queue
@@ -113,13 +115,16 @@ func (h *Harness) reviewers(ctx context.Context, rep *ReviewReport, stop <-chan 
 }
 
 // classifyReview sorts a review command's answer: done, already (another
-// reviewer's action won) or error, with the text of an unexpected one.
+// reviewer's action won), expired (the deadline came first) or error, with
+// the text of an unexpected one.
 func classifyReview(out string, err error) (string, string) {
 	s := out
 	if err != nil {
 		s += " " + err.Error()
 	}
 	switch {
+	case strings.Contains(s, "expired"), strings.Contains(s, "deadline"):
+		return "expired", ""
 	case strings.Contains(s, "already"), strings.Contains(s, "not in review"):
 		return "already", ""
 	case err != nil:
@@ -157,6 +162,10 @@ func (h *Harness) reviewRest(ctx context.Context, rep *Report) {
 		for _, id := range ids {
 			rep.Review.Actions["rest"]++
 			out, err := h.bidderCLI(ctx, "review", "approve", "--marketplace", sb.id, "--posting", id, "--by", "harness")
+			if answer, _ := classifyReview(out, err); answer == "expired" || answer == "already" {
+				rep.Review.Answers["rest_"+answer]++
+				continue
+			}
 			if err != nil {
 				rep.fail("bidder review approve %s:%s after the drain: %v (%s)", sb.id, id, err, strings.TrimSpace(out))
 			}
@@ -164,8 +173,7 @@ func (h *Harness) reviewRest(ctx context.Context, rep *Report) {
 	}
 }
 
-// checkReviews: a rejected posting has no bid on the sandbox, and every
-// posting that went through review ended final.
+// checkReviews: a rejected or expired posting has no bid on the sandbox.
 func (h *Harness) checkReviews(ctx context.Context, rep *Report, posts map[string][]Posting) {
 	for _, sb := range h.sandboxes {
 		recs, err := ledgerRecords(ctx, h.rdb, sb.id, posts[sb.id])
@@ -174,10 +182,14 @@ func (h *Harness) checkReviews(ctx context.Context, rep *Report, posts map[strin
 			return
 		}
 		for i, r := range recs {
-			if r.State != stateRejected {
+			switch r.State {
+			case stateRejected:
+				rep.Review.Rejected++
+			case stateExpired:
+				rep.Review.Expired++
+			default:
 				continue
 			}
-			rep.Review.Rejected++
 			n, err := SandboxBidsOn(ctx, h.http, sb.url, posts[sb.id][i].ID)
 			if err != nil {
 				rep.fail("%s: bids on %s: %v", sb.id, posts[sb.id][i].ID, err)
@@ -185,7 +197,7 @@ func (h *Harness) checkReviews(ctx context.Context, rep *Report, posts map[strin
 			}
 			if n > 0 {
 				rep.Review.BidsOnRej += n
-				rep.fail("%s:%s was rejected in review, yet the sandbox holds %d bid(s) on it", sb.id, posts[sb.id][i].ID, n)
+				rep.fail("%s:%s ended %s in review, yet the sandbox holds %d bid(s) on it", sb.id, posts[sb.id][i].ID, r.State, n)
 			}
 		}
 	}

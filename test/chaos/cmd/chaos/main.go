@@ -50,6 +50,7 @@ func main() {
 	flag.BoolVar(&cfg.TwoFleets, "two-fleets", false, "a second marketplace sandbox2; fleet A (--workers minus --fleet-b) serves both, fleet B only sandbox")
 	flag.IntVar(&cfg.FleetB, "fleet-b", 1, "workers of fleet B (with --two-fleets)")
 	flag.BoolVar(&cfg.Notify, "notify", false, "notifications on, to a webhook the harness serves: every bid_placed and review_needed must arrive, signed")
+	flag.DurationVar(&cfg.ReviewDeadline, "review-deadline", 30*time.Minute, "rules.review.deadline with --review-share; short, the reviewers race it")
 	flag.Float64Var(&cfg.ReviewShare, "review-share", 0, "send this share of the postings to review (rules.review.share); two reviewers approve and reject them with the CLI during the faults")
 	flag.DurationVar(&cfg.FleetBPoll, "fleet-b-poll", time.Second, "worker.poll_interval of fleet B (the others poll every 200ms)")
 	flag.DurationVar(&cfg.Duration, "duration", 45*time.Second, "publishing and fault phase")
