@@ -49,6 +49,9 @@ type Event struct {
 	// HeldIntent: the parked posting had an unresolved intent (a bid may
 	// exist on the marketplace).
 	HeldIntent bool `json:"held_intent,omitempty"`
+	// Instance names the process of an event no ledger script writes
+	// (notify's redis_unreachable: Redis is where the outbox would be).
+	Instance string `json:"instance,omitempty"`
 }
 
 // ProcessLevel reports an event about a marketplace, not a posting (its

@@ -50,6 +50,12 @@ func Text(e ledger.Event) string {
 		if e.UntilMs > 0 {
 			b.WriteString("; bidding resumes at " + time.UnixMilli(e.UntilMs).UTC().Format("2006-01-02 15:04 UTC"))
 		}
+	case EventRedisUnreachable:
+		b.WriteString("bidder " + f(e.Instance, 128) + " cannot reach Redis since " + time.UnixMilli(e.AtMs).UTC().Format("2006-01-02 15:04:05 UTC"))
+		if e.Reason != "" {
+			b.WriteString(" (" + f(e.Reason, 100) + ")")
+		}
+		b.WriteString(": its bidding is paused")
 	case ledger.EventMarketplaceUnauthorized:
 		b.WriteString(f(e.Marketplace, 64) + " refuses the account's token; its postings wait")
 		if e.Reason != "" {

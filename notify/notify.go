@@ -29,7 +29,8 @@ const (
 )
 
 // Events lists every event kind, for filters.
-var Events = []string{ledger.EventBidPlaced, ledger.EventReviewNeeded, ledger.EventPostingParked, ledger.EventBudgetSpent}
+var Events = []string{ledger.EventBidPlaced, ledger.EventReviewNeeded, ledger.EventPostingParked, ledger.EventBudgetSpent,
+	ledger.EventMarketplaceUnauthorized, EventRedisUnreachable}
 
 // Route is a channel with what it receives and how fast.
 type Route struct {

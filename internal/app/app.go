@@ -13,7 +13,9 @@ import (
 	"io"
 	"maps"
 	"net"
+	"os"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -460,6 +462,11 @@ func (a *App) Run(ctx context.Context, roles Roles) error {
 			mux.Handle(notify.TypeSend, notify.NewHandler(a.Conn.Client, ncfg,
 				notify.WithMetrics(nmet), notify.WithLogger(log.Named("notify"))))
 			sweeper = notify.NewSweeper(a.Conn.Client, a.Client, a.Ledger, ncfg, nmet, log.Named("notify"))
+			if after := time.Duration(a.Cfg.Notify.RedisDownAfter); after > 0 {
+				watch := notify.NewOutageWatch(a.Conn.Client, ncfg, after, instanceName(), nmet, log.Named("notify"))
+				watch.Start()
+				defer watch.Shutdown()
+			}
 		}
 		srv = worker.NewServer(a.Conn.Client, worker.ServerConfig{
 			Concurrency:     a.Cfg.Worker.Concurrency,
@@ -575,4 +582,14 @@ func (a *App) queues() map[string]int {
 		}
 	}
 	return q
+}
+
+// instanceName names this process in notifications no ledger script
+// writes (Redis unreachable): host and PID, as asynq names its servers.
+func instanceName() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown-host"
+	}
+	return host + ":" + strconv.Itoa(os.Getpid())
 }

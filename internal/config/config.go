@@ -298,6 +298,9 @@ type Notify struct {
 	// Events filters what any channel receives; empty: all.
 	Events   []string        `yaml:"events"`
 	Channels []NotifyChannel `yaml:"channels"`
+	// RedisDownAfter: how long Redis may stay unreachable before each
+	// worker says so to the channels, from memory (0: never).
+	RedisDownAfter Duration `yaml:"redis_down_after"`
 }
 
 // Notification channel types.
@@ -402,7 +405,7 @@ func Defaults() Config {
 			Monitoring: Monitoring{Enabled: true, ReadOnly: true},
 		},
 		Log:    Log{Level: "info", Format: LogFormatAuto, SummaryInterval: Duration(30 * time.Second)},
-		Notify: Notify{SweepEvery: Duration(2 * time.Second), MaxRetry: 20},
+		Notify: Notify{SweepEvery: Duration(2 * time.Second), MaxRetry: 20, RedisDownAfter: Duration(2 * time.Minute)},
 	}
 }
 

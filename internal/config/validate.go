@@ -470,7 +470,7 @@ func checkSchedule(spec string) error {
 }
 
 // notifyEvents are the event kinds the ledger writes to the outbox.
-var notifyEvents = []string{"bid_placed", "review_needed", "posting_parked", "budget_spent", "marketplace_unauthorized"}
+var notifyEvents = []string{"bid_placed", "review_needed", "posting_parked", "budget_spent", "marketplace_unauthorized", "redis_unreachable"}
 
 func validateNotify(cfg *Config) error {
 	n := cfg.Notify
@@ -479,6 +479,9 @@ func validateNotify(cfg *Config) error {
 	}
 	if n.MaxRetry < 1 {
 		return errorf("notify.max_retry", "want >= 1, got %d", n.MaxRetry)
+	}
+	if d := time.Duration(n.RedisDownAfter); d != 0 && d < time.Second {
+		return errorf("notify.redis_down_after", "want 0 (never) or >= 1s, got %s", d)
 	}
 	if err := checkEvents("notify.events", n.Events); err != nil {
 		return err
