@@ -20,7 +20,7 @@
 -- Returns {'ok'}, {'stale', why}, {'decided', state}, {'pending', holder, token, at}
 -- Safe to run twice: a run that finds its own write reports ok.
 local holder, want = ARGV[1], ARGV[3]
-local r = redis.call('HMGET', KEYS[2], 's', 'h', 't', 'at', 'w', 'd')
+local r = redis.call('HMGET', KEYS[2], 's', 'h', 't', 'at', 'w', 'd', 'rvby')
 local s, h = r[1], r[2] or r[5]
 local t = tonumber(r[3] or '0') or 0
 local release = ARGV[5] == '1'
@@ -29,7 +29,7 @@ local release = ARGV[5] == '1'
 -- reviewer approved, approved still (the retry sends the approved bid; it
 -- does not ask the rules, or a reviewer, again).
 local undecided = nil
-if redis.call('HEXISTS', KEYS[2], 'rvby') == 1 then
+if r[7] then
   undecided = 'approved'
 end
 

@@ -27,8 +27,12 @@ const bidderACL = "on resetkeys ~bid_* ~asynq:* resetchannels &asynq:* -@all " +
 	"+eval +evalsha +script|load +script|exists " +
 	// inside those scripts, and direct calls (INFO commandstats of a full run)
 	"+get +set +setex +del +exists +expire +expireat +pexpire +incr " +
-	"+hget +hmget +hset +hsetnx +hdel +hgetall " +
+	"+hget +hmget +hset +hsetnx +hdel +hgetall +hexists +hincrby +incrby +mget " +
 	"+lpush +lrem +rpoplpush +lrange +llen +lindex " +
+	// the notification outbox and its sweeper, the status page's history
+	"+rpush +lpop +ltrim " +
+	// operators' reads: `bidder locks list`, the status page
+	"+scan +info " +
 	"+zadd +zrem +zrangebyscore +zremrangebyscore +zrange +zcard +zscore " +
 	"+sadd +srem +smembers +sismember +scard " +
 	// asynq's cancelation channel, inspector / asynqmon reads
