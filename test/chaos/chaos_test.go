@@ -115,7 +115,7 @@ func TestChaosShort(t *testing.T) {
 	if r := rep.Review; r == nil || r.Actions["approve_twice"] == 0 || r.Actions["reject"] == 0 || r.Rejected == 0 {
 		t.Fatalf("the reviewers did not exercise review: %+v", r)
 	}
-	if n := rep.Notify; n == nil || n.Expected == 0 || n.Missing != 0 {
+	if n := rep.Notify; n == nil || n.Expected == 0 || n.Missing != 0 || n.SlackMessages == 0 || n.SlackRepeats != 0 {
 		t.Fatalf("notifications: %+v", n)
 	}
 }

@@ -250,7 +250,7 @@ type Config struct {
 	Notify bool
 	Logf   func(format string, args ...any) // progress (default: none)
 
-	notifyURL, notifySecretFile string // set by the harness (Notify)
+	notifyURL, notifySecretFile, notifySlackFile string // set by the harness (Notify)
 }
 
 func (c *Config) defaults() {

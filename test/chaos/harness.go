@@ -216,12 +216,12 @@ func (h *Harness) startRest() error {
 	}
 
 	if cfg.Notify {
-		sink, secretFile, err := startWebhookSink(h.logDir)
+		sink, secretFile, slackFile, err := startWebhookSink(h.logDir)
 		if err != nil {
 			return err
 		}
 		h.sink = sink
-		cfg.notifyURL, cfg.notifySecretFile = sink.url, secretFile
+		cfg.notifyURL, cfg.notifySecretFile, cfg.notifySlackFile = sink.url, secretFile, slackFile
 	}
 	h.cfgPath = filepath.Join(h.logDir, "bidder.yaml")
 	var sentinels []string

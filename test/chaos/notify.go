@@ -4,12 +4,14 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"sync"
 	"time"
@@ -29,11 +31,19 @@ type NotifyReport struct {
 	// event arrived (the sweep interval, retries after worker kills).
 	WaitSeconds float64  `json:"wait_s"`
 	Examples    []string `json:"missing_examples,omitempty"`
+
+	// The Slack channel: at most once, so a repeat is a failure; a message
+	// lost to a kill between its attempt marker and the send is counted.
+	SlackMessages int `json:"slack_messages"`
+	SlackRepeats  int `json:"slack_repeats"` // must be 0
+	SlackMissing  int `json:"slack_missing"`
 }
 
 func (r *NotifyReport) String() string {
-	return fmt.Sprintf("%d requests, %d events (%d repeated keys), %d bad signatures; expected %d, missing %d, all in %.1fs after the drain",
-		r.Requests, r.Events, r.Repeats, r.BadSignature, r.Expected, r.Missing, r.WaitSeconds)
+	return fmt.Sprintf("webhook: %d requests, %d events (%d repeated keys), %d bad signatures; expected %d, missing %d, all in %.1fs after the drain; "+
+		"slack: %d messages, %d repeated, %d missing",
+		r.Requests, r.Events, r.Repeats, r.BadSignature, r.Expected, r.Missing, r.WaitSeconds,
+		r.SlackMessages, r.SlackRepeats, r.SlackMissing)
 }
 
 // webhookSink is the receiver of the run's webhook channel: it checks each
@@ -44,30 +54,73 @@ type webhookSink struct {
 	srv    *http.Server
 	url    string
 
-	mu   sync.Mutex
-	keys map[string]int
-	reqs int
-	bad  int
+	slackURL string
+
+	mu    sync.Mutex
+	keys  map[string]int
+	reqs  int
+	bad   int
+	slack map[string]int // Slack messages by the event they name
 }
 
-func startWebhookSink(logDir string) (*webhookSink, string, error) {
+// slackPath is the chaos Slack channel's webhook path; its URL is the
+// channel's credential, so it reaches the workers in a file.
+const slackPath = "/services/chaos/slack"
+
+// slackEvent reads the event a Slack message names ("bid placed on
+// sandbox p-000123: ..."), as "<event>:<marketplace>:<posting>".
+var slackEvent = regexp.MustCompile(`^(bid placed|review needed) on (\S+) ([^\s:]+)`)
+
+// startWebhookSink serves the run's webhook and Slack channels and writes
+// their credentials (the webhook's secret, Slack's URL) to files in
+// logDir, whose paths it returns.
+func startWebhookSink(logDir string) (s *webhookSink, secretFile, slackFile string, err error) {
 	b := make([]byte, 24)
 	if _, err := rand.Read(b); err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
-	s := &webhookSink{secret: hex.EncodeToString(b), keys: map[string]int{}}
-	secretFile := filepath.Join(logDir, "webhook.secret")
-	if err := os.WriteFile(secretFile, []byte(s.secret), 0o600); err != nil {
-		return nil, "", err
-	}
+	s = &webhookSink{secret: hex.EncodeToString(b), keys: map[string]int{}, slack: map[string]int{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, "", err
+		return nil, "", "", err
 	}
 	s.url = "http://" + ln.Addr().String() + "/hook"
-	s.srv = &http.Server{Handler: http.HandlerFunc(s.serve), ReadHeaderTimeout: 5 * time.Second}
+	s.slackURL = "http://" + ln.Addr().String() + slackPath
+	secretFile, slackFile = filepath.Join(logDir, "webhook.secret"), filepath.Join(logDir, "slack.url")
+	if err := os.WriteFile(secretFile, []byte(s.secret), 0o600); err != nil {
+		return nil, "", "", err
+	}
+	if err := os.WriteFile(slackFile, []byte(s.slackURL), 0o600); err != nil {
+		return nil, "", "", err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /hook", s.serve)
+	mux.HandleFunc("POST "+slackPath, s.serveSlack)
+	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = s.srv.Serve(ln) }()
-	return s, secretFile, nil
+	return s, secretFile, slackFile, nil
+}
+
+// serveSlack answers as Slack's incoming webhook does ("ok"), counting
+// each message by the event it names, after the same hold as the webhook.
+func (s *webhookSink) serveSlack(w http.ResponseWriter, r *http.Request) {
+	var m struct{ Text string }
+	if err := json.NewDecoder(io.LimitReader(r.Body, 1<<20)).Decode(&m); err != nil || m.Text == "" {
+		http.Error(w, "invalid_payload", http.StatusBadRequest)
+		return
+	}
+	key := m.Text
+	if g := slackEvent.FindStringSubmatch(m.Text); g != nil {
+		key = map[string]string{"bid placed": "bid_placed", "review needed": "review_needed"}[g[1]] + ":" + g[2] + ":" + g[3]
+	}
+	s.mu.Lock()
+	s.slack[key]++
+	s.mu.Unlock()
+	select {
+	case <-time.After(sinkHold):
+	case <-r.Context().Done():
+	}
+	_, _ = io.WriteString(w, "ok")
 }
 
 func (s *webhookSink) serve(w http.ResponseWriter, r *http.Request) {
@@ -131,25 +184,50 @@ func (h *Harness) waitNotifications(ctx context.Context, rep *Report, posts map[
 	n := &NotifyReport{Expected: len(want)}
 	rep.Notify = n
 	var missing []string
+	// The webhook must get every event; Slack may lose a few to kills
+	// (at most once), so once the webhook is complete it gets a grace.
+	var hookDone time.Time
 	for {
 		missing = missing[:0]
+		slackMissing := 0
 		h.sink.mu.Lock()
 		for k := range want {
 			if h.sink.keys[k] == 0 {
 				missing = append(missing, k)
 			}
+			if h.sink.slack[k] == 0 {
+				slackMissing++
+			}
 		}
 		h.sink.mu.Unlock()
-		if len(missing) == 0 || time.Since(start) > within || ctx.Err() != nil {
+		if len(missing) == 0 && hookDone.IsZero() {
+			hookDone = time.Now()
+			n.WaitSeconds = time.Since(start).Seconds()
+		}
+		if (!hookDone.IsZero() && (slackMissing == 0 || time.Since(hookDone) > 15*time.Second)) || time.Since(start) > within || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	n.WaitSeconds = time.Since(start).Seconds()
+	if hookDone.IsZero() {
+		n.WaitSeconds = time.Since(start).Seconds()
+	}
 	h.sink.mu.Lock()
 	n.Requests, n.BadSignature, n.Events = h.sink.reqs, h.sink.bad, len(h.sink.keys)
 	for _, c := range h.sink.keys {
 		n.Repeats += c - 1
+	}
+	for k, c := range h.sink.slack {
+		n.SlackMessages += c
+		if c > 1 {
+			n.SlackRepeats += c - 1
+			rep.fail("slack got %q %d times: at most once is the promise", k, c)
+		}
+	}
+	for k := range want {
+		if h.sink.slack[k] == 0 {
+			n.SlackMissing++
+		}
 	}
 	h.sink.mu.Unlock()
 	n.Missing = len(missing)
@@ -163,8 +241,8 @@ func (h *Harness) waitNotifications(ctx context.Context, rep *Report, posts map[
 	}
 }
 
-// notifyYAML is the notify section of the workers' config: one webhook,
-// the harness's sink, swept every 500ms.
+// notifyYAML is the notify section of the workers' config: a webhook and
+// a Slack channel, both the harness's sink, swept every 500ms.
 func (c *Config) notifyYAML() string {
 	if c.notifyURL == "" {
 		return ""
@@ -178,5 +256,10 @@ func (c *Config) notifyYAML() string {
       url: %s
       secret_file: %s
       rate_per_second: 1000
-`, c.notifyURL, c.notifySecretFile)
+    - name: chaos-slack
+      type: slack
+      url_file: %s
+      events: [bid_placed, review_needed]
+      rate_per_second: 1000
+`, c.notifyURL, c.notifySecretFile, c.notifySlackFile)
 }
