@@ -8,11 +8,16 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
 	"go.uber.org/zap"
 
 	"github.com/bidder/bidder/internal/config"
+	"github.com/bidder/bidder/internal/history"
 	"github.com/bidder/bidder/internal/redisconn"
 	"github.com/bidder/bidder/internal/redistest"
+	"github.com/bidder/bidder/ledger"
+	"github.com/bidder/bidder/notify"
 )
 
 // bidderACL is the ACL rule set of bidder's Redis user: what the lock,
@@ -81,6 +86,7 @@ func TestTLSAndACLUser(t *testing.T) {
 	if st.Bids != 60 {
 		t.Fatalf("%d bids for 60 postings", st.Bids)
 	}
+	aclBeyondThePipeline(t, conn.Client)
 	if log := admin.Do(ctx, "acl", "log").Val(); log != nil && len(log.([]any)) > 0 {
 		t.Fatalf("ACL denials while running the pipeline: %v", log)
 	}
@@ -156,4 +162,35 @@ func usedCommands(t *testing.T, rs *redistest.Server) string {
 	}
 	sort.Strings(cmds)
 	return strings.Join(cmds, " ")
+}
+
+// aclBeyondThePipeline runs, as the ACL user, what the pipeline above does
+// not: the process-level notification events and a sweep of the outbox,
+// the status page's history, an operator's lock listing. Each fails on a
+// command bidderACL lacks (and the ACL log check after it says which).
+func aclBeyondThePipeline(t *testing.T, rdb redis.UniversalClient) {
+	t.Helper()
+	ctx := context.Background()
+	led := ledger.New(rdb, ledger.WithHashTags(true), ledger.WithNotifications(true))
+	if err := led.NotifyBudgetSpent(ctx, mpID, time.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("budget_spent as the ACL user: %v", err)
+	}
+	if err := led.NotifyUnauthorized(ctx, mpID, time.Now(), "test"); err != nil {
+		t.Fatalf("marketplace_unauthorized as the ACL user: %v", err)
+	}
+	client := asynq.NewClientFromRedisClient(rdb)
+	defer client.Close()
+	hook := notify.NewWebhook("hook", "http://127.0.0.1:9/unused", "secret", nil)
+	sw := notify.NewSweeper(rdb, client, led, notify.Config{Marketplaces: []string{mpID}, Routes: []notify.Route{{Channel: hook}}}, nil, nil)
+	if err := sw.Sweep(ctx); err != nil {
+		t.Fatalf("notification sweep as the ACL user: %v", err)
+	}
+	rec := history.NewRecorder(rdb)
+	rec.Decided(mpID, history.Decision{Posting: "p-1", State: "placed", Amount: 10, Currency: "USD"})
+	if err := rec.Flush(ctx); err != nil {
+		t.Fatalf("history flush as the ACL user: %v", err)
+	}
+	if _, _, err := rdb.Scan(ctx, 0, "bid_lock:*", 100).Result(); err != nil {
+		t.Fatalf("SCAN as the ACL user: %v", err)
+	}
 }
