@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,6 +58,9 @@ type Server struct {
 	srv      *http.Server
 	ln       net.Listener
 	loopback bool // the listener only accepts local connections
+
+	mu     sync.Mutex
+	states map[net.Conn]http.ConnState // for shutdown: which connections carry a request
 }
 
 // Listen binds the address, so that the caller can log the real one (":0")
@@ -77,7 +81,9 @@ func Listen(o Options) (*Server, error) {
 	}
 	tcp, ok := ln.Addr().(*net.TCPAddr)
 	s := &Server{opts: o, ln: ln, loopback: ok && tcp.IP.IsLoopback()}
+	s.states = map[net.Conn]http.ConnState{}
 	s.srv = &http.Server{
+		ConnState:         s.track,
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
@@ -102,7 +108,28 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	err := s.srv.Shutdown(sctx)
+	done := make(chan error, 1)
+	go func() { done <- s.srv.Shutdown(sctx) }()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var err error
+wait:
+	for {
+		select {
+		case err = <-done:
+			break wait
+		case <-tick.C:
+			// net/http counts a connection that never sent a request idle
+			// only after 5 s (the grace's length): a client's spare dialled
+			// for a cancelled request, a balancer's pre-opened connection.
+			// With no request in flight nothing is lost by closing them (one
+			// whose first bytes are still arriving is cut, as the closed
+			// listener would have refused it a moment later).
+			if !s.busy() {
+				_ = s.srv.Close()
+			}
+		}
+	}
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
 		err = errors.Join(err, serr)
 	}
@@ -110,6 +137,29 @@ func (s *Server) Serve(ctx context.Context) error {
 		return fmt.Errorf("http: shutdown: %w", err)
 	}
 	return nil
+}
+
+// track records each connection's state, for busy.
+func (s *Server) track(c net.Conn, st http.ConnState) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st == http.StateClosed || st == http.StateHijacked {
+		delete(s.states, c)
+		return
+	}
+	s.states[c] = st
+}
+
+// busy reports a request in flight on any connection.
+func (s *Server) busy() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, st := range s.states {
+		if st == http.StateActive {
+			return true
+		}
+	}
+	return false
 }
 
 // Handler returns the routes behind Guard (exported for in-process tests).
