@@ -24,14 +24,18 @@ end
 -- neither lost nor sent for a change that did not happen. The id names the
 -- (event, posting) pair: a notifier delivers each id to each channel at
 -- most once. Capped: a notifier gone for long loses the oldest events.
+-- pushEvent appends an encoded event, keeping at most OutboxCap (Go).
+local function pushEvent(outbox, e)
+  redis.call('RPUSH', outbox, cjson.encode(e))
+  if redis.call('LLEN', outbox) > 100000 then
+    redis.call('LPOP', outbox)
+  end
+end
 local function notify(outbox, event, mp, posting, at, fields)
   if not outbox or outbox == '' then
     return
   end
   fields.id = event .. ':' .. mp .. ':' .. posting
   fields.event, fields.marketplace, fields.posting, fields.at = event, mp, posting, at
-  redis.call('RPUSH', outbox, cjson.encode(fields))
-  if redis.call('LLEN', outbox) > 100000 then
-    redis.call('LPOP', outbox)
-  end
+  pushEvent(outbox, fields)
 end

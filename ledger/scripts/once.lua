@@ -18,8 +18,5 @@ end
 if ARGV[6] ~= '' then
   e.reason = ARGV[6]
 end
-redis.call('RPUSH', KEYS[1], cjson.encode(e))
-if redis.call('LLEN', KEYS[1]) > 100000 then
-  redis.call('LPOP', KEYS[1])
-end
+pushEvent(KEYS[1], e)
 return 1
