@@ -44,6 +44,11 @@ type Decision struct {
 	// claim, plus the marketplace's request timeout and processing. It is
 	// stored with the intent, so whoever finds it later waits that long.
 	Settle time.Duration
+	// Account is the account that will bid, where the marketplace has
+	// several (agency mode): stored with an intent (also one a reviewer's
+	// approval turns the decision into), so whoever finds it later asks
+	// that account whether the bid arrived. "" for a marketplace with one.
+	Account string
 }
 
 // ClaimOutcome says what a claim did.
@@ -139,7 +144,7 @@ func (l *Ledger) Claim(ctx context.Context, a Attempt, marketplaceID, postingID 
 		keys = append(keys, d.ResultKey)
 	}
 	args := append([]any{a.Holder(), ms(a.TTL()), ms(l.retention), postingID, ms(d.Settle), string(d.State), d.Result,
-		d.ReviewUntil.UnixMilli(), l.notifyArg(marketplaceID)}, fields...)
+		d.ReviewUntil.UnixMilli(), l.notifyArg(marketplaceID), d.Account}, fields...)
 	res, replErr, err := l.run(ctx, l.sc.claim, keys, args...)
 	if err != nil {
 		l.count("error")
@@ -197,7 +202,8 @@ func parseClaim(key string, r reply) (Claim, error) {
 		c.Outcome = Pending
 		if c.Token, err = r.int(1); err == nil {
 			if c.Earlier, err = pendingAt(key, r, 2); err == nil {
-				c.Approved, err = approvedAt(r, 5)
+				c.Earlier.Account = r.str(5)
+				c.Approved, err = approvedAt(r, 6)
 			}
 		}
 	case "settling":

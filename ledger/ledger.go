@@ -92,6 +92,9 @@ type PendingError struct {
 	Holder string    // the acquisition that wrote the intent
 	Token  int64     // its token
 	At     time.Time // when it wrote the intent, by Redis' clock
+	// Account that was to bid (agency mode; "" for a marketplace with one
+	// account): the one to ask whether the bid exists.
+	Account string
 }
 
 func (e *PendingError) Error() string {
@@ -131,6 +134,9 @@ type Record struct {
 	Reason    string    // skipped, failed: human-readable reason
 	Proposal  string    // dry_run: the proposal that would have been sent
 	Dims      string    // placed: what reports group it by (rules.Dims.Encode)
+	// Account (intent, placed) is the account that bid, where the
+	// marketplace has several (agency mode); "" for one.
+	Account string
 
 	// Placed: what became of the bid (BidPending until the tracker or a
 	// retract says otherwise) and since when.
@@ -406,6 +412,7 @@ func parse(m map[string]string) (Record, error) {
 		Reason:     m["why"],
 		Proposal:   m["txt"],
 		Dims:       m["dim"],
+		Account:    m["ac"],
 		ReviewedBy: m["rvby"],
 		ParkedFrom: State(m["ps"]),
 		ParkRule:   m["prule"],

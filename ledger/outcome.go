@@ -76,6 +76,7 @@ type TrackedBid struct {
 	BidID     string
 	PlacedAt  time.Time
 	Outcome   BidOutcome
+	Account   string // the account that bid (agency mode), "" for a marketplace with one
 }
 
 // DueBids takes a marketplace's placed bids whose poll is due, at most
@@ -108,7 +109,7 @@ func (l *Ledger) DueBids(ctx context.Context, marketplaceID string, limit int, a
 	recs := make([]*redis.SliceCmd, len(ids))
 	_, err = l.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
-			recs[i] = p.HMGet(ctx, l.Key(marketplaceID, id), "s", "b", "at", "o")
+			recs[i] = p.HMGet(ctx, l.Key(marketplaceID, id), "s", "b", "at", "o", "ac")
 		}
 		return nil
 	})
@@ -123,12 +124,13 @@ func (l *Ledger) DueBids(ctx context.Context, marketplaceID string, limit int, a
 		b, _ := v[1].(string)
 		at, _ := v[2].(string)
 		o, _ := v[3].(string)
+		ac, _ := v[4].(string)
 		ms, err := strconv.ParseInt(at, 10, 64)
 		if State(s) != StatePlaced || b == "" || err != nil {
 			gone = append(gone, ids[i])
 			continue
 		}
-		t := TrackedBid{PostingID: ids[i], BidID: b, PlacedAt: time.UnixMilli(ms), Outcome: BidOutcome(o)}
+		t := TrackedBid{PostingID: ids[i], BidID: b, PlacedAt: time.UnixMilli(ms), Outcome: BidOutcome(o), Account: ac}
 		if t.Outcome == "" {
 			t.Outcome = BidPending
 		}
@@ -244,6 +246,7 @@ type PlacedRow struct {
 	Outcome   BidOutcome
 	OutcomeAt time.Time
 	Dims      string
+	Account   string // agency mode: the account that bid
 }
 
 // bidsBatch bounds one pipeline of record reads.
@@ -295,7 +298,7 @@ func (l *Ledger) Bids(ctx context.Context, marketplaceID string, since, until ti
 				continue // expired, or not ours to report
 			}
 			out = append(out, PlacedRow{PostingID: part[i], BidID: rec.BidID, PlacedAt: time.UnixMilli(int64(at[start+i])),
-				Amount: rec.Amount, Currency: rec.Currency, Outcome: rec.Outcome, OutcomeAt: rec.OutcomeAt, Dims: rec.Dims})
+				Amount: rec.Amount, Currency: rec.Currency, Outcome: rec.Outcome, OutcomeAt: rec.OutcomeAt, Dims: rec.Dims, Account: rec.Account})
 		}
 	}
 	slices.SortStableFunc(out, func(a, b PlacedRow) int { return a.PlacedAt.Compare(b.PlacedAt) })

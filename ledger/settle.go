@@ -31,6 +31,9 @@ type Outcome struct {
 	Release bool
 	// Settle is the intent's settle window (StateIntent only; see Decision).
 	Settle time.Duration
+	// Account (StateIntent) is the account that bids now, as Decision's.
+	// A placed outcome keeps the intent's.
+	Account string
 	// ResultKey and Result: as Decision's, for a final outcome.
 	ResultKey string
 	Result    []byte
@@ -50,7 +53,11 @@ func (l *Ledger) Settle(ctx context.Context, f Fence, marketplaceID, postingID s
 		fields = []any{"amt", strconv.FormatFloat(o.Amount, 'f', -1, 64), "cur", o.Currency, "txt", o.Proposal}
 	case StateFailed, StateSkipped:
 		fields = []any{"rule", o.Rule, "why", o.Reason}
-	case StateNone, StateIntent:
+	case StateIntent:
+		if o.Account != "" {
+			fields = []any{"ac", o.Account}
+		}
+	case StateNone:
 	default:
 		return fmt.Errorf("ledger: settle %s: cannot settle as %q", key, o.State)
 	}

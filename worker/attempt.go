@@ -24,6 +24,7 @@ type attempt struct {
 	ctx    context.Context // the task's
 	log    *zap.Logger
 	mk     Marketplace
+	acct   Account // the account that bids: mk's own, or the one decide picked
 	p      marketplace.Posting
 	result resultSink
 }
@@ -32,6 +33,7 @@ func (h *BidHandler) newAttempt(ctx context.Context, t *asynq.Task, mk Marketpla
 	taskID, _ := asynq.GetTaskID(ctx)
 	return &attempt{
 		BidHandler: h, ctx: ctx, mk: mk, p: p,
+		acct:   Account{Adapter: mk.Adapter, Rules: mk.Rules, Budget: mk.Budget},
 		log:    h.log.With(zap.String("marketplace", p.MarketplaceID), zap.String("posting", p.ID), zap.String("task_id", taskID)),
 		result: h.resultSink(ctx, t),
 	}
@@ -69,7 +71,7 @@ func (a *attempt) run() error {
 // decide runs the rules (no Redis but the budget, which comes later) and
 // whatever the adapter needs before a bid can go out at once.
 func (a *attempt) decide() (rules.Decision, error) {
-	d := a.mk.Rules.Decide(a.p, a.now())
+	d := a.choose()
 	if !d.Bid {
 		return d, nil
 	}
@@ -84,15 +86,98 @@ func (a *attempt) decide() (rules.Decision, error) {
 		}
 		d.Proposal = text
 	}
-	if a.mk.Rules.DryRun() {
+	if a.acct.Rules.DryRun() {
 		return d, nil
 	}
-	if pr, ok := a.mk.Adapter.(marketplace.Preparer); ok {
+	if pr, ok := a.acct.Adapter.(marketplace.Preparer); ok {
 		if err := pr.PrepareBid(a.ctx); err != nil {
 			return d, a.marketplaceFailed(a.ctx, a.p.MarketplaceID, "prepare_bid", err)
 		}
 	}
 	return d, nil
+}
+
+// choose runs the rules, and in agency mode picks the account that bids:
+// the first whose rules bid and whose budget this worker has not seen
+// spent, else the first whose rules bid (its budget then says when to
+// try again). A posting no account bids on is skipped for the first
+// account's reason.
+func (a *attempt) choose() rules.Decision {
+	now := a.now()
+	if len(a.mk.Accounts) == 0 {
+		return a.acct.Rules.Decide(a.p, now)
+	}
+	var first rules.Decision
+	bidder := -1
+	for i, ac := range a.mk.Accounts {
+		d := ac.Rules.Decide(a.p, now)
+		if i == 0 {
+			first = d
+		}
+		if !d.Bid {
+			continue
+		}
+		if bidder < 0 {
+			bidder, first = i, d
+		}
+		if !a.seenSpent(ac, now) {
+			a.acct = ac
+			return d
+		}
+	}
+	a.acct = a.mk.Accounts[max(bidder, 0)]
+	return first
+}
+
+// budgetScope is what an account's bid budget is counted under: the
+// marketplace's ID, and in agency mode the account's name with it.
+func (a *attempt) budgetScope(ac Account) string {
+	if len(a.mk.Accounts) == 0 {
+		return a.p.MarketplaceID
+	}
+	return a.p.MarketplaceID + "/" + ac.Adapter.Account()
+}
+
+func (a *attempt) seenSpent(ac Account, now time.Time) bool {
+	if ac.Budget == nil {
+		return false
+	}
+	until, ok := a.spent.Load(a.budgetScope(ac))
+	return ok && now.Before(until.(time.Time))
+}
+
+// accountName is what the claim stores as the bidding account: the chosen
+// one's in agency mode, nothing for a marketplace with one account.
+func (a *attempt) accountName() string {
+	if len(a.mk.Accounts) == 0 {
+		return ""
+	}
+	return a.acct.Adapter.Account()
+}
+
+// accountOf is the account an earlier intent named, to ask whether its bid
+// arrived; an intent that names none is the first account's.
+func (a *attempt) accountOf(name string) (Account, bool) {
+	if len(a.mk.Accounts) == 0 || name == "" {
+		return Account{Adapter: a.mk.Adapter, Rules: a.mk.Rules, Budget: a.mk.Budget}, true
+	}
+	for _, ac := range a.mk.Accounts {
+		if ac.Adapter.Account() == name {
+			return ac, true
+		}
+	}
+	return Account{}, false
+}
+
+// otherBidder reports whether another account than the chosen one would
+// bid on the posting and has a budget this worker has not seen spent.
+func (a *attempt) otherBidder(now time.Time) bool {
+	for _, ac := range a.mk.Accounts {
+		if ac.Adapter.Account() != a.acct.Adapter.Account() && !a.seenSpent(ac, now) && ac.Rules.Decide(a.p, now).Bid {
+			return true
+		}
+	}
+	return false
 }
 
 // propose returns the posting's stored proposal, writing it first if no
@@ -124,6 +209,7 @@ func (a *attempt) claim(d rules.Decision) (ledger.Claim, *lock.Lock, error) {
 		return ledger.Claim{}, nil, skipRetry(fmt.Errorf("%w: %w", ErrBadPayload, err))
 	}
 	ld := a.ledgerDecision(d)
+	ld.Account = a.accountName() // also for an approval that turns a skip into a bid
 	ld.ResultKey, ld.Result = a.result.inScript(resultOf(ld.State, ld.Rule, ld.Reason, "", ld.Amount, ld.Currency))
 	c, err := a.ledger.Claim(a.ctx, at, mp, id, ld)
 	if errors.Is(err, ledger.ErrReplicas) {
@@ -183,13 +269,13 @@ func (a *attempt) ledgerDecision(d rules.Decision) ledger.Decision {
 	switch {
 	case !d.Bid:
 		return ledger.Decision{State: ledger.StateSkipped, Rule: d.Rule, Reason: d.Reason}
-	case a.mk.Rules.DryRun():
+	case a.acct.Rules.DryRun():
 		return ledger.Decision{State: ledger.StateDryRun, Amount: d.Amount, Currency: d.Currency, Proposal: d.Proposal}
 	case d.Review:
 		return ledger.Decision{State: ledger.StateReview, Amount: d.Amount, Currency: d.Currency, Proposal: d.Proposal,
-			Rule: d.Rule, Reason: d.Reason, ReviewUntil: a.now().Add(a.mk.Rules.ReviewDeadline())}
+			Rule: d.Rule, Reason: d.Reason, ReviewUntil: a.now().Add(a.acct.Rules.ReviewDeadline()), Account: a.accountName()}
 	}
-	return ledger.Decision{State: ledger.StateIntent, Settle: a.sendWindow() + a.settle}
+	return ledger.Decision{State: ledger.StateIntent, Settle: a.sendWindow() + a.settle, Account: a.accountName()}
 }
 
 // reconcile resolves an intent an earlier attempt left, now that none of its
@@ -198,7 +284,15 @@ func (a *attempt) ledgerDecision(d rules.Decision) ledger.Decision {
 // attempt's and the bid goes out.
 func (a *attempt) reconcile(l *lock.Lock, d rules.Decision, earlier *ledger.PendingError) (done bool, err error) {
 	mp, id := a.p.MarketplaceID, a.p.ID
-	found, ok, err := a.mk.Adapter.FindBid(l.Context(), id)
+	asked, known := a.accountOf(earlier.Account)
+	if !known {
+		// An account no longer in this worker's config placed it, perhaps:
+		// only that account can say, so the posting waits (visibly) for a
+		// worker that has it.
+		return true, a.cannotRun(mp, "unknown_account",
+			fmt.Errorf("worker: reconcile %s:%s: the earlier intent is account %q's, which this worker does not have", mp, id, earlier.Account))
+	}
+	found, ok, err := asked.Adapter.FindBid(l.Context(), id)
 	if err != nil {
 		a.metrics.reconciliation.WithLabelValues("error").Inc()
 		return true, a.marketplaceFailed(a.ctx, mp, "find_bid", fmt.Errorf("worker: reconcile %s:%s: %w", mp, id, err))
@@ -228,7 +322,7 @@ func (a *attempt) reconcile(l *lock.Lock, d rules.Decision, earlier *ledger.Pend
 			State: o.State, Rule: o.Rule, Reason: o.Reason, Amount: o.Amount, Currency: o.Currency, Proposal: o.Proposal, Replaces: earlier.Holder,
 		})
 	}
-	err = a.ledger.Settle(a.ctx, l, mp, id, ledger.Outcome{State: ledger.StateIntent, Replaces: earlier.Holder, Settle: o.Settle})
+	err = a.ledger.Settle(a.ctx, l, mp, id, ledger.Outcome{State: ledger.StateIntent, Replaces: earlier.Holder, Settle: o.Settle, Account: o.Account})
 	if errors.Is(err, ledger.ErrReplicas) {
 		a.settleNothing(l)
 		a.conditions.Set(CondReplicasShort, "", err.Error())
@@ -245,10 +339,10 @@ func (a *attempt) reconcile(l *lock.Lock, d rules.Decision, earlier *ledger.Pend
 func (a *attempt) send(l *lock.Lock, d rules.Decision, sendBy time.Time) error {
 	mp, id := a.p.MarketplaceID, a.p.ID
 	lctx := l.Context()
-	if a.mk.Budget != nil {
+	if a.acct.Budget != nil {
 		// After the claim, so duplicates stopped by the ledger spend nothing;
 		// counted once per posting and window however often this runs.
-		ok, retryAt, err := a.mk.Budget.Take(lctx, mp, id, a.now())
+		ok, retryAt, err := a.acct.Budget.Take(lctx, a.budgetScope(a.acct), id, a.now())
 		if err != nil || !ok {
 			a.settleNothing(l)
 		}
@@ -256,6 +350,14 @@ func (a *attempt) send(l *lock.Lock, d rules.Decision, sendBy time.Time) error {
 			return a.redisFailed(fmt.Errorf("worker: %w", err))
 		}
 		if !ok {
+			if len(a.mk.Accounts) > 0 {
+				a.spent.Store(a.budgetScope(a.acct), retryAt)
+				if a.otherBidder(a.now()) {
+					// Undecided again: the next attempt picks another account.
+					return retryIn(100*time.Millisecond, false,
+						fmt.Errorf("worker: account %q's bid budget is spent until %s; another account bids", a.acct.Adapter.Account(), retryAt.UTC().Format(time.RFC3339)))
+				}
+			}
 			return a.waitForBudget(retryAt)
 		}
 	}
@@ -274,10 +376,10 @@ func (a *attempt) send(l *lock.Lock, d rules.Decision, sendBy time.Time) error {
 		Amount:         d.Amount,
 		Currency:       d.Currency,
 		Proposal:       d.Proposal,
-		IdempotencyKey: marketplace.IdempotencyKey(mp, id, a.mk.Adapter.Account()),
+		IdempotencyKey: marketplace.IdempotencyKey(mp, id, a.acct.Adapter.Account()),
 		FencingToken:   l.Token(),
 	}
-	placed, err := a.mk.Adapter.PlaceBid(lctx, id, bid)
+	placed, err := a.acct.Adapter.PlaceBid(lctx, id, bid)
 	if a.hooks.AfterPlace != nil {
 		a.hooks.AfterPlace(lctx, l)
 	}
@@ -349,7 +451,7 @@ func (a *attempt) settleAs(l *lock.Lock, o ledger.Outcome) error {
 	defer cancel()
 	o.Release = true
 	if o.State == ledger.StatePlaced && o.Dims == "" {
-		o.Dims = a.mk.Rules.Dims(a.p).Encode()
+		o.Dims = a.acct.Rules.Dims(a.p).Encode()
 	}
 	res := resultOf(o.State, o.Rule, o.Reason, o.BidID, o.Amount, o.Currency)
 	o.ResultKey, o.Result = a.result.inScript(res)

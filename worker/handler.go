@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -22,9 +23,27 @@ type Marketplace struct {
 	Adapter marketplace.Adapter
 	Rules   *rules.Engine
 	Budget  *rules.Budget // nil: no bid budget
+	// Accounts, when set, are the marketplace's accounts in agency mode:
+	// they share its postings, and at most one of them bids on each (see
+	// Account). Adapter, Rules and Budget are then the first account's,
+	// filled in by NewBidHandler when left nil.
+	Accounts []Account
 	// Proposals writes the proposal when a language model does (see
 	// worker/proposal); nil: the rules' template text is sent as it is.
 	Proposals *Proposals
+}
+
+// Account is one account of a marketplace in agency mode: its own adapter
+// (token), rules and bid budget. The decide step picks the account that
+// bids (the first whose rules bid and whose budget this worker has not
+// seen spent), the claim writes its name into the intent, and whoever
+// finds that intent later asks that account whether the bid arrived. The
+// posting's keys stay the marketplace's, so "never twice" holds across
+// the accounts.
+type Account struct {
+	Adapter marketplace.Adapter // Account() names it, in the ledger too
+	Rules   *rules.Engine
+	Budget  *rules.Budget // nil: none; counted per account
 }
 
 // Proposals is a marketplace's proposal writer and the store that keeps
@@ -68,7 +87,11 @@ type BidHandler struct {
 	waitDelay time.Duration
 	maxRetry  int
 
-	enqueuer    enqueuer // continuations of tasks waiting for a budget window
+	enqueuer enqueuer // continuations of tasks waiting for a budget window
+	// spent remembers, per account budget, until when this worker saw it
+	// spent, so the decide step picks another account (agency mode). A
+	// hint only: the budget's own script decides.
+	spent       sync.Map // budget scope -> time.Time
 	resultsMode ResultsMode
 	history     *history.Recorder // nil: none
 }
@@ -152,7 +175,15 @@ func NewBidHandler(locks *lock.Manager, led *ledger.Ledger, markets map[string]M
 		// on every attempt, on Cluster, whatever the caller asked for.
 		h.resultsMode = ResultsByWriter
 	}
+	h.markets = make(map[string]Marketplace, len(markets))
 	for id, m := range markets {
+		if len(m.Accounts) > 0 {
+			var err error
+			if m, err = agency(id, m); err != nil {
+				return nil, err
+			}
+		}
+		h.markets[id] = m
 		if m.Adapter == nil || m.Rules == nil {
 			return nil, fmt.Errorf("worker: marketplace %q: adapter and rules are required", id)
 		}
@@ -163,6 +194,29 @@ func NewBidHandler(locks *lock.Manager, led *ledger.Ledger, markets map[string]M
 		h.conditions.Track(id)
 	}
 	return h, nil
+}
+
+// agency checks a marketplace's accounts and fills in its first account's
+// parts.
+func agency(id string, m Marketplace) (Marketplace, error) {
+	names := make(map[string]bool, len(m.Accounts))
+	for i, ac := range m.Accounts {
+		if ac.Adapter == nil || ac.Rules == nil {
+			return m, fmt.Errorf("worker: marketplace %q: account %d: adapter and rules are required", id, i+1)
+		}
+		if ac.Adapter.ID() != id {
+			return m, fmt.Errorf("worker: marketplace %q: account %d's adapter serves %q", id, i+1, ac.Adapter.ID())
+		}
+		name := ac.Adapter.Account()
+		if name == "" || names[name] {
+			return m, fmt.Errorf("worker: marketplace %q: account %d: names must be set and distinct, got %q", id, i+1, name)
+		}
+		names[name] = true
+	}
+	if m.Adapter == nil {
+		m.Adapter, m.Rules, m.Budget = m.Accounts[0].Adapter, m.Accounts[0].Rules, m.Accounts[0].Budget
+	}
+	return m, nil
 }
 
 // sendWindow bounds the time from a claim to the bid's first byte: a bid

@@ -111,7 +111,7 @@ type enqueuer interface {
 func (a *attempt) waitForBudget(until time.Time) error {
 	mp, id := a.p.MarketplaceID, a.p.ID
 	reason := fmt.Errorf("worker: bid budget of %s spent until %s", mp, until.UTC().Format(time.RFC3339))
-	if err := a.mk.Budget.Wait(a.ctx, mp, id, until); err != nil {
+	if err := a.acct.Budget.Wait(a.ctx, a.budgetScope(a.acct), id, until); err != nil {
 		return a.redisFailed(fmt.Errorf("worker: %w", err))
 	}
 	// Once per marketplace and window, whoever gets here first; a failure

@@ -13,13 +13,15 @@
 --         with this one's)
 -- ARGV[6] decision: intent | skipped | dry_run | review; ARGV[7] the result
 -- for KEYS[9]; ARGV[8] review: its deadline (Redis ms); ARGV[9] the
--- marketplace ('' = no notifications); ARGV[10..] the decision's field pairs
+-- marketplace ('' = no notifications); ARGV[10] an intent's account, where
+-- the marketplace has several ('' = it has one): whoever reconciles the
+-- intent asks that account; ARGV[11..] the decision's field pairs
 -- Returns
 --   {'intent', token[, amt, cur, txt]}       lock held, intent recorded: send
 --                                            (with a reviewer's approved bid)
 --   {'review', until}                        in review: waits for a human
 --   {'final', state, token}                  skipped / dry_run recorded
---   {'pending', token, holder, rtoken, at[, amt, cur, txt]}
+--   {'pending', token, holder, rtoken, at, account[, amt, cur, txt]}
 --                                            lock held; an earlier attempt's
 --                                            intent has settled: reconcile
 --   {'settling', ms, holder}                 an earlier attempt's request may
@@ -29,7 +31,7 @@
 -- reply was lost): the second run reports what the first did.
 local holder = ARGV[1]
 local cur = redis.call('GET', KEYS[1])
-local r = redis.call('HMGET', KEYS[3], 's', 'h', 't', 'at', 'sa', 'w', 'prule', 'd', 'rvby', 'amt', 'cur', 'txt', 'rvu')
+local r = redis.call('HMGET', KEYS[3], 's', 'h', 't', 'at', 'sa', 'w', 'prule', 'd', 'rvby', 'amt', 'cur', 'txt', 'rvu', 'ac')
 local s, h = r[1], r[2] or r[6]
 local t = tonumber(r[3] or '0') or 0
 -- A claim of a bid a reviewer approved carries the approved bid.
@@ -58,7 +60,7 @@ if cur == holder then
   end
   -- It found an earlier attempt's intent. Its token never reached the
   -- caller; a new one is as good.
-  return approved({'pending', nextToken(KEYS[2], t), h or '', t, tonumber(r[4] or '0') or 0})
+  return approved({'pending', nextToken(KEYS[2], t), h or '', t, tonumber(r[4] or '0') or 0, r[14] or ''})
 end
 if cur then
   local ttl = redis.call('PTTL', KEYS[1])
@@ -85,7 +87,7 @@ if s == 'intent' then
     return {'settling', ready - now, h or ''}
   end
   redis.call('SET', KEYS[1], holder, 'PX', ARGV[2])
-  return approved({'pending', nextToken(KEYS[2], t), h or '', t, tonumber(r[4] or '0') or 0})
+  return approved({'pending', nextToken(KEYS[2], t), h or '', t, tonumber(r[4] or '0') or 0, r[14] or ''})
 end
 
 local token = nextToken(KEYS[2], t)
@@ -95,7 +97,7 @@ if s == 'approved' then
   d = 'intent'
 end
 if d == 'review' then
-  redis.call('HSET', KEYS[3], 's', 'review', 'h', holder, 't', token, 'at', now, 'rvu', ARGV[8], unpack(ARGV, 10))
+  redis.call('HSET', KEYS[3], 's', 'review', 'h', holder, 't', token, 'at', now, 'rvu', ARGV[8], unpack(ARGV, 11))
   redis.call('ZREM', KEYS[4], ARGV[4])
   redis.call('ZADD', KEYS[6], ARGV[8], ARGV[4])
   -- The decision's pairs end with its reason ('why').
@@ -104,13 +106,18 @@ if d == 'review' then
   redis.call('PEXPIRE', KEYS[3], ARGV[3])
   if ARGV[9] ~= '' then
     notify(KEYS[8], 'review_needed', ARGV[9], ARGV[4], now,
-      {amount = ARGV[11], currency = ARGV[13], ['until'] = tonumber(ARGV[8]), reason = ARGV[#ARGV]})
+      {amount = ARGV[12], currency = ARGV[14], ['until'] = tonumber(ARGV[8]), reason = ARGV[#ARGV]})
   end
   return {'review', tonumber(ARGV[8])}
 end
 if d == 'intent' then
   redis.call('SET', KEYS[1], holder, 'PX', ARGV[2])
   redis.call('HSET', KEYS[3], 's', 'intent', 'h', holder, 't', token, 'at', now, 'sa', now + settle)
+  if ARGV[10] ~= '' then
+    redis.call('HSET', KEYS[3], 'ac', ARGV[10])
+  elseif r[14] then
+    redis.call('HDEL', KEYS[3], 'ac') -- an earlier intent's
+  end
   if r[6] then
     redis.call('HDEL', KEYS[3], 'w') -- an older version's holder field
   end
@@ -119,7 +126,7 @@ if d == 'intent' then
 end
 -- A final decision needs no lock: this script is the whole critical
 -- section, and the new token makes any older holder's later write stale.
-redis.call('HSET', KEYS[3], 's', d, 'h', holder, 't', token, 'at', now, unpack(ARGV, 10))
+redis.call('HSET', KEYS[3], 's', d, 'h', holder, 't', token, 'at', now, unpack(ARGV, 11))
 redis.call('HDEL', KEYS[3], 'd', 'sa', 'w')
 if r[8] then
   -- Discovered by a scan: its payload and open-index entry go with the
