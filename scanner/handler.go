@@ -52,7 +52,25 @@ type handlerOptions struct {
 	recoverEvery time.Duration
 	history      *history.Recorder
 	track        TrackOptions
+	accounts     map[string]map[string]marketplace.Adapter
 	now          func() time.Time
+}
+
+// WithAccounts gives the tracker the adapters of the accounts of each
+// agency-mode marketplace (by marketplace ID, then by Account()), so each
+// bid's outcome is asked of the account that placed it. Scans use the
+// marketplace's own adapter (NewScanHandler's).
+func WithAccounts(accounts map[string][]marketplace.Adapter) HandlerOption {
+	return func(o *handlerOptions) {
+		o.accounts = make(map[string]map[string]marketplace.Adapter, len(accounts))
+		for mp, ads := range accounts {
+			by := make(map[string]marketplace.Adapter, len(ads))
+			for _, a := range ads {
+				by[a.Account()] = a
+			}
+			o.accounts[mp] = by
+		}
+	}
 }
 
 // WithLogger sets the logger (default: none).

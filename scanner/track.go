@@ -125,18 +125,33 @@ func (h *ScanHandler) Track(ctx context.Context, marketplaceID string) (sum Trac
 		if len(due) == 0 {
 			break
 		}
-		statuses, err := h.statuses(ctx, st, sr, due)
-		if err != nil {
-			if errors.Is(err, errRateBudget) {
-				sum.Result = TrackRateBudget
-				return sum, nil
+		for _, g := range byAccount(due) {
+			gsr := sr
+			if g.account != "" {
+				ad, ok := h.o.accounts[marketplaceID][g.account]
+				if gsr, _ = ad.(marketplace.StatusReader); !ok || gsr == nil {
+					// Placed by an account this config no longer has (or
+					// cannot ask): they stay due, and the horizon is not
+					// applied to bids nobody asked about.
+					st.log.Warn("tracker: bids of an account not in the config are not polled", zap.String("account", g.account), zap.Int("bids", len(g.bids)))
+					sum.Unknown += len(g.bids)
+					sum.Polled += len(g.bids)
+					continue
+				}
 			}
-			return sum, err
-		}
-		sum.Polled += len(due)
-		h.o.metrics.polled.WithLabelValues(marketplaceID).Add(float64(len(due)))
-		if err := h.record(ctx, marketplaceID, due, statuses, &sum); err != nil {
-			return sum, err
+			statuses, err := h.statuses(ctx, st, gsr, g.bids)
+			if err != nil {
+				if errors.Is(err, errRateBudget) {
+					sum.Result = TrackRateBudget
+					return sum, nil
+				}
+				return sum, err
+			}
+			sum.Polled += len(g.bids)
+			h.o.metrics.polled.WithLabelValues(marketplaceID).Add(float64(len(g.bids)))
+			if err := h.record(ctx, marketplaceID, g.bids, statuses, &sum); err != nil {
+				return sum, err
+			}
 		}
 	}
 	sum.Result = TrackOK
@@ -144,6 +159,29 @@ func (h *ScanHandler) Track(ctx context.Context, marketplaceID string) (sum Trac
 }
 
 var errRateBudget = errors.New("scanner: wait budget spent")
+
+// accountBids are one account's bids among a batch.
+type accountBids struct {
+	account string // "" the marketplace's own adapter
+	bids    []ledger.TrackedBid
+}
+
+// byAccount splits a batch by the account that placed each bid, in the
+// order the accounts first appear.
+func byAccount(due []ledger.TrackedBid) []accountBids {
+	var out []accountBids
+	at := map[string]int{}
+	for _, d := range due {
+		i, ok := at[d.Account]
+		if !ok {
+			i = len(out)
+			at[d.Account] = i
+			out = append(out, accountBids{account: d.Account})
+		}
+		out[i].bids = append(out[i].bids, d)
+	}
+	return out
+}
 
 // statuses asks the marketplace about one batch, honouring 429s within the
 // wait budget like a scan.

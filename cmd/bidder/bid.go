@@ -35,32 +35,45 @@ it again.`,
 }
 
 // bidAdapter builds the marketplace's adapter from the config, without
-// starting anything else. An embedded marketplace lives inside its 'run'
-// process: the command cannot reach it.
-func bidAdapter(f *configFlags, cfg config.Config, mp string) (marketplace.Adapter, error) {
+// starting anything else, and for an agency-mode marketplace its accounts'
+// adapters (the first is the one returned). An embedded marketplace lives
+// inside its 'run' process: the command cannot reach it.
+func bidAdapter(f *configFlags, cfg config.Config, mp string) (marketplace.Adapter, []marketplace.Adapter, error) {
 	for i, m := range cfg.Marketplaces {
 		if m.ID != mp {
 			continue
 		}
 		if m.Embedded {
-			return nil, usageError{fmt.Errorf("marketplace %q is embedded: it lives inside its 'bidder run' process; use the status page", mp)}
+			return nil, nil, usageError{fmt.Errorf("marketplace %q is embedded: it lives inside its 'bidder run' process; use the status page", mp)}
 		}
 		reg, err := app.Adapters()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		log, err := f.logger(cfg)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
-		ad, err := reg.New(m.Adapter, app.AdapterConfig(m, log.With(zap.String("role", "bid"))))
-		if err != nil {
-			key := fmt.Sprintf("marketplaces[%d]", i)
-			return nil, &config.Error{Key: key, Problem: err.Error(), Err: err}
+		log = log.With(zap.String("role", "bid"))
+		key := fmt.Sprintf("marketplaces[%d]", i)
+		if len(m.Accounts) == 0 {
+			ad, err := reg.New(m.Adapter, app.AdapterConfig(m, log))
+			if err != nil {
+				return nil, nil, &config.Error{Key: key, Problem: err.Error(), Err: err}
+			}
+			return ad, nil, nil
 		}
-		return ad, nil
+		var ads []marketplace.Adapter
+		for j, ac := range m.Accounts {
+			ad, err := reg.New(m.Adapter, app.AccountConfig(m, ac, log))
+			if err != nil {
+				return nil, nil, &config.Error{Key: fmt.Sprintf("%s.accounts[%d]", key, j), Problem: err.Error(), Err: err}
+			}
+			ads = append(ads, ad)
+		}
+		return ads[0], ads, nil
 	}
-	return nil, usageError{fmt.Errorf("--marketplace %q is not in the config", mp)}
+	return nil, nil, usageError{fmt.Errorf("--marketplace %q is not in the config", mp)}
 }
 
 func bidFlags(cmd *cobra.Command, f *configFlags, mp, posting *string) {
@@ -117,6 +130,9 @@ func newBidStatusCommand(e env) *cobra.Command {
 				fmt.Fprintf(w, " (since %s)", r.OutcomeAt.UTC().Format(time.RFC3339))
 			}
 			fmt.Fprintln(w)
+			if r.Account != "" {
+				fmt.Fprintf(w, "account:  %q\n", r.Account)
+			}
 			log, err := led.Audit(cmd.Context(), mp, posting)
 			if err != nil {
 				return escaped{err}
@@ -134,9 +150,14 @@ func newBidStatusCommand(e env) *cobra.Command {
 			if !live {
 				return nil
 			}
-			ad, err := bidAdapter(&f, cfg, mp)
+			ad, accounts, err := bidAdapter(&f, cfg, mp)
 			if err != nil {
 				return err
+			}
+			for _, a := range accounts {
+				if a.Account() == r.Account {
+					ad = a // the account that placed it
+				}
 			}
 			sr, ok := ad.(marketplace.StatusReader)
 			if !ok {
@@ -177,11 +198,12 @@ retracted (exit 1, "too late").`,
 				return err
 			}
 			defer conn.Close()
-			ad, err := bidAdapter(&f, cfg, mp)
+			ad, accounts, err := bidAdapter(&f, cfg, mp)
 			if err != nil {
 				return err
 			}
-			r := ops.Retracter{Ledger: app.NewLedger(cfg, conn.Client), Adapters: map[string]marketplace.Adapter{mp: ad}}
+			r := ops.Retracter{Ledger: app.NewLedger(cfg, conn.Client), Adapters: map[string]marketplace.Adapter{mp: ad},
+				Accounts: map[string][]marketplace.Adapter{mp: accounts}}
 			got, err := r.Retract(cmd.Context(), mp, posting, reviewerName(by), why)
 			if err != nil {
 				return fmt.Errorf("bid retract: %w", escaped{err})

@@ -110,6 +110,8 @@ type App struct {
 	Ledger   *ledger.Ledger
 	Client   *asynq.Client
 	Adapters map[string]marketplace.Adapter
+	// Accounts are the adapters of agency-mode marketplaces' accounts.
+	Accounts map[string][]marketplace.Adapter
 	Markets  map[string]worker.Marketplace
 	Metrics  *worker.Metrics
 	// History tallies decisions for the status page and flushes them to
@@ -165,6 +167,7 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 		return nil, err
 	}
 	a.Adapters = map[string]marketplace.Adapter{}
+	a.Accounts = map[string][]marketplace.Adapter{}
 	a.Markets = map[string]worker.Marketplace{}
 	scanOpts := []scanner.HandlerOption{
 		scanner.WithHashTags(cfg.Redis.HashTags),
@@ -183,16 +186,30 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 			a.sandboxes = append(a.sandboxes, sb)
 			mc.BaseURL, mc.Token = sb.url, sb.token
 		}
-		ad, err := reg.New(m.Adapter, mc)
-		if err != nil {
-			// Adapters never quote their token (their tests hold them to it).
-			return nil, &config.Error{Key: key, Problem: err.Error(), Err: err}
+		var wm worker.Marketplace
+		if len(m.Accounts) > 0 {
+			// Agency mode: the accounts bid, the first one scans. Budgets
+			// count per account; the marketplace has none of its own.
+			if wm.Accounts, err = accounts(reg, rdb, m, key, log); err != nil {
+				return nil, err
+			}
+			ads := make([]marketplace.Adapter, len(wm.Accounts))
+			for j, ac := range wm.Accounts {
+				ads[j] = ac.Adapter
+			}
+			a.Accounts[m.ID] = ads
+			wm.Adapter, wm.Rules = ads[0], wm.Accounts[0].Rules
+		} else {
+			if wm.Adapter, err = reg.New(m.Adapter, mc); err != nil {
+				// Adapters never quote their token (their tests hold them to it).
+				return nil, &config.Error{Key: key, Problem: err.Error(), Err: err}
+			}
+			if wm.Rules, err = rules.New(m.Rules); err != nil {
+				return nil, &config.Error{Key: key + ".rules", Problem: err.Error(), Err: err}
+			}
+			wm.Budget = budgetOf(rdb, m.Rules)
 		}
-		eng, err := rules.New(m.Rules)
-		if err != nil {
-			return nil, &config.Error{Key: key + ".rules", Problem: err.Error(), Err: err}
-		}
-		wm := worker.Marketplace{Adapter: ad, Rules: eng}
+		ad := wm.Adapter
 		if m.Proposals.IsModel() {
 			w, err := proposal.New(m.Proposals, proposal.WithRedis(rdb), proposal.WithMetrics(a.propMetrics()))
 			if err != nil {
@@ -201,9 +218,6 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 			wm.Proposals = &worker.Proposals{Writer: w, Store: proposal.NewStore(rdb,
 				proposal.WithHashTags(cfg.Redis.HashTags), proposal.WithRetention(time.Duration(cfg.Ledger.Retention)),
 				proposal.WithStoreMetrics(a.propMetrics()))}
-		}
-		if b := m.Rules.BidBudget; b.PerHour > 0 || b.PerDay > 0 || b.PerWeek > 0 || b.PerMonth > 0 {
-			wm.Budget = rules.NewBudget(rdb, rules.DefaultBudgetPrefix, b.PerHour, b.PerDay, rules.PerWeek(b.PerWeek), rules.PerMonth(b.PerMonth))
 		}
 		a.Adapters[m.ID] = ad
 		a.Markets[m.ID] = wm
@@ -229,8 +243,45 @@ func New(ctx context.Context, cfg config.Config, log *zap.Logger, version string
 		scanner.WithRecoverEvery(recoverEvery))
 	a.History = history.NewRecorder(rdb, history.WithLogger(log.Named("history")))
 	scanOpts = append(scanOpts, scanner.WithHistory(a.History))
+	scanOpts = append(scanOpts, scanner.WithAccounts(a.Accounts))
 	a.Scan = scanner.NewScanHandler(rdb, a.Client, a.Ledger, a.Adapters, a.Metrics, scanOpts...)
 	return a, nil
+}
+
+// budgetOf is the bid budget rules configure, nil for none.
+func budgetOf(rdb redis.UniversalClient, r rules.Config) *rules.Budget {
+	b := r.BidBudget
+	if b.PerHour <= 0 && b.PerDay <= 0 && b.PerWeek <= 0 && b.PerMonth <= 0 {
+		return nil
+	}
+	return rules.NewBudget(rdb, rules.DefaultBudgetPrefix, b.PerHour, b.PerDay, rules.PerWeek(b.PerWeek), rules.PerMonth(b.PerMonth))
+}
+
+// AccountConfig is the adapter config of one of m's accounts.
+func AccountConfig(m config.Marketplace, ac config.Account, log *zap.Logger) marketplace.Config {
+	mc := AdapterConfig(m, log)
+	mc.Token, mc.Account = ac.Token, ac.Name
+	mc.Logger = mc.Logger.With(zap.String("account", ac.Name))
+	return mc
+}
+
+// accounts builds an agency-mode marketplace's accounts: an adapter,
+// rules and bid budget each.
+func accounts(reg *marketplace.Registry, rdb redis.UniversalClient, m config.Marketplace, key string, log *zap.Logger) ([]worker.Account, error) {
+	out := make([]worker.Account, len(m.Accounts))
+	for j, ac := range m.Accounts {
+		akey := fmt.Sprintf("%s.accounts[%d]", key, j)
+		ad, err := reg.New(m.Adapter, AccountConfig(m, ac, log))
+		if err != nil {
+			return nil, &config.Error{Key: akey, Problem: err.Error(), Err: err}
+		}
+		eng, err := rules.New(ac.Rules.Resolved)
+		if err != nil {
+			return nil, &config.Error{Key: akey + ".rules", Problem: err.Error(), Err: err}
+		}
+		out[j] = worker.Account{Adapter: ad, Rules: eng, Budget: budgetOf(rdb, ac.Rules.Resolved)}
+	}
+	return out, nil
 }
 
 // tracked lists the marketplaces whose bids the tracker follows: with

@@ -254,7 +254,7 @@ func (s statusActions) Retract(ctx context.Context, marketplaceID, postingID, by
 	if err := s.check(marketplaceID, postingID); err != nil {
 		return false, err
 	}
-	got, err := ops.Retracter{Ledger: s.a.Ledger, Adapters: s.a.Adapters}.Retract(ctx, marketplaceID, postingID, by, why)
+	got, err := ops.Retracter{Ledger: s.a.Ledger, Adapters: s.a.Adapters, Accounts: s.a.Accounts}.Retract(ctx, marketplaceID, postingID, by, why)
 	return got.Already, refused(err)
 }
 

@@ -366,6 +366,12 @@ type Marketplace struct {
 	// Proposals says who writes the proposal text: the rules' template
 	// (default) or a language model (see docs/proposals.md).
 	Proposals proposal.Config `yaml:"proposals,omitempty"`
+	// Accounts are several accounts on this marketplace, each with its own
+	// token and rule overrides; AccountPolicy says whether one bid per
+	// posting is across all of them (per_posting, the default: agency
+	// mode) or per account (per_account). See docs/outcomes.md.
+	AccountPolicy string    `yaml:"account_policy"`
+	Accounts      []Account `yaml:"accounts"`
 
 	// Token is the resolved API token (never printed).
 	Token string `yaml:"-"`

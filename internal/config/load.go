@@ -100,6 +100,9 @@ func Load(o Options) (Config, error) {
 	if err := resolveSecrets(&cfg, o); err != nil {
 		return Config{}, err
 	}
+	if err := expandAccounts(&cfg); err != nil {
+		return Config{}, err
+	}
 	return cfg, nil
 }
 
@@ -308,11 +311,34 @@ func resolveSecrets(cfg *Config, o Options) error {
 				return errorf(key+".token_file", "%q is empty", m.TokenFile)
 			}
 		}
+		for j := range m.Accounts {
+			a := &m.Accounts[j]
+			akey := fmt.Sprintf("%s.accounts[%d]", key, j)
+			if a.Token, err = tokenOf(o, env, akey, a.TokenEnv, a.TokenFile); err != nil {
+				return err
+			}
+		}
 		if err := m.Proposals.ResolveAPIKey(o.LookupEnv, o.ReadFile); err != nil {
 			return rulesError(key, err)
 		}
 	}
 	return nil
+}
+
+// tokenOf resolves an account's token from its variable or file.
+func tokenOf(o Options, env func(key, name string) (string, error), key, tokenEnv, tokenFile string) (string, error) {
+	if tokenEnv != "" {
+		return env(key+".token_env", tokenEnv)
+	}
+	b, err := o.ReadFile(tokenFile)
+	if err != nil {
+		return "", &Error{Key: key + ".token_file", Problem: fmt.Sprintf("cannot read %q: %v", tokenFile, unwrapPath(err)), Err: err}
+	}
+	t := strings.TrimSpace(string(b))
+	if t == "" {
+		return "", errorf(key+".token_file", "%q is empty", tokenFile)
+	}
+	return t, nil
 }
 
 // secretFile reads a one-line secret; the message names the file, never

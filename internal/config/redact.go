@@ -35,6 +35,10 @@ func (c Config) Redacted() Config {
 	for i := range r.Marketplaces {
 		r.Marketplaces[i].Token = redact(r.Marketplaces[i].Token)
 		r.Marketplaces[i].Proposals.APIKey = redact(r.Marketplaces[i].Proposals.APIKey)
+		r.Marketplaces[i].Accounts = slices.Clone(r.Marketplaces[i].Accounts)
+		for j := range r.Marketplaces[i].Accounts {
+			r.Marketplaces[i].Accounts[j].Token = redact(r.Marketplaces[i].Accounts[j].Token)
+		}
 	}
 	return r
 }

@@ -384,7 +384,7 @@ func validateMarketplaces(cfg *Config, adapters []string) error {
 			if u.User != nil {
 				return errorf(key+".base_url", "must not hold credentials; use token_env or token_file")
 			}
-			if (m.TokenEnv == "") == (m.TokenFile == "") {
+			if (m.TokenEnv == "") == (m.TokenFile == "") && len(m.Accounts) == 0 {
 				return errorf(key, "set exactly one of token_env and token_file")
 			}
 		}
@@ -414,6 +414,9 @@ func validateMarketplaces(cfg *Config, adapters []string) error {
 		}
 		if err := m.Proposals.Validate(); err != nil {
 			return rulesError(key, err) // the same *rules.FieldError, keys from "proposals."
+		}
+		if err := validateAccounts(&cfg.Marketplaces[i], key); err != nil {
+			return err
 		}
 	}
 	return nil

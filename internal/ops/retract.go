@@ -19,6 +19,9 @@ import (
 type Retracter struct {
 	Ledger   *ledger.Ledger
 	Adapters map[string]marketplace.Adapter
+	// Accounts are the adapters of agency-mode marketplaces' accounts (by
+	// marketplace ID): a bid is retracted by the account that placed it.
+	Accounts map[string][]marketplace.Adapter
 	// Attempts bounds the tries on a transient, ambiguous or rate-limited
 	// answer (default 4), Backoff the first wait between them (default 1s,
 	// doubled each time).
@@ -31,6 +34,9 @@ type Retracter struct {
 var (
 	ErrCannotRetract = errors.New("the marketplace's adapter cannot retract bids")
 	ErrUnknownMarket = errors.New("marketplace not in the config")
+	// ErrUnknownAccount: the bid's account (agency mode) is not in the
+	// config; only that account can withdraw it.
+	ErrUnknownAccount = errors.New("account not in the config")
 )
 
 // Retracted is what Retract did.
@@ -45,13 +51,18 @@ func (r Retracter) Retract(ctx context.Context, marketplaceID, postingID, by, wh
 	if !ok {
 		return Retracted{}, fmt.Errorf("%w: %q", ErrUnknownMarket, marketplaceID)
 	}
-	rt, ok := ad.(marketplace.Retracter)
-	if !ok {
-		return Retracted{}, fmt.Errorf("%s: %w", marketplaceID, ErrCannotRetract)
-	}
 	rec, err := r.Ledger.Get(ctx, marketplaceID, postingID)
 	if err != nil {
 		return Retracted{}, err
+	}
+	if rec.Account != "" {
+		if ad, ok = r.account(marketplaceID, rec.Account); !ok {
+			return Retracted{}, fmt.Errorf("%w: %s:%s was bid on by account %q", ErrUnknownAccount, marketplaceID, postingID, rec.Account)
+		}
+	}
+	rt, ok := ad.(marketplace.Retracter)
+	if !ok {
+		return Retracted{}, fmt.Errorf("%s: %w", marketplaceID, ErrCannotRetract)
 	}
 	if rec.State != ledger.StatePlaced || rec.BidID == "" {
 		st := string(rec.State)
@@ -74,6 +85,15 @@ func (r Retracter) Retract(ctx context.Context, marketplaceID, postingID, by, wh
 		return out, fmt.Errorf("bid %s is retracted on the marketplace, but the ledger did not record it (run the retract again; the tracker records it too): %w", rec.BidID, err)
 	}
 	return out, nil
+}
+
+func (r Retracter) account(marketplaceID, name string) (marketplace.Adapter, bool) {
+	for _, a := range r.Accounts[marketplaceID] {
+		if a.Account() == name {
+			return a, true
+		}
+	}
+	return nil, false
 }
 
 // send retracts on the marketplace, trying again while the answer says it

@@ -2,7 +2,7 @@
 // what users tune their rules on: per marketplace the funnel (decided,
 // matched, sent, replied, hired), outcomes and win rate, time to award,
 // and the same per report dimension (include keyword matched, budget band,
-// client country, amount strategy). It reads; it never writes.
+// client country, amount strategy, and in agency mode the account). It reads; it never writes.
 //
 // It may import ledger, internal/history and worker/rules (for the
 // dimensions' stored form).
@@ -91,7 +91,7 @@ type Funnel struct {
 
 // Group is one value of one dimension.
 type Group struct {
-	Dimension string `json:"dimension"` // keyword, band, country, strategy
+	Dimension string `json:"dimension"` // keyword, band, country, strategy, account
 	Value     string `json:"value"`     // "" is shown as "(none)"
 	Counts
 }
@@ -111,8 +111,9 @@ type Report struct {
 	Markets []Market  `json:"marketplaces"`
 }
 
-// Dimensions, in report order.
-var Dimensions = []string{"keyword", "band", "country", "strategy"}
+// Dimensions, in report order. account (the account that bid) is only
+// reported for agency-mode marketplaces, whose bids name one.
+var Dimensions = []string{"keyword", "band", "country", "strategy", "account"}
 
 // Build reads the report of marketplaces over [since, until).
 func Build(ctx context.Context, led *ledger.Ledger, hist *history.Reader, marketplaces []string, since, until time.Time) (Report, error) {
@@ -127,7 +128,10 @@ func Build(ctx context.Context, led *ledger.Ledger, hist *history.Reader, market
 		for _, r := range rows {
 			m.Total.add(r)
 			d := rules.ParseDims(r.Dims)
-			for i, v := range []string{d.Keyword, d.Band, d.Country, d.Strategy} {
+			for i, v := range []string{d.Keyword, d.Band, d.Country, d.Strategy, r.Account} {
+				if Dimensions[i] == "account" && r.Account == "" {
+					continue
+				}
 				k := [2]string{Dimensions[i], v}
 				g := groups[k]
 				if g == nil {
