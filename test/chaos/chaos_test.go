@@ -120,6 +120,41 @@ func TestChaosShort(t *testing.T) {
 	}
 }
 
+// accountsConfig is a shorter persistent run with every fault, bidding
+// from two accounts under policy (issue 17, item 6).
+func accountsConfig(policy string) chaos.Config {
+	cfg := chaos.StandardConfig()
+	cfg.Scenario = "accounts-" + policy
+	cfg.Accounts = policy
+	cfg.Duration = 20 * time.Second
+	cfg.InitialPostings = 300
+	cfg.Rate = 20
+	// A retried copy of a decided posting's task can sit scheduled for a
+	// wait delay (30 s) after the rest: the per-account run drained in 98 s.
+	cfg.DrainTimeout = 150 * time.Second
+	return cfg
+}
+
+// TestChaosAccounts: two accounts, alice (with a bid budget that runs out)
+// and bob, through every fault: in agency mode no posting gets a bid of
+// each, per account no account bids twice on one; every bid is in the
+// ledger as its account's, with the outcome the sandbox decided.
+func TestChaosAccounts(t *testing.T) {
+	for _, policy := range []string{chaos.AccountsPerPosting, chaos.AccountsPerAccount} {
+		t.Run(policy, func(t *testing.T) {
+			cfg := setup(t, accountsConfig(policy))
+			rep := mustPass(t, cfg)
+			a := rep.Accounts
+			if a == nil || a.Bids == 0 || a.OutcomesPending != 0 || a.Outcomes["awarded"] == 0 || a.Outcomes["rejected"] == 0 {
+				t.Fatalf("accounts: %+v", a)
+			}
+			if policy == chaos.AccountsPerAccount && a.PostingsWithTwo == 0 {
+				t.Fatalf("per account, yet no posting got a bid of each account: %+v", a)
+			}
+		})
+	}
+}
+
 // longFaultsConfig is the CI run of the long faults, each once at a fixed
 // time, on the standalone topology with two fleets on the shared bid queue
 // and max_retry 3 (so that a wait counted as a failure would park postings

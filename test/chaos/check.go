@@ -179,8 +179,8 @@ func isFinal(s string) bool {
 // marketplace's own.
 func (h *Harness) bidQueues() []string {
 	qs := []string{"bids"}
-	for _, sb := range h.sandboxes {
-		qs = append(qs, "bids:"+sb.id)
+	for _, m := range h.markets {
+		qs = append(qs, "bids:"+m.id)
 	}
 	return qs
 }
@@ -236,8 +236,8 @@ func (h *Harness) drainState(ctx context.Context, insp *asynq.Inspector, posts m
 			parts = append(parts, fmt.Sprintf("queue %s backlog %d", q, n))
 		}
 	}
-	for _, sb := range h.sandboxes {
-		recs, err := ledgerRecords(ctx, h.rdb, sb.id, posts[sb.id])
+	for _, m := range h.markets {
+		recs, err := ledgerRecords(ctx, h.rdb, m.id, posts[m.id])
 		if err != nil {
 			return fmt.Sprintf("ledger: %v", err)
 		}
@@ -253,10 +253,10 @@ func (h *Harness) drainState(ctx context.Context, insp *asynq.Inspector, posts m
 			}
 		}
 		if open > 0 {
-			parts = append(parts, fmt.Sprintf("%s: %d postings undecided", sb.id, open))
+			parts = append(parts, fmt.Sprintf("%s: %d postings undecided", m.id, open))
 		}
 		if parked > 0 && !parkedOK {
-			parts = append(parts, fmt.Sprintf("%s: %d postings parked or in review", sb.id, parked))
+			parts = append(parts, fmt.Sprintf("%s: %d postings parked or in review", m.id, parked))
 		}
 	}
 	return strings.Join(parts, "; ")
@@ -268,8 +268,8 @@ func (h *Harness) drainState(ctx context.Context, insp *asynq.Inspector, posts m
 // for every marketplace.
 func (h *Harness) resumeParked(ctx context.Context, rep *Report, posts map[string][]Posting) {
 	rep.Parked = map[string]int{}
-	for _, sb := range h.sandboxes {
-		recs, err := ledgerRecords(ctx, h.rdb, sb.id, posts[sb.id])
+	for _, m := range h.markets {
+		recs, err := ledgerRecords(ctx, h.rdb, m.id, posts[m.id])
 		if err != nil {
 			rep.fail("ledger read: %v", err)
 			return
@@ -280,35 +280,35 @@ func (h *Harness) resumeParked(ctx context.Context, rep *Report, posts map[strin
 				continue
 			}
 			parked++
-			rep.Parked[sb.id+"/"+r.Rule]++
+			rep.Parked[m.id+"/"+r.Rule]++
 			if strings.Contains(r.Why, "replicas") {
 				// Replicas short is a wait, never a counted failure.
-				rep.fail("%s:%s parked for a replica condition: %s: %s", sb.id, posts[sb.id][i].ID, r.Rule, r.Why)
+				rep.fail("%s:%s parked for a replica condition: %s: %s", m.id, posts[m.id][i].ID, r.Rule, r.Why)
 			}
 			if len(rep.ParkedExamples) < 5 {
-				rep.ParkedExamples = append(rep.ParkedExamples, fmt.Sprintf("%s:%s %s: %s", sb.id, posts[sb.id][i].ID, r.Rule, r.Why))
+				rep.ParkedExamples = append(rep.ParkedExamples, fmt.Sprintf("%s:%s %s: %s", m.id, posts[m.id][i].ID, r.Rule, r.Why))
 			}
 		}
 		rep.ParkedTotal += parked
-		out, err := h.ledgerCLI(ctx, "list", "--marketplace", sb.id, "--state", "parked", "--limit", "0")
+		out, err := h.ledgerCLI(ctx, "list", "--marketplace", m.id, "--state", "parked", "--limit", "0")
 		if err != nil {
-			rep.fail("bidder ledger list --marketplace %s --state parked: %v", sb.id, err)
+			rep.fail("bidder ledger list --marketplace %s --state parked: %v", m.id, err)
 		} else if listed := countLines(out); listed != parked {
-			rep.fail("bidder ledger list --state parked lists %d postings of %s, the ledger has %d parked records", listed, sb.id, parked)
+			rep.fail("bidder ledger list --state parked lists %d postings of %s, the ledger has %d parked records", listed, m.id, parked)
 		}
-		out, err = h.ledgerCLI(ctx, "resume", "--marketplace", sb.id, "--all")
+		out, err = h.ledgerCLI(ctx, "resume", "--marketplace", m.id, "--all")
 		if err != nil {
-			rep.fail("bidder ledger resume --marketplace %s --all: %v", sb.id, err)
+			rep.fail("bidder ledger resume --marketplace %s --all: %v", m.id, err)
 			continue
 		}
 		var n int
 		lines := strings.Split(strings.TrimSpace(out), "\n")
 		if _, err := fmt.Sscanf(lines[len(lines)-1], "%d resumed", &n); err != nil {
-			rep.fail("bidder ledger resume --marketplace %s --all: unexpected output %q", sb.id, out)
+			rep.fail("bidder ledger resume --marketplace %s --all: unexpected output %q", m.id, out)
 		}
 		rep.Resumed += n
 		if n != parked {
-			rep.fail("bidder ledger resume --marketplace %s --all resumed %d postings, %d were parked", sb.id, n, parked)
+			rep.fail("bidder ledger resume --marketplace %s --all resumed %d postings, %d were parked", m.id, n, parked)
 		}
 	}
 }
@@ -347,6 +347,10 @@ func countLines(s string) int {
 func (h *Harness) check(ctx context.Context, rep *Report, posts map[string][]Posting) {
 	rep.Ledger = map[string]int{}
 	for _, sb := range h.sandboxes {
+		if sb.id == marketplaceMain && h.cfg.Accounts != "" {
+			h.checkAccountMarkets(ctx, rep, sb, posts)
+			continue
+		}
 		h.checkMarketplace(ctx, rep, sb, posts[sb.id])
 	}
 	h.checkLong(ctx, rep)

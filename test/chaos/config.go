@@ -248,7 +248,14 @@ type Config struct {
 	// (notify.go): every placed posting's bid_placed and every reviewed
 	// one's review_needed must reach it, signed, through every fault.
 	Notify bool
-	Logf   func(format string, args ...any) // progress (default: none)
+	// Accounts bids on the main marketplace from two accounts, alice and
+	// bob, under bidder's account_policy (AccountsPerPosting: agency mode;
+	// AccountsPerAccount), with the sandbox deciding bids 2 s after them
+	// and the tracker on: the run checks "never twice" at the policy's
+	// level and that every placed bid's outcome is recorded by the end
+	// (accounts.go). "" = the one-token marketplace.
+	Accounts string
+	Logf     func(format string, args ...any) // progress (default: none)
 
 	notifyURL, notifySecretFile, notifySlackFile string // set by the harness (Notify)
 }
@@ -442,10 +449,10 @@ worker:
 log:
   level: info
   format: json
-` + c.notifyYAML() + `marketplaces:
+` + c.notifyYAML() + c.trackerYAML() + `marketplaces:
 `
 	for _, id := range ids {
-		s += c.marketplaceYAML(id, urls[id])
+		s += c.marketplaceEntry(id, urls[id])
 	}
 	return s
 }
@@ -478,6 +485,16 @@ func (c *Config) marketplaceYAML(id, sandboxURL string) string {
       proposal:
         template: "Hello, I read {{.Title}} and can deliver it for {{money .Amount}} {{.Budget.Currency}}."
 `, id, sandboxURL, c.RequestTimeout, exclude, minRating) + c.reviewYAML()
+}
+
+// marketplaceEntry is marketplaceYAML with the main marketplace's token
+// replaced by the run's two accounts (Accounts).
+func (c *Config) marketplaceEntry(id, sandboxURL string) string {
+	s := c.marketplaceYAML(id, sandboxURL)
+	if id == marketplaceMain && c.Accounts != "" {
+		s = strings.Replace(s, "    token_env: BIDDER_CHAOS_SANDBOX_TOKEN\n", c.accountsYAML(), 1)
+	}
+	return s
 }
 
 func (c *Config) reviewYAML() string {

@@ -618,8 +618,8 @@ func (h *Harness) parkedCount(ctx context.Context) int64 {
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		var n int64
 		var err error
-		for _, sb := range h.sandboxes {
-			c, e := h.rdb.ZCard(ctx, parkedIndexKey(sb.id)).Result()
+		for _, m := range h.markets {
+			c, e := h.rdb.ZCard(ctx, parkedIndexKey(m.id)).Result()
 			n, err = n+c, errors.Join(err, e)
 		}
 		if err == nil {

@@ -34,6 +34,7 @@ type Harness struct {
 	rdb       *redis.Client // the harness's own client (a failover client with sentinels)
 
 	sandboxes  []*sandboxInst // sandboxes[0] is marketplace "sandbox"
+	markets    []market       // bidder's marketplaces (setMarkets)
 	adminToken string         // the sandboxes' outage switches (outage.go)
 	cfgPath    string         // bidder.yaml: every marketplace (scanners, fleet A, the ledger CLI)
 
@@ -214,6 +215,7 @@ func (h *Harness) startRest() error {
 		}
 		urls[id] = sb.url
 	}
+	h.setMarkets()
 
 	if cfg.Notify {
 		sink, secretFile, slackFile, err := startWebhookSink(h.logDir)
@@ -244,7 +246,7 @@ func (h *Harness) startRest() error {
 			// REDIS_HOST would conflict with it (empty = unset).
 			return h.cliEnv()
 		}
-		return []string{"REDIS_URL=redis://" + redisAddr + "/0", "BIDDER_CHAOS_SANDBOX_TOKEN=" + sandboxToken}
+		return append([]string{"REDIS_URL=redis://" + redisAddr + "/0", "BIDDER_CHAOS_SANDBOX_TOKEN=" + sandboxToken}, cfg.accountEnv()...)
 	}
 	for i := 0; i < cfg.Scanners; i++ {
 		p := &Proc{Name: fmt.Sprintf("scanner-%d", i+1), Bin: cfg.BidderBin, Dir: h.logDir,
@@ -307,10 +309,13 @@ func (h *Harness) startSandbox(id string, postings int, rate float64, seed uint6
 	}
 	sargs := []string{
 		AdminFlag, addrs[1],
-		"--listen", addrs[0], "--tokens", sandboxToken, "--idempotency", "off", "--duplicates", "accept",
+		"--listen", addrs[0], "--tokens", cfg.sandboxTokens(), "--idempotency", "off", "--duplicates", "accept",
 		"--latency", cfg.SandboxLatency, "--error-rate", fmt.Sprint(cfg.ErrorRate),
 		"--ambiguous-rate", fmt.Sprint(cfg.AmbiguousRate), "--rate-limit-rate", fmt.Sprint(cfg.RateLimitRate),
 		"--postings", fmt.Sprint(postings), "--rate", fmt.Sprint(rate), "--seed", fmt.Sprint(seed),
+	}
+	if cfg.Accounts != "" {
+		sargs = append(sargs, "--decide-after", "2s", "--award-rate", "0.3")
 	}
 	name := "sandbox"
 	if id != marketplaceMain {
@@ -411,13 +416,17 @@ func (h *Harness) run(ctx context.Context, rep *Report) {
 	time.Sleep(300 * time.Millisecond) // the generators' last tick
 	stopAt := time.Now()
 	rep.PublishSeconds = stopAt.Sub(phaseStart).Seconds()
-	posts := map[string][]Posting{}
+	posts := map[string][]Posting{} // by bidder's marketplace
 	for _, sb := range h.sandboxes {
 		ps, err := SandboxPostings(ctx, h.http, sb.url)
 		if err != nil {
 			rep.fail("could not list the postings of %s: %v", sb.id, err)
 		}
-		posts[sb.id] = ps
+		for _, m := range h.markets {
+			if m.sb == sb {
+				posts[m.id] = ps
+			}
+		}
 		rep.Postings += len(ps)
 	}
 	cfg.Logf("chaos %s: publishing stopped at %d postings after %.0fs; faults %v; draining (timeout %s)", cfg.Scenario, rep.Postings, rep.PublishSeconds, h.faultCounts(), cfg.DrainTimeout)
@@ -444,6 +453,11 @@ func (h *Harness) run(ctx context.Context, rep *Report) {
 		if h.sink != nil {
 			h.waitNotifications(ctx, rep, posts, 90*time.Second)
 			cfg.Logf("chaos %s: notifications: %s", cfg.Scenario, rep.Notify)
+		}
+		if cfg.Accounts != "" {
+			// The tracker runs once a minute: two slots and a repoll.
+			h.waitAccounts(ctx, rep, posts, 200*time.Second)
+			cfg.Logf("chaos %s: accounts: %s", cfg.Scenario, rep.Accounts)
 		}
 	}
 
@@ -514,9 +528,9 @@ func (h *Harness) faultCounts() map[string]int {
 // Redis (directly, not through a worker's proxy).
 func (h *Harness) cliEnv() []string {
 	if h.topo != nil {
-		return []string{"REDIS_URL=", "REDIS_HOST=", "BIDDER_CHAOS_SANDBOX_TOKEN=" + sandboxToken}
+		return append([]string{"REDIS_URL=", "REDIS_HOST=", "BIDDER_CHAOS_SANDBOX_TOKEN=" + sandboxToken}, h.cfg.accountEnv()...)
 	}
-	return []string{"REDIS_URL=redis://" + h.redisAddr + "/0", "BIDDER_CHAOS_SANDBOX_TOKEN=" + sandboxToken}
+	return append([]string{"REDIS_URL=redis://" + h.redisAddr + "/0", "BIDDER_CHAOS_SANDBOX_TOKEN=" + sandboxToken}, h.cfg.accountEnv()...)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

@@ -165,19 +165,19 @@ func (s *webhookSink) close() {
 func (h *Harness) waitNotifications(ctx context.Context, rep *Report, posts map[string][]Posting, within time.Duration) {
 	start := time.Now()
 	want := map[string]bool{}
-	for _, sb := range h.sandboxes {
-		recs, err := ledgerRecords(ctx, h.rdb, sb.id, posts[sb.id])
+	for _, m := range h.markets {
+		recs, err := ledgerRecords(ctx, h.rdb, m.id, posts[m.id])
 		if err != nil {
 			rep.fail("ledger read: %v", err)
 			return
 		}
 		for i, r := range recs {
-			id := posts[sb.id][i].ID
+			id := posts[m.id][i].ID
 			if r.State == "placed" {
-				want["bid_placed:"+sb.id+":"+id] = true
+				want["bid_placed:"+m.id+":"+id] = true
 			}
 			if r.Reviewed {
-				want["review_needed:"+sb.id+":"+id] = true
+				want["review_needed:"+m.id+":"+id] = true
 			}
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/bidder/bidder/marketplace/sandbox"
 )
 
 // outageSwitch is the harness-only marketplace outage of the sandbox role:
@@ -86,12 +88,26 @@ func (o *outageSwitch) set(status int, rate float64, bidsOnly bool) OutageState 
 
 // admin serves POST /outage?status=503|401|0&rate=<(0,1]>&scope=all|bids
 // with the bearer token.
-func (o *outageSwitch) admin(token string) http.Handler {
+func (o *outageSwitch) admin(token string, bids func() []sandbox.BidOutcome) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("/outage", func(w http.ResponseWriter, r *http.Request) {
+	authorized := func(w http.ResponseWriter, r *http.Request) bool {
 		scheme, got, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return false
+		}
+		return true
+	}
+	// GET /bids: every bid with its account and outcome (accounts.go).
+	mux.HandleFunc("GET /bids", func(w http.ResponseWriter, r *http.Request) {
+		if !authorized(w, r) {
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(bids())
+	})
+	mux.HandleFunc("/outage", func(w http.ResponseWriter, r *http.Request) {
+		if !authorized(w, r) {
 			return
 		}
 		if r.Method != http.MethodPost {

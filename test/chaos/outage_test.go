@@ -27,7 +27,7 @@ func TestOutageSwitch(t *testing.T) {
 	sw := &outageSwitch{next: srv}
 	api := httptest.NewServer(sw)
 	defer api.Close()
-	admin := httptest.NewServer(sw.admin("admin-secret"))
+	admin := httptest.NewServer(sw.admin("admin-secret", srv.BidOutcomes))
 	defer admin.Close()
 	adminAddr := strings.TrimPrefix(admin.URL, "http://")
 	ctx := context.Background()

@@ -40,6 +40,8 @@ type Report struct {
 	Bids     int64          `json:"bids"`
 	Stats    SandboxStats   `json:"sandbox_stats"`
 	Ledger   map[string]int `json:"ledger_states"` // at the end, every marketplace
+	// Accounts: a run with two accounts (Config.Accounts).
+	Accounts *AccountsReport `json:"accounts,omitempty"`
 	// Marketplaces breaks the figures down when there are two (TwoFleets).
 	Marketplaces map[string]MarketplaceReport `json:"marketplaces,omitempty"`
 
@@ -168,6 +170,9 @@ func (r *Report) String() string {
 		r.ParkedTotal, kv(r.Parked), r.Resumed, r.ResumeSeconds)
 	for _, e := range r.ParkedExamples {
 		fmt.Fprintf(&b, "    e.g. %s\n", e)
+	}
+	if r.Accounts != nil {
+		fmt.Fprintf(&b, "  accounts:     %s\n", r.Accounts)
 	}
 	if r.Notify != nil {
 		fmt.Fprintf(&b, "  notify:       %s\n", r.Notify)

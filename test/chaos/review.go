@@ -72,8 +72,8 @@ func (h *Harness) reviewers(ctx context.Context, rep *ReviewReport, stop <-chan 
 			return
 		case <-tick.C:
 		}
-		for _, sb := range h.sandboxes {
-			ids, err := h.inReview(ctx, sb.id)
+		for _, m := range h.markets {
+			ids, err := h.inReview(ctx, m.id)
 			if err != nil {
 				note("", "error", "list: "+err.Error())
 				continue
@@ -85,17 +85,17 @@ func (h *Harness) reviewers(ctx context.Context, rep *ReviewReport, stop <-chan 
 				case x < 0.6:
 					kind = "approve_twice"
 					cmds = [][]string{
-						{"approve", "--marketplace", sb.id, "--posting", id, "--by", "ann"},
-						{"approve", "--marketplace", sb.id, "--posting", id, "--by", "bob", "--amount", "60"},
+						{"approve", "--marketplace", m.id, "--posting", id, "--by", "ann"},
+						{"approve", "--marketplace", m.id, "--posting", id, "--by", "bob", "--amount", "60"},
 					}
 				case x < 0.85:
 					kind = "reject"
-					cmds = [][]string{{"reject", "--marketplace", sb.id, "--posting", id, "--by", "ann", "--reason", "chaos"}}
+					cmds = [][]string{{"reject", "--marketplace", m.id, "--posting", id, "--by", "ann", "--reason", "chaos"}}
 				default:
 					kind = "approve_reject"
 					cmds = [][]string{
-						{"approve", "--marketplace", sb.id, "--posting", id, "--by", "ann"},
-						{"reject", "--marketplace", sb.id, "--posting", id, "--by", "bob", "--reason", "chaos"},
+						{"approve", "--marketplace", m.id, "--posting", id, "--by", "ann"},
+						{"reject", "--marketplace", m.id, "--posting", id, "--by", "bob", "--reason", "chaos"},
 					}
 				}
 				note(kind, "", "")
@@ -152,22 +152,22 @@ func (h *Harness) inReview(ctx context.Context, mp string) ([]string, error) {
 // reviewRest approves what is still in review once the drain is done,
 // as an operator finishing the queue would.
 func (h *Harness) reviewRest(ctx context.Context, rep *Report) {
-	for _, sb := range h.sandboxes {
-		ids, err := h.inReview(ctx, sb.id)
+	for _, m := range h.markets {
+		ids, err := h.inReview(ctx, m.id)
 		if err != nil {
-			rep.fail("bidder review list --marketplace %s: %v", sb.id, err)
+			rep.fail("bidder review list --marketplace %s: %v", m.id, err)
 			continue
 		}
 		rep.Review.Leftover += len(ids)
 		for _, id := range ids {
 			rep.Review.Actions["rest"]++
-			out, err := h.bidderCLI(ctx, "review", "approve", "--marketplace", sb.id, "--posting", id, "--by", "harness")
+			out, err := h.bidderCLI(ctx, "review", "approve", "--marketplace", m.id, "--posting", id, "--by", "harness")
 			if answer, _ := classifyReview(out, err); answer == "expired" || answer == "already" {
 				rep.Review.Answers["rest_"+answer]++
 				continue
 			}
 			if err != nil {
-				rep.fail("bidder review approve %s:%s after the drain: %v (%s)", sb.id, id, err, strings.TrimSpace(out))
+				rep.fail("bidder review approve %s:%s after the drain: %v (%s)", m.id, id, err, strings.TrimSpace(out))
 			}
 		}
 	}
@@ -175,8 +175,8 @@ func (h *Harness) reviewRest(ctx context.Context, rep *Report) {
 
 // checkReviews: a rejected or expired posting has no bid on the sandbox.
 func (h *Harness) checkReviews(ctx context.Context, rep *Report, posts map[string][]Posting) {
-	for _, sb := range h.sandboxes {
-		recs, err := ledgerRecords(ctx, h.rdb, sb.id, posts[sb.id])
+	for _, m := range h.markets {
+		recs, err := ledgerRecords(ctx, h.rdb, m.id, posts[m.id])
 		if err != nil {
 			rep.fail("ledger read: %v", err)
 			return
@@ -190,14 +190,14 @@ func (h *Harness) checkReviews(ctx context.Context, rep *Report, posts map[strin
 			default:
 				continue
 			}
-			n, err := SandboxBidsOn(ctx, h.http, sb.url, posts[sb.id][i].ID)
+			n, err := SandboxBidsOn(ctx, h.http, m.sb.url, posts[m.id][i].ID)
 			if err != nil {
-				rep.fail("%s: bids on %s: %v", sb.id, posts[sb.id][i].ID, err)
+				rep.fail("%s: bids on %s: %v", m.id, posts[m.id][i].ID, err)
 				continue
 			}
 			if n > 0 {
 				rep.Review.BidsOnRej += n
-				rep.fail("%s:%s ended %s in review, yet the sandbox holds %d bid(s) on it", sb.id, posts[sb.id][i].ID, r.State, n)
+				rep.fail("%s:%s ended %s in review, yet the sandbox holds %d bid(s) on it", m.id, posts[m.id][i].ID, r.State, n)
 			}
 		}
 	}

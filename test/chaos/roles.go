@@ -122,7 +122,7 @@ func runSandbox(args []string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", AdminFlag, err)
 		}
-		as := &http.Server{Handler: sw.admin(token), ReadHeaderTimeout: 5 * time.Second}
+		as := &http.Server{Handler: sw.admin(token, srv.BidOutcomes), ReadHeaderTimeout: 5 * time.Second}
 		go func() { _ = as.Serve(aln) }()
 		defer as.Close()
 	}

@@ -49,6 +49,7 @@ func main() {
 	flag.BoolVar(&cfg.SharedQueue, "shared-queue", false, "worker.queue_per_marketplace: false (every bid task on the one \"bids\" queue)")
 	flag.BoolVar(&cfg.TwoFleets, "two-fleets", false, "a second marketplace sandbox2; fleet A (--workers minus --fleet-b) serves both, fleet B only sandbox")
 	flag.IntVar(&cfg.FleetB, "fleet-b", 1, "workers of fleet B (with --two-fleets)")
+	flag.StringVar(&cfg.Accounts, "accounts", "", "bid from two accounts, alice and bob, under this account_policy: per_posting (agency mode) or per_account; the sandbox decides bids and the run waits for every outcome")
 	flag.BoolVar(&cfg.Notify, "notify", false, "notifications on, to a webhook the harness serves: every bid_placed and review_needed must arrive, signed")
 	flag.DurationVar(&cfg.ReviewDeadline, "review-deadline", 30*time.Minute, "rules.review.deadline with --review-share; short, the reviewers race it")
 	flag.Float64Var(&cfg.ReviewShare, "review-share", 0, "send this share of the postings to review (rules.review.share); two reviewers approve and reject them with the CLI during the faults")
