@@ -80,6 +80,9 @@ func newLedgerGetCommand(e env) *cobra.Command {
 			if r.BidID != "" || r.Amount != 0 {
 				fmt.Fprintf(w, "bid:      %q\namount:   %.2f %q\n", r.BidID, r.Amount, r.Currency)
 			}
+			if r.Account != "" {
+				fmt.Fprintf(w, "account:  %q\n", r.Account) // agency mode: the one that bids or bid
+			}
 			if r.State == ledger.StatePlaced {
 				fmt.Fprintf(w, "outcome:  %s", r.Outcome)
 				if !r.OutcomeAt.IsZero() {
