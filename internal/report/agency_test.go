@@ -70,18 +70,7 @@ func TestAgencyOutcomesAreAskedOfTheAccountThatBid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var postings []marketplace.Posting
-	for cursor := ""; ; {
-		page, err := alice.Scan(ctx, cursor, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		postings = append(postings, page.Postings...)
-		if len(page.Postings) == 0 || page.NextCursor == cursor {
-			break
-		}
-		cursor = page.NextCursor
-	}
+	postings := scanAll(t, alice)
 	start := time.Now()
 	for _, p := range append(postings, postings...) { // every task twice
 		task, err := worker.NewBidTask(p)

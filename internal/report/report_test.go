@@ -61,18 +61,7 @@ func TestReportEqualsTheSandboxsTruth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var postings []marketplace.Posting
-	for cursor := ""; ; {
-		page, err := ad.Scan(ctx, cursor, 100)
-		if err != nil {
-			t.Fatal(err)
-		}
-		postings = append(postings, page.Postings...)
-		if len(page.Postings) == 0 || page.NextCursor == cursor {
-			break
-		}
-		cursor = page.NextCursor
-	}
+	postings := scanAll(t, ad)
 	if len(postings) != n {
 		t.Fatalf("scanned %d postings, want %d", len(postings), n)
 	}
@@ -216,3 +205,20 @@ func count(c *report.Counts, o marketplace.Outcome) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// scanAll lists every posting the sandbox has published.
+func scanAll(t *testing.T, ad marketplace.Adapter) []marketplace.Posting {
+	t.Helper()
+	var postings []marketplace.Posting
+	for cursor := ""; ; {
+		page, err := ad.Scan(context.Background(), cursor, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		postings = append(postings, page.Postings...)
+		if len(page.Postings) == 0 || page.NextCursor == cursor {
+			return postings
+		}
+		cursor = page.NextCursor
+	}
+}
