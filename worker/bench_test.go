@@ -26,17 +26,19 @@ import (
 var (
 	pipelineRounds  = flag.Int("pipeline.rounds", 4, "BenchmarkPipeline: interleaved rounds of every case")
 	pipelineLatency = flag.Duration("pipeline.latency", 0, "BenchmarkPipeline: the sandbox's answer latency, every case alike (0: the in-process sandbox answers at once)")
-	pipelineCases   = flag.String("pipeline.cases", "naive,full,full_budget,noop,full_memory_marketplace", "BenchmarkPipeline: the cases to run (naive always runs: it is the baseline)")
+	pipelineCases   = flag.String("pipeline.cases", "naive,full,floor,full_budget,noop,full_memory_marketplace", "BenchmarkPipeline: the cases to run (naive always runs: it is the baseline)")
 )
 
 // BenchmarkPipeline: postings/s through bidder's bid handler (claim, send,
 // settle against an in-process sandbox over loopback HTTP, strict mode)
 // next to the naive handler a user would otherwise write (decode the task,
-// POST the bid: no lock, no ledger) and a no-op handler, on the same asynq
-// server settings. The cases run in interleaved rounds in one process, each
+// POST the bid: no lock, no ledger), the floor of any claim-send-settle
+// design (naive plus two trivial scripts) and a no-op handler, on the same
+// asynq server settings. The cases run in interleaved rounds in one process, each
 // round on a fresh Redis and sandbox with b.N postings, so the machine's
 // load drifts across all of them alike; every round's ratio is logged and
-// the medians reported (x_naive on the full cases).
+// the medians reported (x_naive on the full and floor cases; full_x_floor,
+// what bidder's scripts and handler cost beyond their two round trips).
 //
 //	go test -run '^$' -bench Pipeline -benchtime 3000x ./worker
 func BenchmarkPipeline(b *testing.B) {
@@ -76,7 +78,7 @@ func BenchmarkPipeline(b *testing.B) {
 	// b.N = 1 to find them): every figure is named after its case.
 	for _, name := range cases {
 		b.ReportMetric(median(rates[name]), name+"_postings/s")
-		if !strings.HasPrefix(name, "full") {
+		if !strings.HasPrefix(name, "full") && !strings.HasPrefix(name, "floor") {
 			continue
 		}
 		ratios := make([]float64, len(rates[name]))
@@ -91,7 +93,14 @@ func BenchmarkPipeline(b *testing.B) {
 			}
 		}
 	}
-	for _, name := range []string{"naive", "full"} {
+	if rates["full"] != nil && rates["floor"] != nil {
+		ratios := make([]float64, len(rates["full"]))
+		for i := range ratios {
+			ratios[i] = rates["full"][i] / rates["floor"][i]
+		}
+		b.ReportMetric(median(ratios), "full_x_floor")
+	}
+	for _, name := range []string{"naive", "full", "floor"} {
 		if rates[name] == nil {
 			continue
 		}
@@ -144,6 +153,28 @@ func runPipeline(b *testing.B, name string, n int) (float64, map[string]float64)
 			p, err := worker.DecodeBidPayload(task.Payload())
 			if err == nil {
 				_, err = e.adapter.PlaceBid(ctx, p.ID, marketplace.Bid{Amount: 100, Currency: p.Budget.Currency, Proposal: "I can do " + p.Title + "."})
+			}
+			count(err)
+			return err
+		})
+	case "floor":
+		// The naive handler plus two trivial scripts on bidder's own
+		// client, one before the POST and one after: what any design with
+		// a claim and a settle costs before either does any work. full's
+		// distance from naive splits into floor's (the round trips) and
+		// full's from floor (what the scripts and the handler do).
+		one := redis.NewScript("return 1")
+		rt := func(ctx context.Context) error { return one.Run(ctx, own, []string{"k"}).Err() }
+		handler = asynq.HandlerFunc(func(ctx context.Context, task *asynq.Task) error {
+			p, err := worker.DecodeBidPayload(task.Payload())
+			if err == nil {
+				err = rt(ctx)
+			}
+			if err == nil {
+				_, err = e.adapter.PlaceBid(ctx, p.ID, marketplace.Bid{Amount: 100, Currency: p.Budget.Currency, Proposal: "I can do " + p.Title + "."})
+			}
+			if err == nil {
+				err = rt(ctx)
 			}
 			count(err)
 			return err
