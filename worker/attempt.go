@@ -129,13 +129,10 @@ func (a *attempt) choose() rules.Decision {
 	return first
 }
 
-// budgetScope is what an account's bid budget is counted under: the
-// marketplace's ID, and in agency mode the account's name with it.
+// budgetScope is what an account's bid budget is counted under (see
+// BudgetScope).
 func (a *attempt) budgetScope(ac Account) string {
-	if len(a.mk.Accounts) == 0 {
-		return a.p.MarketplaceID
-	}
-	return a.p.MarketplaceID + "/" + ac.Adapter.Account()
+	return BudgetScope(a.p.MarketplaceID, a.accountNameOf(ac))
 }
 
 func (a *attempt) seenSpent(ac Account, now time.Time) bool {
@@ -149,10 +146,14 @@ func (a *attempt) seenSpent(ac Account, now time.Time) bool {
 // accountName is what the claim stores as the bidding account: the chosen
 // one's in agency mode, nothing for a marketplace with one account.
 func (a *attempt) accountName() string {
+	return a.accountNameOf(a.acct)
+}
+
+func (a *attempt) accountNameOf(ac Account) string {
 	if len(a.mk.Accounts) == 0 {
 		return ""
 	}
-	return a.acct.Adapter.Account()
+	return ac.Adapter.Account()
 }
 
 // accountOf is the account an earlier intent named, to ask whether its bid

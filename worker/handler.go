@@ -46,6 +46,43 @@ type Account struct {
 	Budget  *rules.Budget // nil: none; counted per account
 }
 
+// BudgetScope is what a bid budget, and the postings waiting for its
+// windows, are counted under: the marketplace's ID, and in agency mode
+// (account not empty) the account's name with it.
+func BudgetScope(marketplaceID, account string) string {
+	if account == "" {
+		return marketplaceID
+	}
+	return marketplaceID + "/" + account
+}
+
+// ScopedBudget is one bid budget of a marketplace, with the account it
+// belongs to ("": the marketplace has one account) and its scope.
+type ScopedBudget struct {
+	Account, Scope string
+	Budget         *rules.Budget
+}
+
+// Budgets lists the bid budgets of marketplace id: its own, or in agency
+// mode each account's that has one, in the accounts' order; none when no
+// budget is configured.
+func (m Marketplace) Budgets(id string) []ScopedBudget {
+	if len(m.Accounts) == 0 {
+		if m.Budget == nil {
+			return nil
+		}
+		return []ScopedBudget{{Scope: BudgetScope(id, ""), Budget: m.Budget}}
+	}
+	var out []ScopedBudget
+	for _, ac := range m.Accounts {
+		if ac.Budget != nil && ac.Adapter != nil {
+			name := ac.Adapter.Account()
+			out = append(out, ScopedBudget{Account: name, Scope: BudgetScope(id, name), Budget: ac.Budget})
+		}
+	}
+	return out
+}
+
 // Proposals is a marketplace's proposal writer and the store that keeps
 // what it wrote, so every attempt at a posting sends the first text.
 type Proposals struct {

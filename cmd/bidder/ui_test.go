@@ -225,8 +225,24 @@ http:
   addr: 127.0.0.1:0
   monitoring: {basic_auth: {username: ops, password_env: UI_PW}}
   actions: {enabled: true}
-`+minimalMarketplace+"      bid_budget: {per_hour: 50}\n")
+`+minimalMarketplace+`      bid_budget: {per_hour: 50}
+  - id: ag1
+    adapter: sandbox
+    base_url: http://127.0.0.1:9
+    rules:
+      amount: {fixed: {strategy: fixed, amount: 100}}
+      proposal: {template: "hi"}
+    accounts:
+      - {name: alice, token_env: TOK, rules: {bid_budget: {per_hour: 10}}}
+      - {name: bob, token_env: TOK}
+`)
 	want := seedSharedState(t, ctx, rdb)
+	// An agency account's budget counts under its own scope.
+	for i := range 2 {
+		if ok, _, err := rules.NewBudget(rdb, "", 10, 0).Take(ctx, worker.BudgetScope("ag1", "alice"), fmt.Sprintf("a-%d", i), time.Now()); !ok || err != nil {
+			t.Fatal(ok, err)
+		}
+	}
 
 	p := start(t, dir, []string{"REDIS_URL=redis://:" + uiRedisPW + "@" + rs.Addr() + "/0", "TOK=" + uiMPToken, "UI_PW=" + uiPassword},
 		"monitor", "--config", cfgPath)
@@ -265,6 +281,7 @@ http:
 	}
 	for _, cell := range []string{`<td data-metric="parked">3</td>`, `<td data-metric="undecided">1</td>`, `<td data-metric="hour_left">38</td>`,
 		`<span data-wait="5">`, `<td class="l">ok</td><td>120</td><td>7</td>`,
+		`<tr data-marketplace="ag1" data-account="alice"><td class="l">ag1 / alice</td><td data-metric="hour_left">8</td>`,
 		`<tr data-queue="bids:mp1"><td class="l">bids:mp1</td><td data-metric="size">5</td><td>0</td><td>0</td><td>5</td>`, `data-posting="p-1"`, `&lt;b&gt;bold&lt;/b&gt; job`} {
 		if !bytes.Contains(off, []byte(cell)) {
 			t.Errorf("JavaScript off: no %s", cell)

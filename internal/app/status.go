@@ -120,18 +120,19 @@ func (a *App) marketplaceStatus(ctx context.Context, id string, hist *history.Re
 				HeldIntent: p.From == ledger.StateIntent})
 		}
 	}
-	if b := a.Markets[id].Budget; b != nil {
-		m.Budget = &httpserver.Budget{}
-		if m.Budget.HourLeft, m.Budget.DayLeft, err = b.Left(ctx, id, now); err != nil {
-			problem(id+": bid budget", err)
+	for _, sb := range a.Markets[id].Budgets(id) {
+		b := httpserver.Budget{Account: sb.Account}
+		if b.HourLeft, b.DayLeft, err = sb.Budget.Left(ctx, sb.Scope, now); err != nil {
+			problem(sb.Scope+": bid budget", err)
 		}
-		counts, err := waits.Counts(ctx, id, now)
+		counts, err := waits.Counts(ctx, sb.Scope, now)
 		if err != nil {
-			problem(id+": budget waits", err)
+			problem(sb.Scope+": budget waits", err)
 		}
 		for _, at := range slices.SortedFunc(maps.Keys(counts), time.Time.Compare) {
-			m.Budget.Waits = append(m.Budget.Waits, httpserver.Wait{Opens: at, Postings: counts[at]})
+			b.Waits = append(b.Waits, httpserver.Wait{Opens: at, Postings: counts[at]})
 		}
+		m.Budgets = append(m.Budgets, b)
 	}
 	if n, err := a.Ledger.ReviewCount(ctx, id); err != nil {
 		problem(id+": review queue", err)

@@ -17,11 +17,48 @@ import (
 type Snapshot struct {
 	Placed, Skipped, Failed float64 // counters: decisions this process made
 
-	// Budget: bids left in the current UTC hour and day windows, -1 for a
-	// window without a limit; only with a budget (HasBudget).
-	HasBudget             bool
-	BudgetHour, BudgetDay int
-	BudgetErr             string // the budget could not be read
+	// Budgets: one per bid budget, as it is now (worker.Marketplace's
+	// Budgets: the marketplace's own, or each account's in agency mode).
+	Budgets []BudgetLeft
+}
+
+// BudgetLeft is what one bid budget has left: bids in the current UTC hour
+// and day windows, -1 for a window without a limit.
+type BudgetLeft struct {
+	Account   string // "": the marketplace has one account
+	Hour, Day int
+	Err       string // the budget could not be read
+}
+
+// marshal writes one budget's fields with prefix before each name; an
+// unlimited window is left out.
+func (b BudgetLeft) marshal(enc zapcore.ObjectEncoder, prefix string) {
+	if b.Err != "" {
+		enc.AddString(prefix+"error", b.Err)
+		return
+	}
+	if b.Hour >= 0 {
+		enc.AddInt64(prefix+"hour_left", int64(b.Hour))
+	}
+	if b.Day >= 0 {
+		enc.AddInt64(prefix+"day_left", int64(b.Day))
+	}
+}
+
+// accountBudgets is an agency's budgets as a log array, one object each.
+type accountBudgets []BudgetLeft
+
+func (bs accountBudgets) MarshalLogArray(enc zapcore.ArrayEncoder) error {
+	for _, b := range bs {
+		if err := enc.AppendObject(zapcore.ObjectMarshalerFunc(func(enc zapcore.ObjectEncoder) error {
+			enc.AddString("account", b.Account)
+			b.marshal(enc, "")
+			return nil
+		})); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // delta is s with its counters replaced by their growth since prev.
@@ -38,15 +75,10 @@ func (s Snapshot) MarshalLogObject(enc zapcore.ObjectEncoder) error {
 	enc.AddInt64("skipped", int64(s.Skipped))
 	enc.AddInt64("failed", int64(s.Failed))
 	switch {
-	case s.BudgetErr != "":
-		enc.AddString("budget_error", s.BudgetErr)
-	case s.HasBudget:
-		if s.BudgetHour >= 0 {
-			enc.AddInt64("budget_hour_left", int64(s.BudgetHour))
-		}
-		if s.BudgetDay >= 0 {
-			enc.AddInt64("budget_day_left", int64(s.BudgetDay))
-		}
+	case len(s.Budgets) == 1 && s.Budgets[0].Account == "":
+		s.Budgets[0].marshal(enc, "budget_")
+	case len(s.Budgets) > 0:
+		return enc.AddArray("budgets", accountBudgets(s.Budgets))
 	}
 	return nil
 }
@@ -120,16 +152,16 @@ func (a *App) snapshots(ctx context.Context) map[string]Snapshot {
 		}
 	}
 	for id, m := range a.Markets {
-		if m.Budget == nil {
-			continue
-		}
 		s := out[id]
-		s.HasBudget = true
-		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		s.BudgetHour, s.BudgetDay, err = m.Budget.Left(rctx, id, time.Now())
-		cancel()
-		if err != nil {
-			s.BudgetErr = err.Error() // go-redis errors carry no credentials
+		for _, sb := range m.Budgets(id) {
+			b := BudgetLeft{Account: sb.Account}
+			rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			b.Hour, b.Day, err = sb.Budget.Left(rctx, sb.Scope, time.Now())
+			cancel()
+			if err != nil {
+				b.Err = err.Error() // go-redis errors carry no credentials
+			}
+			s.Budgets = append(s.Budgets, b)
 		}
 		out[id] = s
 	}

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"reflect"
 	"strconv"
 	"testing"
 	"time"
@@ -22,12 +23,13 @@ import (
 func TestSummaryLines(t *testing.T) {
 	core, logs := observer.New(zap.InfoLevel)
 	snaps := []map[string]Snapshot{
-		{"a": {Placed: 10, Skipped: 5}, "b": {HasBudget: true, BudgetHour: 7, BudgetDay: -1}},
-		{"a": {Placed: 13, Skipped: 5, Failed: 1}, "b": {Placed: 2, HasBudget: true, BudgetHour: 5, BudgetDay: -1}},
-		{"a": {Placed: 13, Skipped: 9, Failed: 1}, "b": {Placed: 2, HasBudget: true, BudgetErr: "redis down"}},
+		{"a": {Placed: 10, Skipped: 5}, "b": {Budgets: []BudgetLeft{{Hour: 7, Day: -1}}}, "c": {}},
+		{"a": {Placed: 13, Skipped: 5, Failed: 1}, "b": {Placed: 2, Budgets: []BudgetLeft{{Hour: 5, Day: -1}}},
+			"c": {Budgets: []BudgetLeft{{Account: "alice", Hour: 0, Day: 9}, {Account: "bob", Err: "redis down"}}}},
+		{"a": {Placed: 13, Skipped: 9, Failed: 1}, "b": {Placed: 2, Budgets: []BudgetLeft{{Err: "redis down"}}}, "c": {}},
 	}
 	i := 0
-	s := &summarizer{log: zap.New(core), every: 30 * time.Second, ids: []string{"a", "b"},
+	s := &summarizer{log: zap.New(core), every: 30 * time.Second, ids: []string{"a", "b", "c"},
 		source: func(context.Context) map[string]Snapshot { i++; return snaps[i-1] }}
 	s.prev = s.source(context.Background())
 	s.tick(context.Background())
@@ -37,8 +39,13 @@ func TestSummaryLines(t *testing.T) {
 	want := []line{
 		{"marketplace": "a", "placed": int64(3), "skipped": int64(0), "failed": int64(1)},
 		{"marketplace": "b", "placed": int64(2), "skipped": int64(0), "failed": int64(0), "budget_hour_left": int64(5)},
+		// agency mode: one object per account's budget
+		{"marketplace": "c", "placed": int64(0), "skipped": int64(0), "failed": int64(0), "budgets": []any{
+			map[string]any{"account": "alice", "hour_left": int64(0), "day_left": int64(9)},
+			map[string]any{"account": "bob", "error": "redis down"}}},
 		{"marketplace": "a", "placed": int64(0), "skipped": int64(4), "failed": int64(0)},
 		{"marketplace": "b", "placed": int64(0), "skipped": int64(0), "failed": int64(0), "budget_error": "redis down"},
+		{"marketplace": "c", "placed": int64(0), "skipped": int64(0), "failed": int64(0)},
 	}
 	got := logs.FilterMessage("summary").All()
 	if len(got) != len(want) {
@@ -52,7 +59,7 @@ func TestSummaryLines(t *testing.T) {
 			continue
 		}
 		for k, v := range want[n] {
-			if f[k] != v {
+			if !reflect.DeepEqual(f[k], v) {
 				t.Errorf("line %d: %s = %v (%T), want %v; line %v", n, k, f[k], f[k], v, f)
 			}
 		}
@@ -87,10 +94,10 @@ func TestSnapshotsFromMetricsAndBudget(t *testing.T) {
 	a := &App{Log: zap.NewNop(), Registry: reg, Conn: conn,
 		Markets: map[string]worker.Marketplace{"a": {}, "b": {Budget: budget}}}
 	got := a.snapshots(ctx)
-	if s := got["a"]; s.Placed != 4 || s.Skipped != 2 || s.Failed != 0 || s.HasBudget {
+	if s := got["a"]; s.Placed != 4 || s.Skipped != 2 || s.Failed != 0 || len(s.Budgets) != 0 {
 		t.Errorf("a: %+v", s)
 	}
-	if s := got["b"]; s.Placed != 0 || s.Failed != 1 || !s.HasBudget || s.BudgetHour != 7 || s.BudgetDay != -1 || s.BudgetErr != "" {
+	if s := got["b"]; s.Placed != 0 || s.Failed != 1 || len(s.Budgets) != 1 || s.Budgets[0] != (BudgetLeft{Hour: 7, Day: -1}) {
 		t.Errorf("b: %+v", s)
 	}
 }

@@ -42,9 +42,11 @@ type Marketplace struct {
 	Undecided   int64
 	Parked      []Parked // oldest first, possibly only the oldest of ParkedTotal
 	ParkedTotal int
-	Budget      *Budget // nil: no bid budget
-	Scan        *Scan   // nil: not scanned yet
-	Recent      []Decision
+	// Budgets: one per account with a bid budget (one with Account ""
+	// for a marketplace with one account); none: no bid budget.
+	Budgets []Budget
+	Scan    *Scan // nil: not scanned yet
+	Recent  []Decision
 	// Reviews are postings waiting for a reviewer, nearest deadline first
 	// (possibly only the first of ReviewTotal).
 	Reviews     []Review
@@ -79,8 +81,10 @@ type Parked struct {
 	HeldIntent   bool // a bid may exist; resuming reconciles first
 }
 
-// Budget is a marketplace's bid budget now.
+// Budget is a marketplace's bid budget now, or in agency mode one
+// account's (Account names it).
 type Budget struct {
+	Account           string
 	HourLeft, DayLeft int // -1: that window has no limit
 	Waits             []Wait
 }

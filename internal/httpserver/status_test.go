@@ -43,8 +43,8 @@ func sample(now time.Time) Status {
 				{Posting: "p-2", Since: at(60), Rule: "marketplace_transient", Reason: "HTTP 503 x10"},
 				{Posting: "p-3", Since: at(30), Rule: "redis", Reason: "i/o timeout"},
 			},
-			Budget: &Budget{HourLeft: 3, DayLeft: -1, Waits: []Wait{{Opens: now.Truncate(time.Hour).Add(time.Hour), Postings: 17}}},
-			Scan:   &Scan{At: now.Add(-4 * time.Second), Result: "ok", Seen: 100, Enqueued: 4, Newest: now.Add(-90 * time.Second)},
+			Budgets: []Budget{{HourLeft: 3, DayLeft: -1, Waits: []Wait{{Opens: now.Truncate(time.Hour).Add(time.Hour), Postings: 17}}}},
+			Scan:    &Scan{At: now.Add(-4 * time.Second), Result: "ok", Seen: 100, Enqueued: 4, Newest: now.Add(-90 * time.Second)},
 			Recent: []Decision{
 				{At: at(0), Posting: "p-9", Title: `<script>alert(1)</script> & "Go" job`, URL: "javascript:alert(2)", State: "placed", Amount: 125.5, Currency: "USD"},
 				{At: at(2), Posting: "p-8", Title: "Rust job", URL: "https://example.com/jobs/8?a=1&b=2", State: "skipped", Rule: "keywords"},
@@ -55,7 +55,10 @@ func sample(now time.Time) Status {
 				{Posting: "r-1", Title: "Big <i>job</i>", Until: now.Add(time.Hour), Amount: 900, Currency: "USD", Proposal: "<script>x()</script> I can", Reason: "amount 900 above 500"},
 				{Posting: "r-2", Title: "Other", Until: now.Add(2 * time.Hour), Amount: 50, Currency: "EUR", Proposal: "hi", Reason: "share"},
 			},
-		}, {ID: "quiet"}},
+		}, {ID: "quiet", Budgets: []Budget{ // agency mode: one row per account with a budget
+			{Account: "acct-a", HourLeft: 0, DayLeft: 4, Waits: []Wait{{Opens: now.Truncate(time.Hour).Add(time.Hour), Postings: 2}}},
+			{Account: "acct-b", HourLeft: 9, DayLeft: 20},
+		}}, {ID: "plain"}},
 		Queues:     []Queue{{Name: "bids:sbx", Size: 30, Pending: 10, Scheduled: 17, Done: 3, Latency: 1500 * time.Millisecond}},
 		Workers:    []Worker{{Host: "w1", PID: 42, Concurrency: 20, Active: 3, Queues: "bids:sbx=6, scans=3", Started: now.Add(-time.Hour), Status: "active"}},
 		Conditions: []Condition{{Kind: "replicas_short", Detail: "0 of 1 replicas acknowledged", Since: now.Add(-time.Minute)}},
@@ -212,6 +215,9 @@ func TestStatusPageRenders(t *testing.T) {
 		`data-rule="budget_range"`, `replicas_short`, `queues: connection refused`,
 		`&lt;script&gt;alert(1)&lt;/script&gt; &amp; &#34;Go&#34; job`, `href="https://example.com/jobs/8?a=1&amp;b=2"`,
 		`bars of 10m0s`, `http.actions.enabled`, `data-quiet="quiet"`,
+		`<tr data-marketplace="quiet" data-account="acct-a"><td class="l">quiet / acct-a</td><td data-metric="hour_left">0</td><td data-metric="day_left">4</td><td class="l"><span data-wait="2">`,
+		`<tr data-marketplace="quiet" data-account="acct-b"><td class="l">quiet / acct-b</td><td data-metric="hour_left">9</td><td data-metric="day_left">20</td><td class="l">none</td>`,
+		`<tr data-marketplace="plain"><td class="l">plain</td><td colspan="3" class="l">no bid budget</td>`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %s", want)
