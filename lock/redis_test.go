@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bidder/bidder/internal/redistest"
+	"github.com/bidder/bidder/internal/wait"
 	"github.com/bidder/bidder/lock"
 )
 
@@ -29,18 +30,6 @@ func setup(t *testing.T, opts ...lock.Option) (*lock.Manager, *redis.Client, *re
 	s := redistest.Start(t)
 	rdb := s.Client(t)
 	return lock.NewManager(rdb, opts...), rdb, s
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // scriptCalls is how many scripts the server has run: proof that a waiter
@@ -260,7 +249,7 @@ func TestTokensIncreaseAcrossExpiryAndManagers(t *testing.T) {
 			if err := s.Client(t).PExpire(ctx, l.Key(), time.Millisecond).Err(); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 5*time.Second, "abandoned lock noticed as lost", func() bool { return l.Context().Err() != nil })
+			wait.Until(t, 5*time.Second, "abandoned lock noticed as lost", func() bool { return l.Context().Err() != nil })
 			continue
 		}
 		if err := l.Release(ctx); err != nil {
@@ -345,14 +334,14 @@ func TestRedisKilledWhileHeldAndWhileWaiting(t *testing.T) {
 
 	calls := scriptCalls(t, rdb)
 	waitErr := make(chan error, 1)
-	wait := 2 * time.Second
+	acquireWait := 2 * time.Second
 	started := time.Now()
 	go func() {
-		_, err := m.Acquire(ctx, "m", "contended", wait)
+		_, err := m.Acquire(ctx, "m", "contended", acquireWait)
 		waitErr <- err
 	}()
 	// Make sure the waiter is really waiting before Redis goes.
-	eventually(t, 2*time.Second, "waiter made its first attempts", func() bool { return scriptCalls(t, rdb) >= calls+2 })
+	wait.Until(t, 2*time.Second, "waiter made its first attempts", func() bool { return scriptCalls(t, rdb) >= calls+2 })
 	s.Kill()
 
 	select {
@@ -360,10 +349,10 @@ func TestRedisKilledWhileHeldAndWhileWaiting(t *testing.T) {
 		if err == nil {
 			t.Fatal("Acquire succeeded with Redis down")
 		}
-		if el := time.Since(started); el > wait+time.Second {
-			t.Fatalf("Acquire returned after %s, wait was %s", el, wait)
+		if el := time.Since(started); el > acquireWait+time.Second {
+			t.Fatalf("Acquire returned after %s, wait was %s", el, acquireWait)
 		}
-	case <-time.After(wait + 2*time.Second):
+	case <-time.After(acquireWait + 2*time.Second):
 		t.Fatal("Acquire did not return with Redis down")
 	}
 	select {
@@ -399,9 +388,10 @@ func TestRedisKilledWhileHeldAndWhileWaiting(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every watchdog and orphan-release goroutine has finished.
-	eventually(t, 5*time.Second, "goroutines back to baseline", func() bool {
+	wait.Until(t, 5*time.Second, "goroutines back to baseline", func() bool {
 		return runtime.NumGoroutine() <= base+1
 	})
+
 }
 
 func TestAcquireHonoursDeadlineAndContext(t *testing.T) {

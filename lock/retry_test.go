@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bidder/bidder/internal/redistest"
+	"github.com/bidder/bidder/internal/wait"
 	"github.com/bidder/bidder/lock"
 )
 
@@ -64,9 +65,10 @@ func TestAcquireWithLostReplyLeavesNoGhost(t *testing.T) {
 		t.Fatalf("TryAcquire after a lost reply: %v: the lock's own first run was taken for another holder", err)
 	}
 	// An error: the key must not stay behind, held by nobody.
-	eventually(t, 2*time.Second, "no ghost lock", func() bool {
+	wait.Until(t, 2*time.Second, "no ghost lock", func() bool {
 		return admin.Exists(ctx, "bid_lock:m:ghost").Val() == 0
 	})
+
 	if _, err := m.TryAcquire(ctx, "m", "ghost"); err != nil {
 		t.Fatalf("a second acquisition after the lost reply: %v", err)
 	}

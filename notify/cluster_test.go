@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bidder/bidder/internal/redistest"
+	"github.com/bidder/bidder/internal/wait"
 	"github.com/bidder/bidder/lock"
 )
 
@@ -45,10 +46,11 @@ func TestSweepOnClusterWithHashTags(t *testing.T) {
 		t.Fatalf("outboxes still hold %d after the sweep", got)
 	}
 	e.serve(t, NewHandler(e.rdb, e.cfg, WithMetrics(e.metrics)))
-	eventually(t, 30*time.Second, "every event at the webhook", func() bool {
+	wait.Until(t, 30*time.Second, "every event at the webhook", func() bool {
 		_, ok, _, _ := e.hook.snapshot()
 		return len(ok) == n
 	})
+
 	keys, _, _, _ := e.hook.snapshot()
 	for k, c := range keys {
 		if c != 1 {

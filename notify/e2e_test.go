@@ -9,6 +9,8 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/bidder/bidder/internal/wait"
 )
 
 // waitDelivered waits until every channel has n events and nothing of the
@@ -16,7 +18,7 @@ import (
 func (e *env) waitDelivered(t *testing.T, n int) {
 	t.Helper()
 	insp := asynq.NewInspectorFromRedisClient(e.rdb)
-	eventually(t, 20*time.Second, "every event at every channel", func() bool {
+	wait.Until(t, 20*time.Second, "every event at every channel", func() bool {
 		_, ok, _, _ := e.hook.snapshot()
 		if len(ok) < n || len(e.slack.got()) < n || len(e.tg.got()) < n {
 			return false
@@ -24,6 +26,7 @@ func (e *env) waitDelivered(t *testing.T, n int) {
 		qi, err := insp.GetQueueInfo(Queue)
 		return err == nil && qi.Pending+qi.Active+qi.Scheduled+qi.Retry == 0
 	})
+
 }
 
 // TestEachEventReachesEachChannelOnce (issue 16 item 3): the ledger's

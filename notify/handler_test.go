@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/bidder/bidder/internal/wait"
 	"github.com/bidder/bidder/ledger"
 )
 
@@ -94,10 +95,11 @@ func TestChannelDownThenBack(t *testing.T) {
 	if err := NewSweeper(e.rdb, e.client, e.led, e.cfg, e.metrics, nil).Sweep(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "delivered after the outage", func() bool {
+	wait.Until(t, 20*time.Second, "delivered after the outage", func() bool {
 		_, ok, _, _ := e.hook.snapshot()
 		return ok["bid_placed:m:p-1"] > 0
 	})
+
 	keys, ok, _, _ := e.hook.snapshot()
 	if keys["bid_placed:m:p-1"] != 4 || ok["bid_placed:m:p-1"] != 1 {
 		t.Fatalf("requests %v, delivered %v: want 3 refused then 1", keys, ok)
@@ -105,9 +107,10 @@ func TestChannelDownThenBack(t *testing.T) {
 	if n := testutil.ToFloat64(e.metrics.failed.WithLabelValues("hook", ReasonRetryable)); n != 3 {
 		t.Fatalf("failed{retryable} = %v, want 3", n)
 	}
-	eventually(t, 5*time.Second, "sent counted", func() bool {
+	wait.Until(t, 5*time.Second, "sent counted", func() bool {
 		return testutil.ToFloat64(e.metrics.sent.WithLabelValues("hook", "bid_placed")) == 1
 	})
+
 }
 
 // TestPermanentFailures: 400 and 401 are refusals: the task is archived

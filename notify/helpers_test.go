@@ -32,18 +32,6 @@ var secrets = []string{hookSecret, "slack-SECRET", "tg-SECRET", "SECRET"}
 
 const mp = "m"
 
-// eventually polls cond until it holds or within passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // fakeWebhook verifies each request's signature and counts deliveries by
 // Idempotency-Key; fail makes the next n requests answer 503.
 type fakeWebhook struct {

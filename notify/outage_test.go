@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/bidder/bidder/internal/redistest"
+	"github.com/bidder/bidder/internal/wait"
 )
 
 // TestRedisUnreachableSentOncePerOutage (issue 16, item 3): Redis down
@@ -55,7 +56,7 @@ func TestRedisUnreachableSentOncePerOutage(t *testing.T) {
 	checksPass := func(n int64) {
 		t.Helper()
 		from := w.checks.Load()
-		eventually(t, 5*time.Second, "checks run", func() bool { return w.checks.Load() >= from+n })
+		wait.Until(t, 5*time.Second, "checks run", func() bool { return w.checks.Load() >= from+n })
 	}
 	// Up: nothing.
 	checksPass(5)
@@ -63,7 +64,7 @@ func TestRedisUnreachableSentOncePerOutage(t *testing.T) {
 		t.Fatal("sent with Redis up")
 	}
 	s.Kill()
-	eventually(t, 10*time.Second, "the outage reported to both channels", func() bool { return delivered() == 1 && len(texts()) == 1 })
+	wait.Until(t, 10*time.Second, "the outage reported to both channels", func() bool { return delivered() == 1 && len(texts()) == 1 })
 	if got := texts()[0]; !strings.Contains(got, "Redis") || !strings.Contains(got, "host-1:42") {
 		t.Fatalf("slack text %q", got)
 	}
@@ -78,9 +79,9 @@ func TestRedisUnreachableSentOncePerOutage(t *testing.T) {
 
 	// Back, and down again: a new outage, a new message.
 	s.Restart()
-	eventually(t, 10*time.Second, "the watch sees Redis back", func() bool { return !w.Down() })
+	wait.Until(t, 10*time.Second, "the watch sees Redis back", func() bool { return !w.Down() })
 	s.Kill()
-	eventually(t, 10*time.Second, "the second outage reported", func() bool { return delivered() == 2 && len(texts()) == 2 })
+	wait.Until(t, 10*time.Second, "the second outage reported", func() bool { return delivered() == 2 && len(texts()) == 2 })
 	if keys, _, _, _ := hook.snapshot(); len(keys) != 2 {
 		t.Fatalf("webhook keys %v: want one per outage", keys)
 	}

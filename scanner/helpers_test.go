@@ -168,19 +168,6 @@ func (e *env) decide(t *testing.T, postingID string) {
 	}
 }
 
-// waitFor polls cond until it holds or the deadline passes: for progress no
-// channel can signal (another goroutine's timer loop, Redis state).
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // manualClock is a Clock that moves only when the test advances it, so
 // scheduler tests cover many slots without waiting for them.
 type manualClock struct {

@@ -8,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/bidder/bidder/internal/wait"
 	"github.com/bidder/bidder/ledger"
 	"github.com/bidder/bidder/marketplace/sandbox"
 	"github.com/bidder/bidder/worker"
@@ -64,13 +65,14 @@ func TestLostTasksAreEnqueuedAgain(t *testing.T) {
 	if got := testutil.ToFloat64(e.metrics.recovered.WithLabelValues(testMP)); got != 0 {
 		t.Fatalf("recovered %v before the interval", got)
 	}
-	waitFor(t, "the lost tasks enqueued again", 5*time.Second, func() bool {
-		time.Sleep(60 * time.Millisecond) // past the pass's own interval marker
+	wait.Until(t, 5*time.Second, "the lost tasks enqueued again", func() bool {
+		time.Sleep(60 * time.Millisecond)
 		if err := h.ProcessTask(ctx, scanTask(t, testMP)); err != nil {
 			t.Fatal(err)
 		}
 		return testutil.ToFloat64(e.metrics.recovered.WithLabelValues(testMP)) >= 3
 	})
+
 	if got := testutil.ToFloat64(e.metrics.recovered.WithLabelValues(testMP)); got != 3 {
 		t.Fatalf("recovered %v, want the 3 undecided ones", got)
 	}

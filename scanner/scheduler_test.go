@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/bidder/bidder/internal/wait"
 	"github.com/bidder/bidder/worker"
 )
 
@@ -71,8 +72,9 @@ func TestThreeSchedulersEnqueueEachSlotOnce(t *testing.T) {
 		runScheduler(t, ctx, s)
 	}
 	waitAll := func(slot int) {
-		waitFor(t, fmt.Sprintf("three schedulers to handle slot %d", slot), 10*time.Second,
+		wait.Until(t, 10*time.Second, fmt.Sprintf("three schedulers to handle slot %d", slot),
 			func() bool { return clock.Waiting() == 3 })
+
 	}
 	waitAll(0)
 	for i := 1; i < 10; i++ {
@@ -108,17 +110,17 @@ func TestMissedSlotsAreNotReplayed(t *testing.T) {
 	cfg := StaticConfig{{MarketplaceID: testMP, Spec: "@every 1s"}}
 	s1 := NewScheduler(e.client, cfg, WithClock(clock))
 	stop := runScheduler(t, context.Background(), s1)
-	waitFor(t, "first scheduler to wait", 10*time.Second, func() bool { return clock.Waiting() == 1 })
+	wait.Until(t, 10*time.Second, "first scheduler to wait", func() bool { return clock.Waiting() == 1 })
 	stop()
 
 	// Nothing runs for ten slots, then an instance starts.
 	clock.Advance(10*time.Second + 500*time.Millisecond)
 	s2 := NewScheduler(e.client, cfg, WithClock(clock))
 	runScheduler(t, context.Background(), s2)
-	waitFor(t, "the new scheduler's current slot", 10*time.Second, func() bool { return len(e.scanSlots(t, testMP)) >= 2 })
+	wait.Until(t, 10*time.Second, "the new scheduler's current slot", func() bool { return len(e.scanSlots(t, testMP)) >= 2 })
 	// Advance fired (and dropped) the stopped scheduler's timer, so one
 	// pending timer means the new scheduler is done with its start.
-	waitFor(t, "the new scheduler to wait", 10*time.Second, func() bool { return clock.Waiting() == 1 })
+	wait.Until(t, 10*time.Second, "the new scheduler to wait", func() bool { return clock.Waiting() == 1 })
 
 	if got := e.scanSlots(t, testMP); len(got) != 2 || got[0] != t0.Unix() || got[1] != t0.Unix()+10 {
 		t.Fatalf("slots %v, want only %d and the current %d", got, t0.Unix(), t0.Unix()+10)
@@ -134,7 +136,7 @@ func TestSchedulerRealClockIsWallAligned(t *testing.T) {
 		t.Cleanup(func() { _ = client.Close() })
 		runScheduler(t, context.Background(), NewScheduler(client, cfg))
 	}
-	waitFor(t, "three slots", 10*time.Second, func() bool { return len(e.scanSlots(t, testMP)) >= 3 })
+	wait.Until(t, 10*time.Second, "three slots", func() bool { return len(e.scanSlots(t, testMP)) >= 3 })
 	got := e.scanSlots(t, testMP)
 	// The schedulers start within a few ms of start, which may just cross
 	// into the next second.
@@ -175,14 +177,14 @@ func TestScheduleReloadWithoutRestart(t *testing.T) {
 	s := NewScheduler(e.client, cfg, WithClock(clock), WithReloadInterval(30*time.Second),
 		WithSchedulerLogger(e.log), WithSchedulerMetrics(e.metrics))
 	runScheduler(t, context.Background(), s)
-	waitFor(t, "first slot", 10*time.Second, func() bool { return len(e.scanSlots(t, testMP)) == 1 })
+	wait.Until(t, 10*time.Second, "first slot", func() bool { return len(e.scanSlots(t, testMP)) == 1 })
 
 	// On demand: 60s -> 1s takes effect at the next second, not in a minute.
 	cfg.set([]MarketplaceSchedule{{MarketplaceID: testMP, Spec: "@every 1s"}}, nil)
 	s.Reload()
-	waitFor(t, "the reload", 10*time.Second, func() bool { return s.Schedules()[testMP] == "@every 1s" })
+	wait.Until(t, 10*time.Second, "the reload", func() bool { return s.Schedules()[testMP] == "@every 1s" })
 	clock.Advance(time.Second)
-	waitFor(t, "a 1s slot", 10*time.Second, func() bool { return len(e.scanSlots(t, testMP)) == 2 })
+	wait.Until(t, 10*time.Second, "a 1s slot", func() bool { return len(e.scanSlots(t, testMP)) == 2 })
 	if got := e.scanSlots(t, testMP); got[1] != t0.Unix()+1 {
 		t.Fatalf("slots %v", got)
 	}
@@ -194,9 +196,10 @@ func TestScheduleReloadWithoutRestart(t *testing.T) {
 	// marketplace in the same read is still added.
 	cfg.set([]MarketplaceSchedule{{MarketplaceID: testMP, Spec: "@every soon"}, {MarketplaceID: "other", Spec: "*/5 * * * *"}}, nil)
 	s.Reload()
-	waitFor(t, "the invalid reload", 10*time.Second, func() bool {
+	wait.Until(t, 10*time.Second, "the invalid reload", func() bool {
 		return testutil.ToFloat64(e.metrics.reloads.WithLabelValues("invalid_spec")) == 1
 	})
+
 	if got := s.Schedules(); got[testMP] != "@every 1s" || got["other"] != "*/5 * * * *" {
 		t.Fatalf("schedules after an invalid reload: %v", got)
 	}
@@ -207,9 +210,10 @@ func TestScheduleReloadWithoutRestart(t *testing.T) {
 	// A failing provider keeps everything.
 	cfg.set(nil, errors.New("config file unreadable"))
 	s.Reload()
-	waitFor(t, "the failed read", 10*time.Second, func() bool {
+	wait.Until(t, 10*time.Second, "the failed read", func() bool {
 		return testutil.ToFloat64(e.metrics.reloads.WithLabelValues("error")) == 1
 	})
+
 	if got := s.Schedules(); len(got) != 2 {
 		t.Fatalf("schedules after a failed read: %v", got)
 	}
@@ -266,8 +270,8 @@ func TestScanAndTrackTasksOnTheMarketplacesQueue(t *testing.T) {
 		runScheduler(t, context.Background(), NewScheduler(e.client, cfg, WithClock(clock), WithScanQueuePerMarketplace(true)))
 	}
 	q := worker.MarketplaceScanQueue(testMP)
-	waitFor(t, "a scan and a tracker task", 10*time.Second, func() bool { return len(e.taskIDs(t, q)) == 2 })
-	waitFor(t, "both schedulers to wait", 10*time.Second, func() bool { return clock.Waiting() == 2 })
+	wait.Until(t, 10*time.Second, "a scan and a tracker task", func() bool { return len(e.taskIDs(t, q)) == 2 })
+	wait.Until(t, 10*time.Second, "both schedulers to wait", func() bool { return clock.Waiting() == 2 })
 	ids := e.taskIDs(t, q)
 	if !ids[ScanTaskID(testMP, t0)] || !ids[TrackTaskID(testMP, t0)] || len(ids) != 2 {
 		t.Fatalf("tasks on %s: %v", q, ids)

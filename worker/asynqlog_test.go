@@ -12,6 +12,7 @@ import (
 	"github.com/bidder/bidder/internal/app"
 	"github.com/bidder/bidder/internal/config"
 	"github.com/bidder/bidder/internal/textsafe"
+	"github.com/bidder/bidder/internal/wait"
 	"github.com/bidder/bidder/worker"
 )
 
@@ -45,9 +46,10 @@ func TestAsynqLogLinesEscaped(t *testing.T) {
 	if _, err := client.Enqueue(asynq.NewTask("junk", nil), asynq.TaskID(id), asynq.Queue(worker.QueueBids), asynq.MaxRetry(0)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "asynq logs the exhausted task", func() bool {
+	wait.Until(t, 20*time.Second, "asynq logs the exhausted task", func() bool {
 		return strings.Contains(logged(), "Retry exhausted for task id=t-")
 	})
+
 	for _, line := range strings.Split(strings.TrimSuffix(logged(), "\n"), "\n") {
 		if !textsafe.Clean(strings.ReplaceAll(line, "\t", "")) {
 			t.Errorf("log line with control characters: %q", line)

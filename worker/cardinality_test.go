@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/bidder/bidder/internal/wait"
 	"github.com/bidder/bidder/worker"
 )
 
@@ -36,13 +37,14 @@ func TestJunkTaskTypesShareOneSeries(t *testing.T) {
 		}
 	}
 	insp := asynq.NewInspectorFromRedisClient(e.rdb)
-	eventually(t, 20*time.Second, "every junk task archived", func() bool {
+	wait.Until(t, 20*time.Second, "every junk task archived", func() bool {
 		qi, err := insp.GetQueueInfo(worker.QueueBids)
 		return err == nil && qi.Archived == junk
 	})
+
 	// The middleware counts after the handler returns, asynq archives after
 	// that: poll the metric, not the queue.
-	eventually(t, 5*time.Second, "every junk task counted", func() bool {
+	wait.Until(t, 5*time.Second, "every junk task counted", func() bool {
 		return counterSum(t, reg, "bidder_tasks_total") == junk
 	})
 

@@ -151,17 +151,6 @@ func drive(t *testing.T, h asynq.Handler, task *asynq.Task) error {
 	}
 }
 
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within %s: %s", within, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // assertOneBidEach checks the marketplace's own count: no posting got two
 // bids, and bids equals the number placed in the ledger.
 func (e *env) assertNoDuplicates(t *testing.T, wantBids int64) {

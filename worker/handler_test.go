@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/bidder/bidder/internal/wait"
 	"github.com/bidder/bidder/ledger"
 	"github.com/bidder/bidder/lock"
 	"github.com/bidder/bidder/marketplace/sandbox"
@@ -69,7 +70,7 @@ func TestStalledHolderAfterClaim(t *testing.T) {
 	e.rdb.Del(context.Background(), la.Key())
 	// Its watchdog notices within TTL/3: in a stopped process the monotonic
 	// clock would have run out the lease instead; Check covers both.
-	eventually(t, 2*time.Second, "stalled lock noticed lost", func() bool { return la.Lost() != nil })
+	wait.Until(t, 2*time.Second, "stalled lock noticed lost", func() bool { return la.Lost() != nil })
 	m := worker.NewMetrics(nil)
 	b, _ := e.handler(t, nil, worker.WithMetrics(m))
 	if err := drive(t, b, bidTask(t, p)); err != nil {

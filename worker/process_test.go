@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/bidder/bidder/internal/redistest"
+	"github.com/bidder/bidder/internal/wait"
 	"github.com/bidder/bidder/ledger"
 	"github.com/bidder/bidder/lock"
 	"github.com/bidder/bidder/marketplace"
@@ -109,7 +110,7 @@ func TestRedisRestartFromAOFMidRun(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 20*time.Second, "a third of the bids placed", func() bool { return e.market.Stats().Bids >= int64(len(ps)/3) })
+	wait.Until(t, 20*time.Second, "a third of the bids placed", func() bool { return e.market.Stats().Bids >= int64(len(ps)/3) })
 	e.redis.Kill()
 	if n := e.market.Stats().Bids; n >= int64(len(ps)) {
 		t.Fatalf("all %d bids were placed before Redis was killed: the test proved nothing", n)
@@ -117,7 +118,7 @@ func TestRedisRestartFromAOFMidRun(t *testing.T) {
 	e.redis.Restart()
 	// Tasks that were active when Redis died come back after asynq's lease
 	// and recoverer intervals (up to ~2 minutes); the rest go on at once.
-	eventually(t, 3*time.Minute, "every posting decided", func() bool {
+	wait.Until(t, 3*time.Minute, "every posting decided", func() bool {
 		states, err := e.ledger.States(context.Background(), mpID, ids(ps))
 		if err != nil {
 			return false
@@ -129,6 +130,7 @@ func TestRedisRestartFromAOFMidRun(t *testing.T) {
 		}
 		return true
 	})
+
 	e.assertNoDuplicates(t, int64(len(ps)))
 }
 
@@ -156,10 +158,11 @@ func TestBadPayloadArchivedByAsynq(t *testing.T) {
 		t.Fatal(err)
 	}
 	insp := asynq.NewInspectorFromRedisClient(e.rdb)
-	eventually(t, 10*time.Second, "bad task archived", func() bool {
+	wait.Until(t, 10*time.Second, "bad task archived", func() bool {
 		ti, err := insp.GetTaskInfo(worker.QueueBids, info.ID)
 		return err == nil && ti.State == asynq.TaskStateArchived
 	})
+
 	ti, _ := insp.GetTaskInfo(worker.QueueBids, info.ID)
 	if ti.Retried != 0 || ti.LastErr == "" {
 		t.Fatalf("archived after %d retries with reason %q; want at once, with a reason", ti.Retried, ti.LastErr)

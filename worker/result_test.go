@@ -10,6 +10,7 @@ import (
 	"github.com/hibiken/asynq"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/bidder/bidder/internal/wait"
 	"github.com/bidder/bidder/lock"
 	"github.com/bidder/bidder/marketplace"
 	"github.com/bidder/bidder/marketplace/sandbox"
@@ -50,7 +51,7 @@ func TestTasksCarryTheirDecisionAndBudgetWaitsAreScheduled(t *testing.T) {
 			}
 			insp := asynq.NewInspectorFromRedisClient(e.rdb)
 			results := map[string]worker.TaskResult{}
-			eventually(t, 10*time.Second, "all three tasks completed", func() bool {
+			wait.Until(t, 10*time.Second, "all three tasks completed", func() bool {
 				for _, p := range ps {
 					ti, err := insp.GetTaskInfo(worker.QueueBids, worker.BidTaskID(mpID, p.ID))
 					if err != nil || ti.State != asynq.TaskStateCompleted {
@@ -64,6 +65,7 @@ func TestTasksCarryTheirDecisionAndBudgetWaitsAreScheduled(t *testing.T) {
 				}
 				return true
 			})
+
 			var placed, waiting string
 			for id, r := range results {
 				switch r.Decision {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/bidder/bidder/internal/redistest"
+	"github.com/bidder/bidder/internal/wait"
 	"github.com/bidder/bidder/marketplace/sandbox"
 )
 
@@ -156,12 +157,12 @@ marketplaces:
 	w1.baseURL()
 
 	// SIGTERM one worker while bids are in flight.
-	waitFor(t, 20*time.Second, func() bool { return ms.Stats().Bids >= 5 }, "first bids")
+	wait.Until(t, 20*time.Second, "first bids", func() bool { return ms.Stats().Bids >= 5 })
 	_ = w1.cmd.Process.Signal(syscall.SIGTERM)
 	if code := w1.wait(20 * time.Second); code != 0 {
 		t.Fatalf("worker exit %d after SIGTERM", code)
 	}
-	waitFor(t, 40*time.Second, func() bool { return ms.Stats().Bids >= n }, fmt.Sprintf("%d bids", n))
+	wait.Until(t, 40*time.Second, fmt.Sprintf("%d bids", n), func() bool { return ms.Stats().Bids >= n })
 	for _, p := range []*proc{scan, w2} {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 		if code := p.wait(20 * time.Second); code != 0 {
@@ -189,16 +190,5 @@ marketplaces:
 	ll := start(t, dir, env, "locks", "list", "--config", cfgPath)
 	if code := ll.wait(10 * time.Second); code != 0 || !strings.Contains(ll.stdout.String(), "0 lock(s)") {
 		t.Fatalf("locks list: exit %d\n%s", code, ll.stdout.String())
-	}
-}
-
-func waitFor(t *testing.T, d time.Duration, ok func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

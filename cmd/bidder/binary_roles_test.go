@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/bidder/bidder/internal/redistest"
+	"github.com/bidder/bidder/internal/wait"
 )
 
 // oneLine fails unless the process exited with code and wrote exactly one
@@ -116,8 +117,8 @@ marketplaces:
 				if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 					t.Fatal(err)
 				}
-				waitFor(t, 10*time.Second, func() bool { return countMsg(p.stderr.String(), c.logged) >= i || exited(p) },
-					fmt.Sprintf("log line %q #%d", c.logged, i))
+				wait.Until(t, 10*time.Second, fmt.Sprintf("log line %q #%d", c.logged, i), func() bool { return countMsg(p.stderr.String(), c.logged) >= i || exited(p) })
+
 				if exited(p) {
 					t.Fatalf("%s exited (%d) on SIGHUP", c.role, p.code)
 				}
@@ -275,23 +276,26 @@ func TestBinarySummaryLines(t *testing.T) {
 	}
 	var placed int64
 	var last line
-	waitFor(t, 40*time.Second, func() bool {
-		placed = 0
-		n := 0
-		for _, s := range strings.Split(p.stderr.String(), "\n") {
-			var l line
-			if json.Unmarshal([]byte(s), &l) != nil || l.Msg != "summary" {
-				continue
+	wait.Until(t, 40*time.Second,
+
+		"two summary lines and a placed bid", func() bool {
+			placed = 0
+			n := 0
+			for _, s := range strings.Split(p.stderr.String(), "\n") {
+				var l line
+				if json.Unmarshal([]byte(s), &l) != nil || l.Msg != "summary" {
+					continue
+				}
+				n++
+				if l.Interval != "1s" || l.Marketplace != "sandbox" || l.Placed == nil || l.Skipped == nil || l.Failed == nil || l.BudgetHourLeft == nil {
+					t.Fatalf("summary line lacks a field: %s", s)
+				}
+				placed += *l.Placed
+				last = l
 			}
-			n++
-			if l.Interval != "1s" || l.Marketplace != "sandbox" || l.Placed == nil || l.Skipped == nil || l.Failed == nil || l.BudgetHourLeft == nil {
-				t.Fatalf("summary line lacks a field: %s", s)
-			}
-			placed += *l.Placed
-			last = l
-		}
-		return n >= 2 && placed > 0
-	}, "two summary lines and a placed bid")
+			return n >= 2 && placed > 0
+		})
+
 	if *last.BudgetHourLeft < 0 || *last.BudgetHourLeft > 600 {
 		t.Fatalf("budget_hour_left %d, per_hour is 600", *last.BudgetHourLeft)
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/bidder/bidder/internal/redistest"
+	"github.com/bidder/bidder/internal/wait"
 	"github.com/bidder/bidder/marketplace/sandbox"
 )
 
@@ -69,17 +70,17 @@ marketplaces:
 	ready := func() int { code, _ := get(t, base+"/readyz", "", ""); return code }
 
 	// Redis down at start: alive, not ready, not exited.
-	waitFor(t, 10*time.Second, func() bool { return ready() == 503 }, "not ready while Redis is down")
+	wait.Until(t, 10*time.Second, "not ready while Redis is down", func() bool { return ready() == 503 })
 	if code, _ := get(t, base+"/healthz", "", ""); code != 200 {
 		t.Fatalf("healthz %d while waiting for Redis", code)
 	}
 	rs.Restart()
-	waitFor(t, 30*time.Second, func() bool { return ready() == 200 }, "ready once Redis is up")
-	waitFor(t, 30*time.Second, func() bool { return ms.Stats().Bids >= 5 }, "first bids")
+	wait.Until(t, 30*time.Second, "ready once Redis is up", func() bool { return ready() == 200 })
+	wait.Until(t, 30*time.Second, "first bids", func() bool { return ms.Stats().Bids >= 5 })
 
 	// Redis dies under a running process.
 	rs.Kill()
-	waitFor(t, 15*time.Second, func() bool { return ready() == 503 }, "not ready after Redis died")
+	wait.Until(t, 15*time.Second, "not ready after Redis died", func() bool { return ready() == 503 })
 	// Bids in flight when Redis died may still land; after that, none.
 	time.Sleep(3 * time.Second) // let in-flight requests (1s timeout) finish: this is the observation window, not synchronisation
 	frozen := ms.Stats().Bids
@@ -95,8 +96,8 @@ marketplaces:
 
 	// Back from its AOF: ready again, bidding resumes.
 	rs.Restart()
-	waitFor(t, 60*time.Second, func() bool { return ready() == 200 }, "ready again")
-	waitFor(t, 60*time.Second, func() bool { return ms.Stats().Bids > frozen }, "bidding resumes")
+	wait.Until(t, 60*time.Second, "ready again", func() bool { return ready() == 200 })
+	wait.Until(t, 60*time.Second, "bidding resumes", func() bool { return ms.Stats().Bids > frozen })
 	close(stopGen)
 	<-genDone
 	_ = p.cmd.Process.Signal(syscall.SIGTERM)

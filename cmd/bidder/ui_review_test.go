@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/bidder/bidder/internal/redistest"
+	"github.com/bidder/bidder/internal/wait"
 	"github.com/bidder/bidder/ledger"
 	"github.com/bidder/bidder/marketplace/sandbox"
 )
@@ -55,10 +56,13 @@ marketplaces:
 	p := start(t, dir, []string{"REDIS_URL=redis://" + rs.Addr() + "/0", "TOK=" + uiMPToken, "UI_PW=" + uiPassword}, "run", "--config", cfgPath)
 	base := p.baseURL()
 	led := ledger.New(rdb)
-	waitFor(t, 30*time.Second, func() bool {
-		q, err := led.Reviews(ctx, "rv", 0)
-		return err == nil && len(q) == 3
-	}, "three postings in review")
+	wait.Until(t, 30*time.Second,
+
+		"three postings in review", func() bool {
+			q, err := led.Reviews(ctx, "rv", 0)
+			return err == nil && len(q) == 3
+		})
+
 	queue, _ := led.Reviews(ctx, "rv", 0)
 	first, second := queue[0].PostingID, queue[1].PostingID
 	rec, _ := led.Get(ctx, "rv", first)
@@ -76,10 +80,13 @@ marketplaces:
 	if res := b.html("#result"); !strings.Contains(res, "approved rv:"+first) {
 		t.Fatalf("after Approve the browser shows %s", res)
 	}
-	waitFor(t, 30*time.Second, func() bool {
-		rec, err := led.Get(ctx, "rv", first)
-		return err == nil && rec.State == ledger.StatePlaced
-	}, "the approved bid placed")
+	wait.Until(t, 30*time.Second,
+
+		"the approved bid placed", func() bool {
+			rec, err := led.Get(ctx, "rv", first)
+			return err == nil && rec.State == ledger.StatePlaced
+		})
+
 	rec, _ = led.Get(ctx, "rv", first)
 	if rec.Amount != edited {
 		t.Fatalf("placed %v, want the edited %v", rec.Amount, edited)
@@ -118,10 +125,13 @@ marketplaces:
 	if !strings.Contains(string(again), "approved already") {
 		t.Fatalf("a second approve: %d %s", resp.StatusCode, again)
 	}
-	waitFor(t, 30*time.Second, func() bool {
-		_, page := get(t, base+"/", "", "")
-		return strings.Contains(page, `data-posting="`+first+`" data-state="placed"`)
-	}, "the placed bid among the latest decisions")
+	wait.Until(t, 30*time.Second,
+
+		"the placed bid among the latest decisions", func() bool {
+			_, page := get(t, base+"/", "", "")
+			return strings.Contains(page, `data-posting="`+first+`" data-state="placed"`)
+		})
+
 	if n := len(ms.BidOutcomes()); n != 1 {
 		t.Fatalf("the sandbox holds %d bids, want 1", n)
 	}

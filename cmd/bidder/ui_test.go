@@ -24,6 +24,7 @@ import (
 
 	"github.com/bidder/bidder/internal/history"
 	"github.com/bidder/bidder/internal/redistest"
+	"github.com/bidder/bidder/internal/wait"
 	"github.com/bidder/bidder/ledger"
 	"github.com/bidder/bidder/lock"
 	"github.com/bidder/bidder/marketplace"
@@ -86,11 +87,13 @@ func TestStatusPageInBrowser(t *testing.T) {
 	p := start(t, dir, nil, "run")
 	base := p.baseURL()
 	// The page reads the history the workers flush every few seconds.
-	waitFor(t, 30*time.Second, func() bool {
-		_, page := get(t, base+"/", "", "")
-		m := placedCell.FindStringSubmatch(strings.ReplaceAll(page, "\n", ""))
-		return m != nil && m[1] != "0"
-	}, "a placed bid on the status page")
+	wait.Until(t, 30*time.Second,
+
+		"a placed bid on the status page", func() bool {
+			_, page := get(t, base+"/", "", "")
+			m := placedCell.FindStringSubmatch(strings.ReplaceAll(page, "\n", ""))
+			return m != nil && m[1] != "0"
+		})
 
 	dom := headless(t, bin, "--dump-dom", base+"/")
 	m := placedCell.FindSubmatch(bytes.ReplaceAll(dom, []byte("\n"), nil))
@@ -247,7 +250,7 @@ http:
 	p := start(t, dir, []string{"REDIS_URL=redis://:" + uiRedisPW + "@" + rs.Addr() + "/0", "TOK=" + uiMPToken, "UI_PW=" + uiPassword},
 		"monitor", "--config", cfgPath)
 	base := p.baseURL()
-	waitFor(t, 15*time.Second, func() bool { code, _ := get(t, base+"/readyz", "", ""); return code == 200 }, "the monitor ready")
+	wait.Until(t, 15*time.Second, "the monitor ready", func() bool { code, _ := get(t, base+"/readyz", "", ""); return code == 200 })
 
 	dom := headless(t, bin, "--dump-dom", base+"/")
 	for chart, series := range want {

@@ -20,6 +20,7 @@ import (
 	"github.com/bidder/bidder/internal/history"
 	"github.com/bidder/bidder/internal/httpserver"
 	"github.com/bidder/bidder/internal/redistest"
+	"github.com/bidder/bidder/internal/wait"
 	"github.com/bidder/bidder/ledger"
 	"github.com/bidder/bidder/marketplace"
 	"github.com/bidder/bidder/scanner"
@@ -144,12 +145,13 @@ marketplaces:
 		}
 	}()
 	base := ""
-	waitUntil(t, 10*time.Second, "the bidder starting line", func() bool {
+	wait.Until(t, 10*time.Second, "the bidder starting line", func() bool {
 		for _, e := range logs.FilterMessage("bidder starting").All() {
 			base = strings.TrimSuffix(e.ContextMap()["status_page"].(string), "/")
 		}
 		return base != ""
 	})
+
 	get := func() string {
 		resp, err := http.Get(base + "/")
 		if err != nil {
@@ -160,10 +162,11 @@ marketplaces:
 		return string(b)
 	}
 	var page string
-	waitUntil(t, 10*time.Second, "a page that lists the worker", func() bool {
+	wait.Until(t, 10*time.Second, "a page that lists the worker", func() bool {
 		page = get()
 		return strings.Contains(page, `data-worker="`)
 	})
+
 	for _, want := range []string{
 		`<td data-metric="placed">1</td>`, `<td data-metric="skipped">1</td>`, `<td data-metric="parked">2</td>`,
 		`<td data-metric="undecided">1</td>`, `<td data-metric="duplicates">2</td>`,
@@ -237,16 +240,5 @@ marketplaces:
 	}
 	if page = get(); !strings.Contains(page, `<td data-metric="parked">0</td>`) || !strings.Contains(page, `<td data-metric="undecided">3</td>`) {
 		t.Errorf("after the resumes the page does not show 0 parked and 3 undecided")
-	}
-}
-
-func waitUntil(t *testing.T, d time.Duration, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %s", what, d)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }

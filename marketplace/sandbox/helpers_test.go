@@ -109,16 +109,3 @@ func fetchStats(t testing.TB, base string) Stats {
 	}
 	return decodeInto[Stats](t, a)
 }
-
-// waitFor polls cond until it holds or the deadline passes; for conditions
-// that no channel can signal (a background generator's progress).
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}

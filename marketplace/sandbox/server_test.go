@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/bidder/bidder/internal/wait"
 )
 
 func bidBody(amount float64, currency string, fence int64) wireBidRequest {
@@ -387,7 +389,7 @@ func TestGeneratePublishesAtRateUntilStopped(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Generate(ctx) }()
-	waitFor(t, "50 generated postings", func() bool { return s.postings.count() >= 50 })
+	wait.Until(t, 10*time.Second, "50 generated postings", func() bool { return s.postings.count() >= 50 })
 	cancel()
 	select {
 	case err := <-done:
@@ -405,7 +407,7 @@ func TestGeneratePublishesAtRateUntilStopped(t *testing.T) {
 
 	// Close stops a running generator too.
 	go func() { done <- s.Generate(context.Background()) }()
-	waitFor(t, "generator to publish again", func() bool { return s.postings.count() > n })
+	wait.Until(t, 10*time.Second, "generator to publish again", func() bool { return s.postings.count() > n })
 	s.Close()
 	select {
 	case <-done:

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/bidder/bidder/internal/redistest"
+	"github.com/bidder/bidder/internal/wait"
 	"github.com/bidder/bidder/ledger"
 )
 
@@ -33,7 +34,7 @@ func TestSentinelFailover(t *testing.T) {
 	t.Run("wait=off", func(t *testing.T) { sentinelRun(t, false) })
 }
 
-func sentinelRun(t *testing.T, wait bool) {
+func sentinelRun(t *testing.T, waitReplicas bool) {
 	master := redistest.Start(t)
 	replica := redistest.Start(t, redistest.WithReplicaOf(master))
 	master.WaitReplicas(t, 1, 10*time.Second)
@@ -52,7 +53,7 @@ func sentinelRun(t *testing.T, wait bool) {
 	}
 	// Each sentinel must know the replica and the other sentinels before
 	// a failover can be agreed on.
-	eventually(t, 30*time.Second, "sentinels see the replica and each other", func() bool {
+	wait.Until(t, 30*time.Second, "sentinels see the replica and each other", func() bool {
 		for _, s := range sentinels {
 			c := sc(s)
 			reps, err1 := c.Replicas(ctx, masterName).Result()
@@ -73,7 +74,7 @@ func sentinelRun(t *testing.T, wait bool) {
 	const postings = 800
 	m := newMarket(t, postings, 60*time.Millisecond)
 	var lopts []ledger.Option
-	if wait {
+	if waitReplicas {
 		lopts = append(lopts, ledger.WithWaitReplicas(1, 200*time.Millisecond))
 	}
 	var stacks []*stack
@@ -87,12 +88,12 @@ func sentinelRun(t *testing.T, wait bool) {
 		drive(t, stacks, m.postings(t), 3, time.Now().Add(100*time.Second), res)
 	}()
 
-	eventually(t, 60*time.Second, "a quarter of the bids placed", func() bool { return m.srv.Stats().Bids >= postings/4 })
+	wait.Until(t, 60*time.Second, "a quarter of the bids placed", func() bool { return m.srv.Stats().Bids >= postings/4 })
 	before := m.srv.Stats().Bids
 	killed := time.Now()
 	master.Kill()
 	newPort := strconv.Itoa(replica.Port())
-	eventually(t, 30*time.Second, "sentinels promote the replica", func() bool {
+	wait.Until(t, 30*time.Second, "sentinels promote the replica", func() bool {
 		n := 0
 		for _, s := range sentinels {
 			if a, err := sc(s).GetMasterAddrByName(ctx, masterName).Result(); err == nil && a[1] == newPort {
@@ -101,9 +102,10 @@ func sentinelRun(t *testing.T, wait bool) {
 		}
 		return n >= 2
 	})
+
 	promoted := time.Since(killed)
 	afterFailover := m.srv.Stats().Bids
-	if wait {
+	if waitReplicas {
 		// WAIT 1 needs a replica: bring the old master back; Sentinel
 		// turns it into the new master's replica.
 		master.Restart()
@@ -130,19 +132,19 @@ func sentinelRun(t *testing.T, wait bool) {
 			}
 		}
 	})
-	eventually(t, 60*time.Second, "bidding resumes after the failover", func() bool { return m.srv.Stats().Bids > afterFailover+10 })
+	wait.Until(t, 60*time.Second, "bidding resumes after the failover", func() bool { return m.srv.Stats().Bids > afterFailover+10 })
 	resumed := time.Since(killed)
 	<-done
 	st := m.srv.Stats()
 	t.Logf("wait=%v: %d bids before the kill, promoted after %s, bidding again %s after the kill; "+
 		"tasks done %d of %d, handler errors %d; sandbox: bids %d, duplicate bids %d, postings with several bids %d",
-		wait, before, promoted.Round(time.Millisecond), resumed.Round(time.Millisecond),
+		waitReplicas, before, promoted.Round(time.Millisecond), resumed.Round(time.Millisecond),
 		res.done.Load(), postings, res.errors.Load(), st.Bids, st.DuplicateBids, st.PostingsWithMultipleBids)
 	res.log(t)
 	if res.done.Load() != postings {
 		t.Fatalf("%d of %d bid tasks finished", res.done.Load(), postings)
 	}
-	if wait {
+	if waitReplicas {
 		assertNoDuplicates(t, m)
 	} else if st.DuplicateBids > 0 {
 		t.Logf("FINDING: without WAIT the failover produced %d duplicate bid(s)", st.DuplicateBids)
