@@ -28,20 +28,11 @@ marketplaces:
   - id: fl
     adapter: sandbox
     base_url: http://127.0.0.1:9
-    rules:
-      amount: {fixed: {strategy: fixed, amount: 100}}
-      proposal: {template: "hi"}
+    rules: {amount: {fixed: {strategy: fixed, amount: 100}}, proposal: {template: "hi"}}
     accounts:
-      - name: alice
-        token_env: TOK_A
-        rules:
-          bid_budget: {per_hour: 5}
-      - name: bob
-        token_env: TOK_B
-        rules:
-          bid_budget: {per_day: 7}
-      - name: carol
-        token_env: TOK_C
+      - {name: alice, token_env: TOK_A, rules: {bid_budget: {per_hour: 5}}}
+      - {name: bob, token_env: TOK_B, rules: {bid_budget: {per_day: 7}}}
+      - {name: carol, token_env: TOK_C}
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}
