@@ -19,6 +19,10 @@ const (
 	Approve ReviewAction = "approve"
 	Reject  ReviewAction = "reject"
 	Expire  ReviewAction = "expire"
+	// Close ends a review because the marketplace closed the posting: a
+	// bid could only be refused. The posting is expired, rule
+	// posting_closed.
+	Close ReviewAction = "close"
 )
 
 var (
@@ -69,7 +73,7 @@ func (l *Ledger) Review(ctx context.Context, marketplaceID, postingID string, r 
 	}
 	switch res.str(0) {
 	case "ok":
-		st := map[ReviewAction]State{Approve: StateApproved, Reject: StateRejected, Expire: StateExpired}[r.Action]
+		st := map[ReviewAction]State{Approve: StateApproved, Reject: StateRejected, Expire: StateExpired, Close: StateExpired}[r.Action]
 		return Reviewed{State: st}, nil
 	case "already":
 		return Reviewed{Already: true, State: State(res.str(1))}, nil
@@ -132,7 +136,7 @@ func (l *Ledger) listIndex(ctx context.Context, kind, marketplaceID, maxScore st
 // tracker did after the rules decided.
 type AuditEntry struct {
 	At      time.Time
-	Action  string // review (the rules sent it), approve, reject, expire, outcome
+	Action  string // review (the rules sent it), approve, reject, expire, close, outcome
 	By      string
 	Why     string
 	Changes map[string]Change // approve: what the reviewer changed

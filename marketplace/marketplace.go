@@ -122,3 +122,11 @@ type Preparer interface {
 	// before every bid, so it should cache what it learns.
 	PrepareBid(ctx context.Context) error
 }
+
+// PostingReader is an optional Adapter capability: one posting as it is
+// now. The recovery pass asks it whether a posting waiting for a reviewer
+// has closed, so that its review ends rather than an approval sending a
+// bid the marketplace can only refuse. It only reads.
+type PostingReader interface {
+	Posting(ctx context.Context, postingID string) (Posting, error)
+}

@@ -231,7 +231,12 @@ func NewScanHandler(rdb redis.UniversalClient, client *asynq.Client, led *ledger
 	if o.recoverEvery > 0 {
 		h.recovery = &recoverer{rdb: rdb, client: client, insp: asynq.NewInspectorFromRedisClient(rdb), ledger: led, every: o.recoverEvery,
 			retention: o.bidRetention, perMarket: o.perMarket, waits: rules.NewWaits(rdb, ""),
-			metrics: o.metrics, log: o.log.Named("recovery")}
+			metrics: o.metrics, log: o.log.Named("recovery"), postings: map[string]marketplace.PostingReader{}, pace: h.paceOne}
+		for id, a := range ad {
+			if pr, ok := a.(marketplace.PostingReader); ok {
+				h.recovery.postings[id] = pr
+			}
+		}
 	}
 	return h
 }
@@ -450,6 +455,17 @@ func (h *ScanHandler) rateLimited(ctx context.Context, st *scanState, err error)
 	}
 	st.log.Info("marketplace rate limited us", zap.Duration("retry_after", d))
 	return nil
+}
+
+// paceOne waits for one request slot of the marketplace's shared rate,
+// for a request outside a scan; ok is false when that would take longer
+// than maxWait.
+func (h *ScanHandler) paceOne(ctx context.Context, marketplaceID string, maxWait time.Duration) (bool, error) {
+	wait, ok, err := h.limiter.reserve(ctx, marketplaceID, h.o.rates[marketplaceID], maxWait)
+	if err != nil || !ok {
+		return false, err
+	}
+	return true, sleep(ctx, wait)
 }
 
 // pace waits for the marketplace's next request slot; a non-empty result

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/bidder/bidder/ledger"
+	"github.com/bidder/bidder/marketplace"
 	"github.com/bidder/bidder/worker"
 	"github.com/bidder/bidder/worker/rules"
 )
@@ -25,11 +26,17 @@ const (
 	// DefaultRecoverKeyPrefix names the marker that lets one instance per
 	// interval run a marketplace's pass.
 	DefaultRecoverKeyPrefix = "bid_recover"
+	// reviewChecks bounds how many postings in review one pass asks the
+	// marketplace about (nearest deadline first), and reviewCheckWait how
+	// long it waits for each request's slot of the marketplace's rate.
+	reviewChecks    = 50
+	reviewCheckWait = time.Second
 )
 
 // Recovered is what one recovery pass did.
 type Recovered struct {
 	Expired   int // postings in review whose deadline passed
+	Closed    int // postings in review the marketplace closed
 	Due       int // undecided postings whose check was due
 	Missing   int // of those, whose bid task no longer existed
 	Enqueued  int // enqueued again
@@ -58,6 +65,11 @@ type recoverer struct {
 	waits     *rules.Waits
 	metrics   *Metrics
 	log       *zap.Logger
+	// postings and pace, when set, let the pass ask a marketplace whose
+	// adapter is a marketplace.PostingReader whether the postings in
+	// review are still open, at the scan's shared request rate.
+	postings map[string]marketplace.PostingReader
+	pace     func(ctx context.Context, marketplaceID string, maxWait time.Duration) (ok bool, err error)
 }
 
 // maybeRun runs marketplaceID's pass if no instance ran one within the
@@ -80,6 +92,9 @@ func (r *recoverer) run(ctx context.Context, mp string) (Recovered, error) {
 	var rec Recovered
 	var err error
 	if rec.Expired, err = r.expireReviews(ctx, mp); err != nil {
+		return rec, err
+	}
+	if rec.Closed, err = r.closeReviews(ctx, mp); err != nil {
 		return rec, err
 	}
 	due, err := r.ledger.Due(ctx, mp, recoverBatch)
@@ -160,19 +175,80 @@ func (r *recoverer) expireReviews(ctx context.Context, mp string) (int, error) {
 	}
 	n := 0
 	for _, q := range due {
-		_, err := r.ledger.Review(ctx, mp, q.PostingID, ledger.Review{Action: ledger.Expire, By: "deadline", Why: "not reviewed before its deadline"})
-		switch {
-		case err == nil:
-			n++
-		case errors.Is(err, ledger.ErrNotInReview):
-		default:
+		ended, err := r.endReview(ctx, mp, q.PostingID, ledger.Review{Action: ledger.Expire, By: "deadline", Why: "not reviewed before its deadline"})
+		if err != nil {
 			return n, err
+		}
+		if ended {
+			n++
 		}
 	}
 	if n > 0 {
 		r.log.Info("reviews expired", zap.String("marketplace", mp), zap.Int("postings", n))
 	}
 	return n, nil
+}
+
+// closeReviews ends the reviews of postings the marketplace has closed
+// (expired, rule posting_closed): an approval could only send a bid the
+// marketplace refuses. Only an answer that says closed ends a review; a
+// failed request, a rate limit or a posting it cannot read leaves the rest
+// for the next pass, and is logged, never the pass's error. A reviewer's
+// action racing it gives one outcome (the ledger's review script).
+func (r *recoverer) closeReviews(ctx context.Context, mp string) (int, error) {
+	pr := r.postings[mp]
+	if pr == nil {
+		return 0, nil
+	}
+	queued, err := r.ledger.Reviews(ctx, mp, reviewChecks)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, q := range queued {
+		if r.pace != nil {
+			ok, err := r.pace(ctx, mp, reviewCheckWait)
+			if err != nil {
+				return n, err
+			}
+			if !ok {
+				break // the scan's rate is spent: the next pass goes on
+			}
+		}
+		p, err := pr.Posting(ctx, q.PostingID)
+		if err != nil && !errors.Is(err, marketplace.ErrPostingClosed) {
+			r.log.Info("cannot read a posting in review; asking again next pass",
+				zap.String("marketplace", mp), zap.String("posting", q.PostingID), zap.Error(err))
+			break
+		}
+		if err == nil && p.Status != marketplace.StatusClosed {
+			continue
+		}
+		ended, err := r.endReview(ctx, mp, q.PostingID, ledger.Review{Action: ledger.Close, By: "marketplace", Why: "the posting closed before it was reviewed"})
+		if err != nil {
+			return n, err
+		}
+		if ended {
+			n++
+		}
+	}
+	if n > 0 {
+		r.log.Info("reviews of closed postings ended", zap.String("marketplace", mp), zap.Int("postings", n))
+	}
+	return n, nil
+}
+
+// endReview applies an expiry or close; ended is false when a reviewer (or
+// another pass) decided the posting first.
+func (r *recoverer) endReview(ctx context.Context, mp, id string, rv ledger.Review) (ended bool, err error) {
+	_, err = r.ledger.Review(ctx, mp, id, rv)
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ledger.ErrNotInReview):
+		return false, nil
+	}
+	return false, err
 }
 
 // tasksExist asks, in one round trip, whether each posting has a task that

@@ -3,7 +3,8 @@
 -- deadline racing each other give one outcome.
 -- KEYS[1] record, KEYS[2] open index, KEYS[3] review index, KEYS[4]
 -- discovery payload, KEYS[5] audit log
--- ARGV[1] action: approve | reject | expire, ARGV[2] who, ARGV[3] why,
+-- ARGV[1] action: approve | reject | expire | close (the marketplace
+-- closed the posting: expired, rule posting_closed), ARGV[2] who, ARGV[3] why,
 -- ARGV[4] approved amount ('' = as proposed), ARGV[5] approved proposal
 -- ('' = as proposed), ARGV[6] posting, ARGV[7] recheck (ms), ARGV[8]
 -- retention (ms)
@@ -13,7 +14,7 @@
 local r = redis.call('HMGET', KEYS[1], 's', 'rvu', 'amt', 'txt')
 local s, action = r[1], ARGV[1]
 local now = nowMs()
-local done = {approve = 'approved', reject = 'rejected', expire = 'expired'}
+local done = {approve = 'approved', reject = 'rejected', expire = 'expired', close = 'expired'}
 if s == done[action] or (action == 'approve' and (s == 'intent' or s == 'placed') and redis.call('HEXISTS', KEYS[1], 'rvby') == 1) then
   return {'already', s}
 end
@@ -58,6 +59,8 @@ if action == 'approve' then
 end
 if action == 'reject' then
   close('rejected', 'review_rejected')
+elseif action == 'close' then
+  close('expired', 'posting_closed')
 else
   close('expired', 'review_deadline')
 end

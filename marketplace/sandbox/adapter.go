@@ -37,7 +37,10 @@ type Adapter struct {
 	api     httpx.Client // the token is only ever written into its Authorization header
 }
 
-var _ marketplace.Adapter = (*Adapter)(nil)
+var (
+	_ marketplace.Adapter       = (*Adapter)(nil)
+	_ marketplace.PostingReader = (*Adapter)(nil)
+)
 
 // New is the marketplace.Factory of the sandbox adapter.
 func New(cfg marketplace.Config) (marketplace.Adapter, error) {
