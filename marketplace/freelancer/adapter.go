@@ -24,6 +24,7 @@ const (
 	pathSelf     = "/api/users/0.1/self/"
 	pathActive   = "/api/projects/0.1/projects/active/"
 	pathBids     = "/api/projects/0.1/bids/"
+	pathProjects = "/api/projects/0.1/projects/" // + <id>/: one project
 	headerToken  = "freelancer-oauth-v1"
 	userAgent    = "bidder-freelancer-adapter"
 	defaultLimit = 50
@@ -58,7 +59,10 @@ type selfCall struct {
 	err  error
 }
 
-var _ marketplace.Adapter = (*Adapter)(nil)
+var (
+	_ marketplace.Adapter       = (*Adapter)(nil)
+	_ marketplace.PostingReader = (*Adapter)(nil)
+)
 
 // New is the marketplace.Factory of the Freelancer adapter.
 func New(cfg marketplace.Config) (marketplace.Adapter, error) {
@@ -393,6 +397,22 @@ func (a *Adapter) self(ctx context.Context) (int64, error) {
 	case <-ctx.Done():
 		return 0, marketplace.NewError(marketplace.ErrTransient, "get_self", ReasonNotSent, context.Cause(ctx))
 	}
+}
+
+// Posting reads one project as it is now (GET
+// /api/projects/0.1/projects/<id>/): open while its status is "active",
+// closed otherwise. The recovery pass asks it about postings in review.
+func (a *Adapter) Posting(ctx context.Context, postingID string) (marketplace.Posting, error) {
+	const op = "get_project"
+	id, err := parseProjectID(op, postingID)
+	if err != nil {
+		return marketplace.Posting{}, err
+	}
+	ans, err := a.api.Get(ctx, op, a.endpoint(pathProjects+strconv.FormatInt(id, 10)+"/", nil))
+	if err != nil {
+		return marketplace.Posting{}, err
+	}
+	return decodeProject(a.s.id, a.site, id, ans.Status, ans.Header, ans.Body, a.now())
 }
 
 func (a *Adapter) fetchSelf(ctx context.Context) (int64, error) {

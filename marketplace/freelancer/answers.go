@@ -469,6 +469,32 @@ func decodeProjects(marketplaceID, siteBase string, limit int, status int, heade
 	return page, nil
 }
 
+// decodeProject turns an answer to GET /projects/0.1/projects/<id>/ into
+// the posting: the project asked for, or an error (a project that is not
+// the one asked for, or not usable as a posting, is ErrPermanent).
+func decodeProject(marketplaceID, siteBase string, id int64, status int, header http.Header, body []byte, now time.Time) (marketplace.Posting, error) {
+	const op = "get_project"
+	result, err := successResult(op, status, header, body, now)
+	if err != nil {
+		return marketplace.Posting{}, err
+	}
+	invalid := func(err error) (marketplace.Posting, error) {
+		return marketplace.Posting{}, marketplace.NewError(marketplace.ErrPermanent, op, ReasonInvalid, fmt.Errorf("result: %w", err))
+	}
+	var wp wireProject
+	if err := jsonstream.New(result).Decode(&wp); err != nil {
+		return invalid(err)
+	}
+	if got, ok := positiveID(wp.ID); !ok || got != id {
+		return invalid(fmt.Errorf("asked for project %d, got id %q", id, textsafe.Line(wp.ID.String(), 32)))
+	}
+	p, err := projectPosting(marketplaceID, siteBase, id, wp, unixTime(wp.TimeSubmitted), nil)
+	if err != nil {
+		return invalid(fmt.Errorf("project %d: %w", id, err))
+	}
+	return p, nil
+}
+
 func projectPosting(marketplaceID, siteBase string, id int64, wp wireProject, submitted time.Time, users map[string]json.RawMessage) (marketplace.Posting, error) {
 	var budgetType marketplace.BudgetType
 	switch strings.ToLower(strings.TrimSpace(wp.Type)) {

@@ -43,13 +43,19 @@ func TestDecodersBoundedOnHostileAnswers(t *testing.T) {
 		"find": func(s int, b []byte) { _, _, _ = decodeFindBid(12, testSelfID, s, http.Header{}, b, fuzzNow) },
 		"bid":  func(s int, b []byte) { _, _ = decodeBidAnswer(12, testSelfID, "USD", s, http.Header{}, b, fuzzNow) },
 		"self": func(s int, b []byte) { _, _ = decodeSelf(s, http.Header{}, b, fuzzNow) },
+		"project": func(s int, b []byte) {
+			_, _ = decodeProject("fl", "https://www.freelancer.com", 1, s, http.Header{}, b, fuzzNow)
+		},
 	}, []httpxtest.Hostile{
 		aim("empty projects", "projects find", 200, f(ok+`{"projects":[`, `{}`, `]}}`, n), flood),
 		aim("valid projects", "projects", 200, f(ok+`{"projects":[`, fmt.Sprintf(project, 1), `]}}`, n), flood),
 		aim("users", "projects", 200, f(ok+`{"projects":[],"users":{`, `"1":{}`, `}}}`, n), flood),
 		aim("jobs in one project", "projects", 200, f(ok+`{"projects":[{"id":1,"jobs":[`, `{}`, `]}]}}`, n), flood),
 		aim("empty bids", "find projects", 200, f(ok+`{"bids":[`, `{}`, `]}}`, n), flood),
-		aim("envelope keys", "projects find bid self", 200, f(`{`, `"k":0`, `}`, n), flood),
+		aim("envelope keys", "projects find bid self project", 200, f(`{`, `"k":0`, `}`, n), flood),
+		aim("jobs in the one project", "project", 200, f(ok+`{"id":1,"jobs":[`, `{}`, `]}}`, n), flood),
+		aim("escaped keys in the one project", "project", 200, f(ok+`{`, `"\u0069d":0`, `}}`, n), flood),
+		aim("the one project's huge title", "project", 200, httpxtest.Huge(ok+`{"id":1,"title":"`, n-96, `"}}`), value),
 		aim("error keys", "projects bid", 422, f(`{`, `"k":0`, `}`, n), flood),
 		aim("escaped keys in one project", "projects", 200, f(ok+`{"projects":[{`, `"\u0069d":0`, `}]}}`, n), flood),
 		// Under the value count check, decoding stops at the list limits.

@@ -200,9 +200,30 @@ func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 		f.placeBid(w, r)
 	case strings.HasPrefix(r.URL.Path, pathBids) && r.Method == http.MethodPut:
 		f.bidAction(w, r)
+	case strings.HasPrefix(r.URL.Path, pathProjects) && r.Method == http.MethodGet:
+		f.getProject(w, r)
 	default:
 		apiError(w, http.StatusNotFound, "NOT_FOUND", "no such endpoint")
 	}
+}
+
+// getProject answers GET /projects/0.1/projects/<id>/, whatever the
+// project's status.
+func (f *fakeServer) getProject(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(r.URL.Path, pathProjects), "/"), 10, 64)
+	if err != nil {
+		apiError(w, http.StatusNotFound, "NOT_FOUND", "no such endpoint")
+		return
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, p := range f.projects {
+		if p.ID == id {
+			success(w, f.projectJSON(p, true))
+			return
+		}
+	}
+	apiError(w, http.StatusNotFound, "ProjectExceptionCodes.PROJECT_NOT_FOUND", "project not found")
 }
 
 func (f *fakeServer) projectJSON(p *fakeProject, full bool) map[string]any {
