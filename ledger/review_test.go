@@ -173,3 +173,60 @@ func TestApprovalOutlivesAFailedAttempt(t *testing.T) {
 	}
 	wantApproved("parked", "park and resume")
 }
+
+// TestCloseRacingApprovalsIsOneOutcome: the recovery pass closing a
+// review (the marketplace closed the posting) while four reviewers
+// approve: exactly one action takes. Closed, the posting is expired with
+// rule posting_closed, out of the queue, and a claim finds it decided;
+// approved, the close finds it not in review.
+func TestCloseRacingApprovalsIsOneOutcome(t *testing.T) {
+	led, locks, _ := setup(t)
+	ctx := context.Background()
+	for round := range 20 {
+		id := "c" + string(rune('a'+round))
+		claim(t, led, locks, id, review(time.Now().Add(time.Hour)))
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		took := map[ledger.ReviewAction]int{}
+		for i := range 5 {
+			action := ledger.Approve
+			if i == 2 {
+				action = ledger.Close
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := led.Review(ctx, "m", id, ledger.Review{Action: action, By: "x", Why: "the posting closed"})
+				if errors.Is(err, ledger.ErrNotInReview) || (err == nil && r.Already) {
+					return
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				took[action]++
+				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		if took[ledger.Approve]+took[ledger.Close] != 1 {
+			t.Fatalf("%s: %v took, want exactly one action", id, took)
+		}
+		rec, _ := led.Get(ctx, "m", id)
+		switch {
+		case took[ledger.Close] == 1:
+			if rec.State != ledger.StateExpired || rec.Rule != "posting_closed" {
+				t.Fatalf("%s closed: %+v", id, rec)
+			}
+			if c, _ := claim(t, led, locks, id, bid); c.Outcome != ledger.Decided {
+				t.Fatalf("%s: claim after the close: %+v", id, c)
+			}
+		case rec.State != ledger.StateApproved:
+			t.Fatalf("%s approved: %+v", id, rec)
+		}
+	}
+	if q, _ := led.Reviews(ctx, "m", 0); len(q) != 0 {
+		t.Fatalf("review queue %+v", q)
+	}
+}
