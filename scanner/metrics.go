@@ -38,6 +38,7 @@ type Metrics struct {
 	reloads    *prometheus.CounterVec
 	recovered  *prometheus.CounterVec
 	recoveries *prometheus.CounterVec
+	reviews    *prometheus.CounterVec
 	trackRuns  *prometheus.CounterVec
 	polled     *prometheus.CounterVec
 	outcomes   *prometheus.CounterVec
@@ -90,6 +91,10 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 			Name: "bidder_recovery_runs_total",
 			Help: "Recovery passes by marketplace and result (ok, error); one per marketplace per interval across all instances.",
 		}, []string{"marketplace", "result"}),
+		reviews: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bidder_recovery_reviews_ended_total",
+			Help: "Postings in review the recovery pass ended (expired, no bid) by reason: deadline (nobody reviewed them in time), closed (the marketplace closed the posting).",
+		}, []string{"marketplace", "reason"}),
 		trackRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bidder_tracker_runs_total",
 			Help: "Tracker task runs by marketplace and result (ok, rate_budget, unsupported: the adapter cannot read bid statuses, error).",
@@ -119,6 +124,7 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 		m.reloads = promx.Register(r, m.reloads)
 		m.recovered = promx.Register(r, m.recovered)
 		m.recoveries = promx.Register(r, m.recoveries)
+		m.reviews = promx.Register(r, m.reviews)
 		m.trackRuns = promx.Register(r, m.trackRuns)
 		m.polled = promx.Register(r, m.polled)
 		m.outcomes = promx.Register(r, m.outcomes)
@@ -129,6 +135,12 @@ func NewMetrics(r prometheus.Registerer) *Metrics {
 	return m
 }
 
+// Reasons of bidder_recovery_reviews_ended_total.
+const (
+	ReviewEndedDeadline = "deadline"
+	ReviewEndedClosed   = "closed"
+)
+
 // forMarketplace creates a marketplace's series at zero, so that alerts on
 // rate() see 0, not "no data", before the first event.
 func (m *Metrics) forMarketplace(id string) {
@@ -137,5 +149,8 @@ func (m *Metrics) forMarketplace(id string) {
 	}
 	for _, res := range []string{"ok", "error"} {
 		m.recoveries.WithLabelValues(id, res)
+	}
+	for _, why := range []string{ReviewEndedDeadline, ReviewEndedClosed} {
+		m.reviews.WithLabelValues(id, why)
 	}
 }

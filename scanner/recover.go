@@ -183,6 +183,7 @@ func (r *recoverer) expireReviews(ctx context.Context, mp string) (int, error) {
 			n++
 		}
 	}
+	r.metrics.reviews.WithLabelValues(mp, ReviewEndedDeadline).Add(float64(n))
 	if n > 0 {
 		r.log.Info("reviews expired", zap.String("marketplace", mp), zap.Int("postings", n))
 	}
@@ -232,6 +233,7 @@ func (r *recoverer) closeReviews(ctx context.Context, mp string) (int, error) {
 			n++
 		}
 	}
+	r.metrics.reviews.WithLabelValues(mp, ReviewEndedClosed).Add(float64(n))
 	if n > 0 {
 		r.log.Info("reviews of closed postings ended", zap.String("marketplace", mp), zap.Int("postings", n))
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/hibiken/asynq"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.uber.org/zap"
 
 	"github.com/bidder/bidder/ledger"
@@ -17,15 +18,15 @@ import (
 	"github.com/bidder/bidder/worker/rules"
 )
 
-// review puts postingID in review, as the rules would.
-func (e *env) review(t *testing.T, postingID string) {
+// review puts postingID in review until then, as the rules would.
+func (e *env) review(t *testing.T, postingID string, until time.Time) {
 	t.Helper()
 	a, err := lock.NewManager(e.rdb).Prepare(testMP, postingID)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c, err := e.ledger.Claim(context.Background(), a, testMP, postingID, ledger.Decision{State: ledger.StateReview,
-		Amount: 300, Currency: "USD", Proposal: "hi", Reason: "amount above 200", ReviewUntil: time.Now().Add(24 * time.Hour)})
+		Amount: 300, Currency: "USD", Proposal: "hi", Reason: "amount above 200", ReviewUntil: until})
 	if err != nil || c.Outcome != ledger.InReview {
 		t.Fatalf("review %s: %+v, %v", postingID, c, err)
 	}
@@ -34,7 +35,8 @@ func (e *env) review(t *testing.T, postingID string) {
 // TestClosedPostingsLeaveReview: the recovery pass asks the sandbox (over
 // HTTP) about each posting in review; those it reports closed end as
 // expired with rule posting_closed, and a reviewer's approval afterwards
-// sends nothing; the open ones stay in review.
+// sends nothing; the open ones stay in review; one past its deadline
+// expires with rule review_deadline. The metric counts each by reason.
 func TestClosedPostingsLeaveReview(t *testing.T) {
 	e := newEnv(t)
 	var mu sync.Mutex
@@ -47,8 +49,10 @@ func TestClosedPostingsLeaveReview(t *testing.T) {
 	mu.Unlock()
 	open := srv.Publish(2)
 	for _, id := range append(append([]string{}, closed...), open...) {
-		e.review(t, id)
+		e.review(t, id, time.Now().Add(24*time.Hour))
 	}
+	late := srv.Publish(1)[0] // open, but nobody reviewed it in time
+	e.review(t, late, time.Now().Add(-time.Second))
 	ctx := context.Background()
 	h := e.handler(ad, WithRecoverEvery(time.Hour))
 	if err := h.ProcessTask(ctx, scanTask(t, testMP)); err != nil {
@@ -79,6 +83,15 @@ func TestClosedPostingsLeaveReview(t *testing.T) {
 	if n := e.logs.FilterMessage("reviews of closed postings ended").Len(); n != 1 {
 		t.Errorf("%d log lines for the ended reviews, want 1", n)
 	}
+	if got := testutil.ToFloat64(e.metrics.reviews.WithLabelValues(testMP, ReviewEndedClosed)); got != float64(len(closed)) {
+		t.Errorf("bidder_recovery_reviews_ended_total{reason=closed} %v, want %d", got, len(closed))
+	}
+	if got := testutil.ToFloat64(e.metrics.reviews.WithLabelValues(testMP, ReviewEndedDeadline)); got != 1 {
+		t.Errorf("bidder_recovery_reviews_ended_total{reason=deadline} %v, want 1", got)
+	}
+	if rec, err := e.ledger.Get(ctx, testMP, late); err != nil || rec.State != ledger.StateExpired || rec.Rule != "review_deadline" {
+		t.Errorf("late %s: %+v, %v; want expired, review_deadline", late, rec, err)
+	}
 }
 
 // flakyReader answers every posting with err, counting the requests.
@@ -99,7 +112,7 @@ func TestReviewCheckNeverEndsAReviewOnDoubt(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	for _, id := range []string{"r-1", "r-2", "r-3"} {
-		e.review(t, id)
+		e.review(t, id, time.Now().Add(time.Hour))
 	}
 	for _, tc := range []struct {
 		name      string
