@@ -273,8 +273,12 @@ func (h *Harness) waitAccounts(ctx context.Context, rep *Report, posts map[strin
 	var ar AccountsReport
 	var err error
 	for {
+		last := why
 		why, ar, err = h.accountsState(ctx, posts, true)
 		if err != nil {
+			if last != "" {
+				err = fmt.Errorf("%w (still not done at the last look: %s)", err, last)
+			}
 			rep.fail("accounts: %v", err)
 			return
 		}

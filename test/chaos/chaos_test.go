@@ -57,7 +57,7 @@ func setup(t *testing.T, cfg chaos.Config) chaos.Config {
 
 func run(t *testing.T, cfg chaos.Config) *chaos.Report {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.Duration+cfg.DrainTimeout+2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.RunTimeout())
 	defer cancel()
 	rep, err := chaos.Run(ctx, cfg)
 	if err != nil {

@@ -260,6 +260,30 @@ type Config struct {
 	notifyURL, notifySecretFile, notifySlackFile string // set by the harness (Notify)
 }
 
+// After the drain, how long a run waits for every notification to arrive
+// (Notify) and for the tracker to record every bid's outcome (Accounts:
+// it runs once a minute, so two slots and a repoll).
+const (
+	NotifyWait   = 90 * time.Second
+	AccountsWait = 200 * time.Second
+)
+
+// RunTimeout is how long a whole run may take: publishing, the drain, the
+// waits after it and a margin for starting and checking. A caller's
+// context shorter than this cuts the final checks off, and the report then
+// shows context errors instead of what was not yet done.
+func (c Config) RunTimeout() time.Duration {
+	c.defaults()
+	d := c.Duration + c.DrainTimeout + 2*time.Minute
+	if c.Notify {
+		d += NotifyWait
+	}
+	if c.Accounts != "" {
+		d += AccountsWait
+	}
+	return d
+}
+
 func (c *Config) defaults() {
 	if c.Scenario == "" {
 		c.Scenario = "custom"

@@ -451,12 +451,12 @@ func (h *Harness) run(ctx context.Context, rep *Report) {
 		}
 		cfg.Logf("chaos %s: parked %d, resumed %d, all final=%v %.1fs later", cfg.Scenario, rep.ParkedTotal, rep.Resumed, ok, rep.ResumeSeconds)
 		if h.sink != nil {
-			h.waitNotifications(ctx, rep, posts, 90*time.Second)
+			h.waitNotifications(ctx, rep, posts, NotifyWait)
 			cfg.Logf("chaos %s: notifications: %s", cfg.Scenario, rep.Notify)
 		}
 		if cfg.Accounts != "" {
 			// The tracker runs once a minute: two slots and a repoll.
-			h.waitAccounts(ctx, rep, posts, 200*time.Second)
+			h.waitAccounts(ctx, rep, posts, AccountsWait)
 			cfg.Logf("chaos %s: accounts: %s", cfg.Scenario, rep.Accounts)
 		}
 	}
