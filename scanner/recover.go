@@ -94,17 +94,26 @@ func (r *recoverer) run(ctx context.Context, mp string) (Recovered, error) {
 	if rec.Expired, err = r.expireReviews(ctx, mp); err != nil {
 		return rec, err
 	}
-	if rec.Closed, err = r.closeReviews(ctx, mp); err != nil {
+	if err := r.requeueLost(ctx, mp, &rec); err != nil {
 		return rec, err
 	}
+	// Last: it waits for the marketplace, which must never hold up the
+	// lost tasks above.
+	rec.Closed, err = r.closeReviews(ctx, mp)
+	return rec, err
+}
+
+// requeueLost enqueues again the undecided postings whose check is due and
+// whose bid task is gone.
+func (r *recoverer) requeueLost(ctx context.Context, mp string, rec *Recovered) error {
 	due, err := r.ledger.Due(ctx, mp, recoverBatch)
 	if err != nil || len(due) == 0 {
-		return rec, err
+		return err
 	}
 	rec.Due = len(due)
 	exists, err := r.tasksExist(ctx, mp, due)
 	if err != nil {
-		return rec, err
+		return err
 	}
 	var missing []string
 	for i, id := range due {
@@ -116,13 +125,13 @@ func (r *recoverer) run(ctx context.Context, mp string) (Recovered, error) {
 	for _, id := range missing {
 		payload, err := r.ledger.Payload(ctx, mp, id)
 		if err != nil {
-			return rec, err
+			return err
 		}
 		if payload == nil {
 			// Decided meanwhile (a final write drops the payload and the
 			// index entry together), or expired.
 			if forgot, err := r.forgetIfGone(ctx, mp, id); err != nil {
-				return rec, err
+				return err
 			} else if forgot {
 				rec.Forgotten++
 			}
@@ -140,7 +149,7 @@ func (r *recoverer) run(ctx context.Context, mp string) (Recovered, error) {
 		}
 		t, err := worker.NewBidTask(p, opts...)
 		if err != nil {
-			return rec, err
+			return err
 		}
 		// A task of the posting that ended (completed: it never runs again)
 		// is kept under the same ID for its retention and would refuse the
@@ -159,10 +168,10 @@ func (r *recoverer) run(ctx context.Context, mp string) (Recovered, error) {
 		case errors.Is(err, asynq.ErrTaskIDConflict):
 			// It came back meanwhile: nothing to do.
 		default:
-			return rec, fmt.Errorf("scanner: recover %s:%s: %w", mp, id, err)
+			return fmt.Errorf("scanner: recover %s:%s: %w", mp, id, err)
 		}
 	}
-	return rec, nil
+	return nil
 }
 
 // expireReviews ends the reviews whose deadline passed: a posting nobody
